@@ -1,0 +1,156 @@
+//! Credentials and clients: the operator's own session, and sessions in target accounts reached
+//! through STS.
+
+use crate::config::{AccountId, Region};
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot tell which AWS account these credentials belong to: {message}; sign in first (aws sso login, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or for the local emulator set AWS_ENDPOINT_URL"
+    )]
+    Identity { message: String },
+    #[error(
+        "cannot assume {role_arn} from account {from}: {message}; check that `deployer bootstrap` ran for that account and trusts account {from}"
+    )]
+    AssumeRole {
+        role_arn: String,
+        from: String,
+        message: String,
+    },
+}
+
+/// The operator's credentials, from wherever aws-config finds them (profile, SSO, environment,
+/// `AWS_ENDPOINT_URL` for the emulator).
+pub async fn operator_config() -> SdkConfig {
+    // rustls with ring: no OpenSSL and no aws-lc C build.
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
+}
+
+/// A set of credentials in one account and region.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub config: SdkConfig,
+    pub account: String,
+}
+
+impl Session {
+    pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
+        aws_sdk_cloudformation::Client::new(&self.config)
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        // Emulators answer on one host name, not on bucket subdomains.
+        let conf = aws_sdk_s3::config::Builder::from(&self.config)
+            .force_path_style(self.config.endpoint_url().is_some())
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.config)
+    }
+}
+
+/// The account the operator's credentials belong to.
+pub async fn caller_account(config: &SdkConfig) -> Result<String, Error> {
+    let who = aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| Error::Identity {
+            message: error_text(&e),
+        })?;
+    who.account.ok_or_else(|| Error::Identity {
+        message: "STS returned no account".into(),
+    })
+}
+
+/// A session in `account`: the operator's own when they are already there, else the account's
+/// `role_name` assumed through STS.
+pub async fn session_in(
+    operator: &SdkConfig,
+    account: &AccountId,
+    region: &Region,
+    role_name: &str,
+) -> Result<Session, Error> {
+    let from = caller_account(operator).await?;
+    let regional = operator
+        .to_builder()
+        .region(aws_config::Region::new(region.as_str().to_string()))
+        .build();
+    if from == account.as_str() {
+        return Ok(Session {
+            config: regional,
+            account: from,
+        });
+    }
+    let role_arn = format!("arn:aws:iam::{account}:role/{role_name}");
+    let assumed = aws_sdk_sts::Client::new(&regional)
+        .assume_role()
+        .role_arn(&role_arn)
+        .role_session_name(format!("deployer-{}", std::process::id()))
+        .send()
+        .await
+        .map_err(|e| Error::AssumeRole {
+            role_arn: role_arn.clone(),
+            from: from.clone(),
+            message: error_text(&e),
+        })?;
+    let c = assumed.credentials.ok_or_else(|| Error::AssumeRole {
+        role_arn: role_arn.clone(),
+        from: from.clone(),
+        message: "STS returned no credentials".into(),
+    })?;
+    let creds = Credentials::new(
+        c.access_key_id,
+        c.secret_access_key,
+        Some(c.session_token),
+        std::time::SystemTime::try_from(c.expiration).ok(),
+        "deployer-assume-role",
+    );
+    Ok(Session {
+        config: regional
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(creds))
+            .build(),
+        account: account.to_string(),
+    })
+}
+
+/// The most useful line of an SDK error: the service's code and message when there is one.
+pub fn error_text<E, R>(e: &aws_sdk_sts::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_sts::error::SdkError;
+    match e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            match (err.code(), err.message()) {
+                (Some(code), Some(msg)) => format!("{code}: {msg}"),
+                (Some(code), None) => code.to_string(),
+                _ => format!("{err}"),
+            }
+        }
+        other => {
+            // Walk to the root cause: "dispatch failure" alone says nothing.
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The command line, defined once: every flag lives here.
+
+use crate::config::EnvName;
+use crate::output::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "deployer",
+    version,
+    about = "Renders, bootstraps and deploys the catalog's CloudFormation stacks across the pipeline, sandbox and prod accounts",
+    after_help = "Exit status: 0 done (also \"no changes\"), 1 the operation failed, 2 bad input or refused."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Human-readable text, or one JSON document on stdout (progress still goes to stderr).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Directory holding pipeline.toml, sandbox.toml and prod.toml.
+    #[arg(
+        long,
+        global = true,
+        default_value = "environments",
+        env = "DEPLOYER_ENVIRONMENTS"
+    )]
+    pub environments: PathBuf,
+    /// Directory holding the *.json.hbs templates.
+    #[arg(
+        long,
+        global = true,
+        default_value = "templates",
+        env = "DEPLOYER_TEMPLATES"
+    )]
+    pub templates: PathBuf,
+    /// Plain event lines instead of a progress display, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the CloudFormation templates of one environment, or all, into a directory.
+    Synth {
+        /// The environment to render; omit it with --all.
+        #[arg(value_enum, required_unless_present = "all", conflicts_with = "all")]
+        env: Option<EnvName>,
+        /// Render every environment.
+        #[arg(long)]
+        all: bool,
+        /// Where the JSON files go.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
+    /// Create or update the catalog stack of sandbox or prod through a change set.
+    Deploy {
+        #[arg(value_enum)]
+        env: EnvName,
+    },
+    /// Print the outputs of an environment's catalog stack.
+    Outputs {
+        #[arg(value_enum)]
+        env: EnvName,
+    },
+}

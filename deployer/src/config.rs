@@ -1,0 +1,368 @@
+//! The three environment files: strict loading, so a typo fails here and not halfway through a
+//! deploy.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A syntax error, a missing or unknown key, or a value out of range in one file.
+    #[error("{path}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    /// A rule that spans files, such as two environments in one account.
+    #[error("{message}")]
+    Inconsistent { message: String },
+}
+
+/// Which environment a command acts on; also the file name under `environments/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvName {
+    Pipeline,
+    Sandbox,
+    Prod,
+}
+
+impl EnvName {
+    pub const ALL: [EnvName; 3] = [EnvName::Pipeline, EnvName::Sandbox, EnvName::Prod];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvName::Pipeline => "pipeline",
+            EnvName::Sandbox => "sandbox",
+            EnvName::Prod => "prod",
+        }
+    }
+}
+
+impl fmt::Display for EnvName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A 12-digit AWS account id, checked where it is read so the error points at its line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(AccountId(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "account_id must be 12 digits in quotes, like \"111111111111\"; got \"{s}\""
+            )))
+        }
+    }
+}
+
+/// An AWS region name such as `eu-west-1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Region(String);
+
+impl Region {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Region {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        // area[-partition]-direction-number, as in us-east-1, us-gov-west-1, ap-southeast-2.
+        let parts: Vec<&str> = s.split('-').collect();
+        let ok = (3..=4).contains(&parts.len())
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+            && parts[parts.len() - 1].parse::<u8>().is_ok();
+        if ok {
+            Ok(Region(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "region must be an AWS region name like \"us-east-1\"; got \"{s}\""
+            )))
+        }
+    }
+}
+
+/// The prefix of every stack and resource name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Prefix(String);
+
+impl Prefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Prefix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        // Short enough that `{prefix}-br-{slug}-{hash}` and bucket names stay within AWS limits.
+        let ok = (1..=20).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(Prefix(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "prefix must be 1 to 20 lowercase letters, digits or '-', starting with a letter and not ending with '-'; got \"{s}\""
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    Arm64,
+    #[serde(rename = "x86_64")]
+    X86_64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHub {
+    pub repository: String,
+    pub branch: String,
+    pub connection_arn: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    pub account_id: AccountId,
+    pub region: Region,
+    pub prefix: Prefix,
+    pub github: GitHub,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lambda {
+    pub memory_mb: u32,
+    pub architecture: Architecture,
+    pub log_retention_days: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Safety {
+    pub retain_data: bool,
+    pub termination_protection: bool,
+    pub require_approval: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branches {
+    pub enabled: bool,
+    pub ttl_days: u32,
+    pub max_stacks: u32,
+}
+
+/// sandbox or prod: an account the catalog runs in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub account_id: AccountId,
+    pub region: Region,
+    pub prefix: Prefix,
+    pub lambda: Lambda,
+    pub safety: Safety,
+    pub branches: Branches,
+}
+
+/// All three environments, loaded together because their rules span files.
+#[derive(Debug, Clone, Serialize)]
+pub struct Environments {
+    /// The directory the files came from, for messages that name them.
+    #[serde(skip)]
+    pub dir: PathBuf,
+    pub pipeline: Pipeline,
+    pub sandbox: Target,
+    pub prod: Target,
+}
+
+/// The values CloudWatch Logs accepts for a log group's retention.
+const LOG_RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+impl Environments {
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let envs = Environments {
+            dir: dir.to_path_buf(),
+            pipeline: load_file(dir, EnvName::Pipeline)?,
+            sandbox: load_file(dir, EnvName::Sandbox)?,
+            prod: load_file(dir, EnvName::Prod)?,
+        };
+        envs.sandbox
+            .check(&envs.file(EnvName::Sandbox), EnvName::Sandbox)?;
+        envs.prod.check(&envs.file(EnvName::Prod), EnvName::Prod)?;
+        envs.check_across()?;
+        Ok(envs)
+    }
+
+    pub fn target(&self, env: EnvName) -> Option<&Target> {
+        match env {
+            EnvName::Pipeline => None,
+            EnvName::Sandbox => Some(&self.sandbox),
+            EnvName::Prod => Some(&self.prod),
+        }
+    }
+
+    pub fn account(&self, env: EnvName) -> &AccountId {
+        match env {
+            EnvName::Pipeline => &self.pipeline.account_id,
+            EnvName::Sandbox => &self.sandbox.account_id,
+            EnvName::Prod => &self.prod.account_id,
+        }
+    }
+
+    pub fn region(&self, env: EnvName) -> &Region {
+        match env {
+            EnvName::Pipeline => &self.pipeline.region,
+            EnvName::Sandbox => &self.sandbox.region,
+            EnvName::Prod => &self.prod.region,
+        }
+    }
+
+    pub fn prefix(&self) -> &Prefix {
+        &self.pipeline.prefix
+    }
+
+    pub fn file(&self, env: EnvName) -> PathBuf {
+        file_path(&self.dir, env)
+    }
+
+    fn check_across(&self) -> Result<(), ConfigError> {
+        // Prod shares its account with nothing: a sandbox or pipeline mistake must not reach it.
+        // Pipeline and sandbox may share one account, as small teams often start.
+        for other in [EnvName::Pipeline, EnvName::Sandbox] {
+            if self.account(other) == &self.prod.account_id {
+                return Err(ConfigError::Inconsistent {
+                    message: format!(
+                        "{} and {} both set account_id = \"{}\": prod must have an account of its own; give one of them a different account_id",
+                        self.file(other).display(),
+                        self.file(EnvName::Prod).display(),
+                        self.prod.account_id
+                    ),
+                });
+            }
+        }
+        for env in [EnvName::Sandbox, EnvName::Prod] {
+            let prefix = &self.target(env).expect("target env").prefix;
+            if prefix != self.prefix() {
+                return Err(ConfigError::Inconsistent {
+                    message: format!(
+                        "{} sets prefix = \"{}\" but {} sets prefix = \"{}\": use the same prefix in all three files",
+                        self.file(env).display(),
+                        prefix.as_str(),
+                        self.file(EnvName::Pipeline).display(),
+                        self.prefix().as_str()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Target {
+    fn check(&self, path: &Path, env: EnvName) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: None,
+            message,
+        };
+        if !(128..=10240).contains(&self.lambda.memory_mb) {
+            return Err(invalid(format!(
+                "lambda.memory_mb must be between 128 and 10240; got {}",
+                self.lambda.memory_mb
+            )));
+        }
+        if !LOG_RETENTION_DAYS.contains(&self.lambda.log_retention_days) {
+            return Err(invalid(format!(
+                "lambda.log_retention_days must be one of {LOG_RETENTION_DAYS:?}; got {}",
+                self.lambda.log_retention_days
+            )));
+        }
+        if env == EnvName::Prod && self.branches.enabled {
+            return Err(invalid(
+                "branches.enabled = true is not allowed in prod: branch stacks live in sandbox only; set it to false".into(),
+            ));
+        }
+        if self.branches.ttl_days == 0 || self.branches.max_stacks == 0 {
+            return Err(invalid(
+                "branches.ttl_days and branches.max_stacks must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub fn file_path(dir: &Path, env: EnvName) -> PathBuf {
+    dir.join(format!("{env}.toml"))
+}
+
+fn load_file<T: serde::de::DeserializeOwned>(dir: &Path, env: EnvName) -> Result<T, ConfigError> {
+    let path = file_path(dir, env);
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        line: e.span().map(|s| line_of(&text, s.start)),
+        message: describe_toml_error(&e),
+        path,
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// serde's wording ("unknown field `x`, expected ...") made to speak of TOML keys.
+fn describe_toml_error(e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace("unknown field", "unknown key");
+    let msg = msg.replace("missing field", "missing key");
+    if msg.starts_with("unknown key") {
+        format!("{msg}; remove it or fix its spelling")
+    } else if msg.starts_with("missing key") {
+        format!("{msg}; add it (every key is required, see the comments in the shipped files)")
+    } else {
+        msg
+    }
+}

@@ -1,0 +1,159 @@
+//! `deployer deploy` and `deployer outputs`: the catalog stack of sandbox or prod.
+
+use crate::aws;
+use crate::config::{EnvName, Environments};
+use crate::error::Error;
+use crate::output::Report;
+use crate::render::{Renderer, StackKind};
+use crate::stack::{DeployReport, Event, Outcome, StackSpec, Stacks};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The role every target account's bootstrap creates for the deployer to assume.
+pub fn deploy_role_name(envs: &Environments) -> String {
+    format!("{}-deploy", envs.prefix().as_str())
+}
+
+fn target_env(envs: &Environments, env: EnvName, verb: &str) -> Result<(), Error> {
+    if envs.target(env).is_none() {
+        return Err(Error::Refused(format!(
+            "`deployer {verb} {env}`: the {env} account holds no catalog stack; use sandbox or prod"
+        )));
+    }
+    Ok(())
+}
+
+async fn stacks_in(envs: &Environments, env: EnvName) -> Result<Stacks, Error> {
+    let operator = aws::operator_config().await;
+    let session = aws::session_in(
+        &operator,
+        envs.account(env),
+        envs.region(env),
+        &deploy_role_name(envs),
+    )
+    .await?;
+    Ok(Stacks::new(session.cloudformation()))
+}
+
+pub async fn deploy(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+) -> Result<DeployReport, Error> {
+    target_env(envs, env, "deploy")?;
+    let target = envs.target(env).expect("checked above");
+    // Prod takes only what the pipeline promoted. CodeBuild sets CODEBUILD_BUILD_ID; the IAM
+    // trust on prod's deploy role is what really keeps others out, this stops accidents.
+    if target.safety.require_approval && std::env::var_os("CODEBUILD_BUILD_ID").is_none() {
+        return Err(Error::Refused(format!(
+            "{env} deploys need the pipeline's manual approval (safety.require_approval = true in {}); approve the pending execution with `deployer approve`, or set require_approval = false there if this environment really takes direct deploys",
+            envs.file(env).display()
+        )));
+    }
+    let rendered = renderer.render(envs, env, StackKind::Catalog)?;
+    let spec = StackSpec {
+        name: rendered.stack_name.clone(),
+        template_body: rendered.to_compact(),
+        parameters: vec![],
+        tags: vec![
+            ("app".into(), envs.prefix().as_str().into()),
+            ("env".into(), env.to_string()),
+            ("deployer-version".into(), env!("CARGO_PKG_VERSION").into()),
+        ],
+        execution_role_arn: None,
+    };
+    let stacks = stacks_in(envs, env).await?;
+    Ok(stacks.deploy(&spec, &mut print_event).await?)
+}
+
+/// Stack events as lines on stderr, so stdout stays one clean report.
+fn print_event(e: &Event) {
+    eprintln!(
+        "{}  {:<28} {:<36} {}{}",
+        e.timestamp,
+        e.logical_id,
+        e.resource_type,
+        e.status,
+        e.reason
+            .as_deref()
+            .map(|r| format!("  {r}"))
+            .unwrap_or_default()
+    );
+}
+
+impl Report for DeployReport {
+    fn human(&self) -> String {
+        let mut s = String::new();
+        match self.outcome {
+            Outcome::NoChanges => {
+                let _ = writeln!(s, "{}: no changes ({})", self.stack, self.status);
+            }
+            Outcome::Created | Outcome::Updated => {
+                let _ = writeln!(s, "{}: {}", self.stack, self.status);
+                for c in &self.changes {
+                    let _ = writeln!(
+                        s,
+                        "  {:<8} {:<28} {}{}",
+                        c.action,
+                        c.logical_id,
+                        c.resource_type,
+                        c.replacement
+                            .as_deref()
+                            .filter(|r| *r != "False")
+                            .map(|r| format!(" (replacement: {r})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        s.push_str(&outputs_text(&self.outputs));
+        s
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutputsReport {
+    pub stack: String,
+    pub status: String,
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl Report for OutputsReport {
+    fn human(&self) -> String {
+        format!(
+            "{}: {}\n{}",
+            self.stack,
+            self.status,
+            outputs_text(&self.outputs)
+        )
+    }
+}
+
+fn outputs_text(outputs: &BTreeMap<String, String>) -> String {
+    if outputs.is_empty() {
+        // The emulator leaves Outputs empty after a change-set deploy; AWS fills them.
+        return "  (the stack reports no outputs)\n".into();
+    }
+    outputs.iter().fold(String::new(), |mut s, (k, v)| {
+        let _ = writeln!(s, "  {k:<20} {v}");
+        s
+    })
+}
+
+pub async fn outputs(envs: &Environments, env: EnvName) -> Result<OutputsReport, Error> {
+    target_env(envs, env, "outputs")?;
+    let name = StackKind::Catalog.stack_name(envs, env);
+    let stacks = stacks_in(envs, env).await?;
+    let stack = stacks.describe(&name).await?.ok_or_else(|| {
+        Error::Refused(format!(
+            "stack {name} does not exist in account {}; deploy it first with `deployer deploy {env}`",
+            envs.account(env)
+        ))
+    })?;
+    Ok(OutputsReport {
+        status: crate::stack::status_of(&stack).into(),
+        outputs: crate::stack::outputs_of(&stack),
+        stack: name,
+    })
+}

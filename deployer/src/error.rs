@@ -1,0 +1,34 @@
+//! The one error type commands return, with the exit status it maps to.
+
+use crate::{aws, config, render, stack};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Render(#[from] render::Error),
+    #[error(transparent)]
+    Aws(#[from] aws::Error),
+    #[error(transparent)]
+    Stack(#[from] stack::Error),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The input was understood but the deployer will not do it; the message says what instead.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Error {
+    /// 1: the operation failed; 2: bad input or refused (as clap does for bad flags).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Render(_) | Error::Refused(_) => 2,
+            Error::Aws(_) | Error::Stack(_) | Error::Write { .. } => 1,
+        }
+    }
+}

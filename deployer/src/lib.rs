@@ -1,0 +1,37 @@
+//! The deployer: renders the catalog's CloudFormation templates and deploys them across the
+//! pipeline, sandbox and prod accounts.
+
+pub mod aws;
+pub mod cli;
+pub mod config;
+pub mod deploy;
+pub mod error;
+pub mod output;
+pub mod render;
+pub mod stack;
+pub mod synth;
+
+use cli::{Cli, Command};
+use config::{EnvName, Environments};
+use error::Error;
+use output::emit;
+use render::Renderer;
+
+/// Runs one command line to completion.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let g = &cli.global;
+    let envs = Environments::load(&g.environments)?;
+    match cli.command {
+        Command::Synth { env, all: _, out } => {
+            let renderer = Renderer::load(&g.templates)?;
+            let which: Vec<EnvName> = env.map_or_else(|| EnvName::ALL.to_vec(), |e| vec![e]);
+            emit(g.output, &synth::synth(&envs, &renderer, &which, &out)?);
+        }
+        Command::Deploy { env } => {
+            let renderer = Renderer::load(&g.templates)?;
+            emit(g.output, &deploy::deploy(&envs, &renderer, env).await?);
+        }
+        Command::Outputs { env } => emit(g.output, &deploy::outputs(&envs, env).await?),
+    }
+    Ok(())
+}

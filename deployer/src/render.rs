@@ -1,0 +1,315 @@
+//! Templates to CloudFormation JSON: handlebars in strict mode, JSON-escaped values, and a
+//! canonical form (sorted keys) so that the same inputs always give the same bytes.
+
+use crate::config::{EnvName, Environments};
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderError as HbError,
+    RenderErrorReason,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// Bumped whenever bootstrap-target changes in a way `deploy` depends on; `deploy` refuses
+/// targets whose marker is older.
+pub const BOOTSTRAP_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read template {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}{}: {message}", position(*line, *column))]
+    Syntax {
+        path: PathBuf,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+    #[error("{path}{}: {message} (rendering for {env})", position(*line, *column))]
+    Render {
+        path: PathBuf,
+        env: EnvName,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+    #[error(
+        "{path} rendered for {env} is not valid JSON: {source} (at line {} of the output: `{}`); check the commas and quotes around that spot in the template",
+        source.line(), snippet
+    )]
+    NotJson {
+        path: PathBuf,
+        env: EnvName,
+        source: serde_json::Error,
+        snippet: String,
+    },
+    #[error("{path} rendered for {env} is not a CloudFormation template: {message}")]
+    NotCloudFormation {
+        path: PathBuf,
+        env: EnvName,
+        message: String,
+    },
+}
+
+fn position(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// One kind of stack, one template file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StackKind {
+    BootstrapPipeline,
+    BootstrapTarget,
+    Pipeline,
+    Catalog,
+}
+
+impl StackKind {
+    pub const ALL: [StackKind; 4] = [
+        StackKind::BootstrapPipeline,
+        StackKind::BootstrapTarget,
+        StackKind::Pipeline,
+        StackKind::Catalog,
+    ];
+
+    pub fn template_name(self) -> &'static str {
+        match self {
+            StackKind::BootstrapPipeline => "bootstrap-pipeline",
+            StackKind::BootstrapTarget => "bootstrap-target",
+            StackKind::Pipeline => "pipeline",
+            StackKind::Catalog => "catalog",
+        }
+    }
+
+    /// The stacks an environment's account holds.
+    pub fn for_env(env: EnvName) -> [StackKind; 2] {
+        match env {
+            EnvName::Pipeline => [StackKind::BootstrapPipeline, StackKind::Pipeline],
+            EnvName::Sandbox | EnvName::Prod => [StackKind::BootstrapTarget, StackKind::Catalog],
+        }
+    }
+
+    pub fn stack_name(self, envs: &Environments, env: EnvName) -> String {
+        let prefix = envs.prefix().as_str();
+        match self {
+            StackKind::BootstrapPipeline | StackKind::BootstrapTarget => {
+                format!("{prefix}-bootstrap")
+            }
+            StackKind::Pipeline => format!("{prefix}-pipeline"),
+            StackKind::Catalog => format!("{prefix}-{env}"),
+        }
+    }
+}
+
+/// A template rendered for one environment.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub kind: StackKind,
+    pub env: EnvName,
+    pub stack_name: String,
+    pub template: Value,
+}
+
+impl Rendered {
+    /// The canonical bytes written by `synth` and hashed by `deploy`.
+    pub fn to_pretty(&self) -> String {
+        let mut s =
+            serde_json::to_string_pretty(&self.template).expect("a Value always serializes");
+        s.push('\n');
+        s
+    }
+
+    /// The compact form sent to CloudFormation, whose TemplateBody limit is 51,200 bytes.
+    pub fn to_compact(&self) -> String {
+        serde_json::to_string(&self.template).expect("a Value always serializes")
+    }
+}
+
+/// The templates directory, parsed once.
+pub struct Renderer {
+    hb: Handlebars<'static>,
+    dir: PathBuf,
+}
+
+impl Renderer {
+    pub fn load(dir: &Path) -> Result<Self, Error> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        // Values land inside JSON strings: escape for JSON, not HTML.
+        hb.register_escape_fn(|s| {
+            let quoted = serde_json::to_string(s).expect("a str always serializes");
+            quoted[1..quoted.len() - 1].to_string()
+        });
+        hb.register_helper("json", Box::new(json_helper));
+        for kind in StackKind::ALL {
+            let path = template_path(dir, kind);
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            hb.register_template_string(kind.template_name(), text)
+                .map_err(|e| Error::Syntax {
+                    line: e.pos().map(|p| p.0),
+                    column: e.pos().map(|p| p.1),
+                    message: format!("{}; fix the handlebars syntax there", e.reason()),
+                    path: path.clone(),
+                })?;
+        }
+        Ok(Renderer {
+            hb,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn render(
+        &self,
+        envs: &Environments,
+        env: EnvName,
+        kind: StackKind,
+    ) -> Result<Rendered, Error> {
+        let path = template_path(&self.dir, kind);
+        let stack_name = kind.stack_name(envs, env);
+        let ctx = context(envs, env, &stack_name);
+        let text = self
+            .hb
+            .render(kind.template_name(), &ctx)
+            .map_err(|e| render_error(e, &path, env))?;
+        let template: Value = serde_json::from_str(&text).map_err(|source| Error::NotJson {
+            snippet: text
+                .lines()
+                .nth(source.line().saturating_sub(1))
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            path: path.clone(),
+            env,
+            source,
+        })?;
+        check_shape(&template).map_err(|message| Error::NotCloudFormation {
+            path: path.clone(),
+            env,
+            message,
+        })?;
+        Ok(Rendered {
+            kind,
+            env,
+            stack_name,
+            template,
+        })
+    }
+
+    /// Every stack of the given environments, in a fixed order.
+    pub fn render_all(
+        &self,
+        envs: &Environments,
+        which: &[EnvName],
+    ) -> Result<Vec<Rendered>, Error> {
+        which
+            .iter()
+            .flat_map(|&env| StackKind::for_env(env).map(move |kind| (env, kind)))
+            .map(|(env, kind)| self.render(envs, env, kind))
+            .collect()
+    }
+}
+
+pub fn template_path(dir: &Path, kind: StackKind) -> PathBuf {
+    dir.join(format!("{}.json.hbs", kind.template_name()))
+}
+
+/// What a template can use. Strict mode makes any other name an error.
+fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
+    json!({
+        "env": env,
+        "stack_name": stack_name,
+        "prefix": envs.prefix(),
+        "account_id": envs.account(env),
+        "region": envs.region(env),
+        "accounts": {
+            "pipeline": envs.pipeline.account_id,
+            "sandbox": envs.sandbox.account_id,
+            "prod": envs.prod.account_id,
+        },
+        "pipeline": envs.pipeline,
+        "target": envs.target(env),
+        "bootstrap_version": BOOTSTRAP_VERSION,
+    })
+}
+
+/// `{{json value}}` writes a value as JSON (a number, a bool, an array) rather than as text.
+fn json_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let value = h
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("json", 0))?;
+    out.write(&serde_json::to_string(value.value()).map_err(RenderErrorReason::from)?)?;
+    Ok(())
+}
+
+fn render_error(e: HbError, path: &Path, env: EnvName) -> Error {
+    let message = match e.reason() {
+        RenderErrorReason::MissingVariable(Some(var)) => format!(
+            "the variable `{var}` is not defined; templates may use env, stack_name, prefix, account_id, region, accounts.*, pipeline.*, target.* and bootstrap_version"
+        ),
+        RenderErrorReason::MissingVariable(None) => {
+            "a variable is not defined; templates may use env, stack_name, prefix, account_id, region, accounts.*, pipeline.*, target.* and bootstrap_version".to_string()
+        }
+        other => other.to_string(),
+    };
+    Error::Render {
+        path: path.to_path_buf(),
+        env,
+        line: e.line_no,
+        column: e.column_no,
+        message,
+    }
+}
+
+/// The outline every CloudFormation template has; cfn-lint checks the rest in CI.
+fn check_shape(template: &Value) -> Result<(), String> {
+    let obj = template
+        .as_object()
+        .ok_or("the top level must be a JSON object")?;
+    const SECTIONS: [&str; 9] = [
+        "AWSTemplateFormatVersion",
+        "Description",
+        "Metadata",
+        "Parameters",
+        "Mappings",
+        "Conditions",
+        "Transform",
+        "Resources",
+        "Outputs",
+    ];
+    if let Some(unknown) = obj.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown top-level section \"{unknown}\"; allowed: {}",
+            SECTIONS.join(", ")
+        ));
+    }
+    let resources = obj
+        .get("Resources")
+        .and_then(Value::as_object)
+        .ok_or("\"Resources\" must be an object with at least one resource")?;
+    if resources.is_empty() {
+        return Err("\"Resources\" must hold at least one resource".into());
+    }
+    for (id, resource) in resources {
+        if !resource.get("Type").is_some_and(Value::is_string) {
+            return Err(format!("resource \"{id}\" has no \"Type\""));
+        }
+    }
+    Ok(())
+}

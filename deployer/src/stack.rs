@@ -1,0 +1,492 @@
+//! One CloudFormation stack: deploy through a change set, stream its events until it settles,
+//! report what failed and why.
+
+use crate::aws::error_text;
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, Tag,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("CloudFormation {action} on stack {stack} failed: {message}")]
+    Api {
+        action: &'static str,
+        stack: String,
+        message: String,
+    },
+    #[error("the change set for {stack} failed: {reason}")]
+    ChangeSetFailed { stack: String, reason: String },
+    #[error("{}", failed_message(stack, status, failure.as_deref()))]
+    Failed {
+        stack: String,
+        status: String,
+        failure: Option<Box<FailedResource>>,
+    },
+    #[error(
+        "stack {stack} is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll back its last update; fix the resource named in its events, then run the same command with --continue-rollback"
+    )]
+    RollbackFailed { stack: String },
+}
+
+fn failed_message(stack: &str, status: &str, failure: Option<&FailedResource>) -> String {
+    match failure {
+        Some(f) => format!(
+            "stack {stack} ended in {status}: resource {} ({}) went {}: {}",
+            f.logical_id, f.resource_type, f.status, f.reason
+        ),
+        None => format!(
+            "stack {stack} ended in {status}; no resource event names a failure, see `aws cloudformation describe-stack-events --stack-name {stack}`"
+        ),
+    }
+}
+
+/// The first resource that failed, as its event tells.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedResource {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: String,
+}
+
+/// What a deploy is asked to make the stack look like.
+#[derive(Debug, Clone)]
+pub struct StackSpec {
+    pub name: String,
+    pub template_body: String,
+    pub parameters: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    /// The role CloudFormation acts as; None acts as the caller.
+    pub execution_role_arn: Option<String>,
+}
+
+/// One line of the stack's event stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub timestamp: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One row of a change set.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    NoChanges,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployReport {
+    pub stack: String,
+    pub outcome: Outcome,
+    pub changes: Vec<Change>,
+    pub status: String,
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// Talks to one account's CloudFormation.
+pub struct Stacks {
+    cfn: Client,
+    /// The first wait between polls; it doubles up to `max_poll`.
+    pub poll: Duration,
+    pub max_poll: Duration,
+}
+
+impl Stacks {
+    pub fn new(cfn: Client) -> Self {
+        Stacks {
+            cfn,
+            poll: Duration::from_millis(250),
+            max_poll: Duration::from_secs(5),
+        }
+    }
+
+    /// The stack, or None when it does not exist (or was deleted).
+    pub async fn describe(&self, name: &str) -> Result<Option<Stack>, Error> {
+        match self.cfn.describe_stacks().stack_name(name).send().await {
+            Ok(out) => Ok(out
+                .stacks
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .filter(|s| status_of(s) != "DELETE_COMPLETE")),
+            Err(e) if error_text(&e).contains("does not exist") => Ok(None),
+            Err(e) => Err(api("DescribeStacks", name, &e)),
+        }
+    }
+
+    /// Creates or updates the stack to match `spec`, calling `on_event` for each stack event.
+    pub async fn deploy(
+        &self,
+        spec: &StackSpec,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<DeployReport, Error> {
+        let name = spec.name.as_str();
+        let mut existing = self.describe(name).await?;
+        if let Some(stack) = &existing {
+            let status = status_of(stack);
+            if status.ends_with("_IN_PROGRESS") && status != "REVIEW_IN_PROGRESS" {
+                // Someone else's operation (or our own, interrupted): let it settle first.
+                self.wait(name, on_event).await.ok();
+                existing = self.describe(name).await?;
+            }
+        }
+        let change_set_type = match existing.as_ref().map(status_of) {
+            None | Some("REVIEW_IN_PROGRESS") => ChangeSetType::Create,
+            Some("ROLLBACK_COMPLETE") => {
+                // A failed first create leaves a stack that can only be deleted.
+                on_event(&note(
+                    name,
+                    "ROLLBACK_COMPLETE",
+                    "the first create had failed; deleting the stack to create it again",
+                ));
+                self.delete(name, on_event).await?;
+                ChangeSetType::Create
+            }
+            Some("UPDATE_ROLLBACK_FAILED") => {
+                return Err(Error::RollbackFailed { stack: name.into() });
+            }
+            Some(_) => ChangeSetType::Update,
+        };
+
+        let change_set_name = format!("deployer-{}", unix_millis());
+        let created = self
+            .cfn
+            .create_change_set()
+            .stack_name(name)
+            .change_set_name(&change_set_name)
+            .change_set_type(change_set_type.clone())
+            .template_body(&spec.template_body)
+            .set_parameters(Some(
+                spec.parameters
+                    .iter()
+                    .map(|(k, v)| {
+                        Parameter::builder()
+                            .parameter_key(k)
+                            .parameter_value(v)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .set_tags(Some(
+                spec.tags
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .set_role_arn(spec.execution_role_arn.clone())
+            .send()
+            .await;
+        if let Err(e) = created {
+            let text = error_text(&e);
+            if is_no_changes(&text) {
+                return self.unchanged(name).await;
+            }
+            return Err(Error::Api {
+                action: "CreateChangeSet",
+                stack: name.into(),
+                message: text,
+            });
+        }
+
+        let changes = match self.await_change_set(name, &change_set_name).await? {
+            Some(changes) if !changes.is_empty() => changes,
+            _ => {
+                self.cfn
+                    .delete_change_set()
+                    .stack_name(name)
+                    .change_set_name(&change_set_name)
+                    .send()
+                    .await
+                    .map_err(|e| api("DeleteChangeSet", name, &e))?;
+                return self.unchanged(name).await;
+            }
+        };
+
+        self.cfn
+            .execute_change_set()
+            .stack_name(name)
+            .change_set_name(&change_set_name)
+            .send()
+            .await
+            .map_err(|e| api("ExecuteChangeSet", name, &e))?;
+        let stack = self
+            .wait(name, on_event)
+            .await?
+            .ok_or_else(|| Error::Failed {
+                stack: name.into(),
+                status: "DELETE_COMPLETE".into(),
+                failure: None,
+            })?;
+        Ok(DeployReport {
+            stack: name.into(),
+            outcome: if change_set_type == ChangeSetType::Create {
+                Outcome::Created
+            } else {
+                Outcome::Updated
+            },
+            changes,
+            status: status_of(&stack).into(),
+            outputs: outputs_of(&stack),
+        })
+    }
+
+    /// Deletes the stack and waits until it is gone. Absent stacks are already gone.
+    pub async fn delete(
+        &self,
+        name: &str,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<bool, Error> {
+        if self.describe(name).await?.is_none() {
+            return Ok(false);
+        }
+        self.cfn
+            .delete_stack()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| api("DeleteStack", name, &e))?;
+        self.wait(name, on_event).await?;
+        Ok(true)
+    }
+
+    async fn unchanged(&self, name: &str) -> Result<DeployReport, Error> {
+        let stack = self.describe(name).await?;
+        Ok(DeployReport {
+            stack: name.into(),
+            outcome: Outcome::NoChanges,
+            changes: vec![],
+            status: stack.as_ref().map(status_of).unwrap_or("NONE").into(),
+            outputs: stack.as_ref().map(outputs_of).unwrap_or_default(),
+        })
+    }
+
+    /// The change set's rows once it is ready; None when it holds no changes.
+    async fn await_change_set(
+        &self,
+        name: &str,
+        change_set: &str,
+    ) -> Result<Option<Vec<Change>>, Error> {
+        let mut delay = self.poll;
+        loop {
+            let cs = self
+                .cfn
+                .describe_change_set()
+                .stack_name(name)
+                .change_set_name(change_set)
+                .send()
+                .await
+                .map_err(|e| api("DescribeChangeSet", name, &e))?;
+            match cs.status() {
+                Some(ChangeSetStatus::CreateComplete) => {
+                    let changes = cs
+                        .changes()
+                        .iter()
+                        .filter_map(|c| c.resource_change())
+                        .map(|rc| Change {
+                            action: rc
+                                .action()
+                                .map(|a| a.as_str().to_string())
+                                .unwrap_or_default(),
+                            logical_id: rc.logical_resource_id().unwrap_or_default().into(),
+                            resource_type: rc.resource_type().unwrap_or_default().into(),
+                            replacement: rc.replacement().map(|r| r.as_str().to_string()),
+                        })
+                        .collect();
+                    return Ok(Some(changes));
+                }
+                Some(ChangeSetStatus::Failed) => {
+                    let reason = cs.status_reason().unwrap_or("no reason given").to_string();
+                    if is_no_changes(&reason) {
+                        return Ok(None);
+                    }
+                    return Err(Error::ChangeSetFailed {
+                        stack: name.into(),
+                        reason,
+                    });
+                }
+                _ => {}
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.max_poll);
+        }
+    }
+
+    /// Polls until the stack leaves every *_IN_PROGRESS state, streaming new events. Success is
+    /// a *_COMPLETE that is not a rollback (the stack), or the stack being gone (None).
+    pub async fn wait(
+        &self,
+        name: &str,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Option<Stack>, Error> {
+        let mut seen = HashSet::new();
+        let mut first_failure: Option<Box<FailedResource>> = None;
+        // Only events from now on: older ones belong to earlier operations.
+        let since = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+        let since_secs = since.secs() - 1;
+        let mut delay = self.poll;
+        loop {
+            let stack = match self.cfn.describe_stacks().stack_name(name).send().await {
+                Ok(out) => out.stacks.unwrap_or_default().into_iter().next(),
+                Err(e) if error_text(&e).contains("does not exist") => None,
+                Err(e) => return Err(api("DescribeStacks", name, &e)),
+            };
+            let events = self.new_events(name, since_secs, &mut seen).await?;
+            for ev in &events {
+                if first_failure.is_none() && ev.status.ends_with("_FAILED") {
+                    first_failure = Some(Box::new(FailedResource {
+                        logical_id: ev.logical_id.clone(),
+                        resource_type: ev.resource_type.clone(),
+                        status: ev.status.clone(),
+                        reason: ev
+                            .reason
+                            .clone()
+                            .unwrap_or_else(|| "no reason given".into()),
+                    }));
+                }
+                on_event(ev);
+            }
+            let Some(stack) = stack else {
+                return Ok(None);
+            };
+            let status = status_of(&stack).to_string();
+            if !status.ends_with("_IN_PROGRESS") {
+                let ok = status.ends_with("_COMPLETE") && !status.contains("ROLLBACK");
+                return if ok {
+                    Ok(Some(stack))
+                } else if status == "UPDATE_ROLLBACK_FAILED" {
+                    Err(Error::RollbackFailed { stack: name.into() })
+                } else {
+                    Err(Error::Failed {
+                        stack: name.into(),
+                        status,
+                        failure: first_failure,
+                    })
+                };
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.max_poll);
+        }
+    }
+
+    /// Events not reported yet, oldest first.
+    async fn new_events(
+        &self,
+        name: &str,
+        since_secs: i64,
+        seen: &mut HashSet<String>,
+    ) -> Result<Vec<Event>, Error> {
+        let out = match self
+            .cfn
+            .describe_stack_events()
+            .stack_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if error_text(&e).contains("does not exist") => return Ok(vec![]),
+            Err(e) => return Err(api("DescribeStackEvents", name, &e)),
+        };
+        let mut fresh: Vec<&StackEvent> = out
+            .stack_events()
+            .iter()
+            .filter(|e| e.timestamp().is_some_and(|t| t.secs() >= since_secs))
+            .filter(|e| seen.insert(e.event_id().unwrap_or_default().to_string()))
+            .collect();
+        fresh.reverse();
+        Ok(fresh.into_iter().map(event_of).collect())
+    }
+}
+
+fn event_of(e: &StackEvent) -> Event {
+    Event {
+        timestamp: e
+            .timestamp()
+            .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+            .unwrap_or_default(),
+        logical_id: e.logical_resource_id().unwrap_or_default().into(),
+        resource_type: e.resource_type().unwrap_or_default().into(),
+        status: e
+            .resource_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        reason: e.resource_status_reason().map(str::to_string),
+    }
+}
+
+/// An event of the deployer's own, for what CloudFormation does not report itself.
+fn note(stack: &str, status: &str, reason: &str) -> Event {
+    Event {
+        timestamp: aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap_or_default(),
+        logical_id: stack.into(),
+        resource_type: "AWS::CloudFormation::Stack".into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+    }
+}
+
+pub fn status_of(stack: &Stack) -> &str {
+    stack
+        .stack_status()
+        .map(|s| s.as_str())
+        .unwrap_or("UNKNOWN")
+}
+
+pub fn outputs_of(stack: &Stack) -> BTreeMap<String, String> {
+    stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+        .collect()
+}
+
+/// AWS says "didn't contain changes" on a change set; the emulator refuses the change set
+/// itself with "No updates are to be performed". Both mean the stack is already as asked.
+fn is_no_changes(text: &str) -> bool {
+    text.contains("didn't contain changes") || text.contains("No updates are to be performed")
+}
+
+fn api<E, R>(
+    action: &'static str,
+    stack: &str,
+    e: &aws_sdk_cloudformation::error::SdkError<E, R>,
+) -> Error
+where
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Error::Api {
+        action,
+        stack: stack.into(),
+        message: error_text(e),
+    }
+}
+
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
