@@ -25,14 +25,17 @@ pub enum Error {
 /// The operator's credentials, from wherever aws-config finds them (profile, SSO, environment,
 /// `AWS_ENDPOINT_URL` for the emulator).
 pub async fn operator_config() -> SdkConfig {
-    // rustls with ring: no OpenSSL and no aws-lc C build.
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(http_client())
         .load()
         .await
+}
+
+/// rustls with ring: no OpenSSL and no aws-lc C build.
+pub fn http_client() -> aws_sdk_sts::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// A set of credentials in one account and region.

@@ -2,7 +2,7 @@
 
 use crate::config::EnvName;
 use crate::output::Format;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -48,9 +48,10 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render the CloudFormation templates of one environment, or all, into a directory.
+    #[command(group(ArgGroup::new("which").required(true).args(["env", "all"])))]
     Synth {
-        /// The environment to render; omit it with --all.
-        #[arg(value_enum, required_unless_present = "all", conflicts_with = "all")]
+        /// The environment to render.
+        #[arg(value_enum)]
         env: Option<EnvName>,
         /// Render every environment.
         #[arg(long)]

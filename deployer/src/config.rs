@@ -343,26 +343,38 @@ fn load_file<T: serde::de::DeserializeOwned>(dir: &Path, env: EnvName) -> Result
         path: path.clone(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-        line: e.span().map(|s| line_of(&text, s.start)),
-        message: describe_toml_error(&e),
-        path,
-    })
+    toml::from_str(&text).map_err(|e| describe_toml_error(&e, &text, path))
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// serde's wording ("unknown field `x`, expected ...") made to speak of TOML keys.
-fn describe_toml_error(e: &toml::de::Error) -> String {
+/// serde's wording ("unknown field `x`, expected ...") made to speak of TOML keys and lines.
+fn describe_toml_error(e: &toml::de::Error, text: &str, path: PathBuf) -> ConfigError {
+    let start = e.span().map(|s| s.start.min(text.len()));
+    let line = start.map(|offset| text[..offset].matches('\n').count() + 1);
     let msg = e.message().trim().replace("unknown field", "unknown key");
     let msg = msg.replace("missing field", "missing key");
-    if msg.starts_with("unknown key") {
+    if msg.starts_with("missing key") {
+        // The span of a missing key is its whole table: name the table, not a line.
+        let table = start
+            .and_then(|offset| text[offset..].lines().next())
+            .filter(|l| l.starts_with('['))
+            .map(|header| format!(" in {}", header.trim()))
+            .unwrap_or_else(|| " at the top level".into());
+        return ConfigError::Invalid {
+            path,
+            line: None,
+            message: format!(
+                "{msg}{table}; add it (every key is required, see the comments in the shipped files)"
+            ),
+        };
+    }
+    let message = if msg.starts_with("unknown key") {
         format!("{msg}; remove it or fix its spelling")
-    } else if msg.starts_with("missing key") {
-        format!("{msg}; add it (every key is required, see the comments in the shipped files)")
     } else {
         msg
+    };
+    ConfigError::Invalid {
+        path,
+        line,
+        message,
     }
 }

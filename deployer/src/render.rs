@@ -3,8 +3,8 @@
 
 use crate::config::{EnvName, Environments};
 use handlebars::{
-    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderError as HbError,
-    RenderErrorReason,
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext,
+    RenderError as HbError, RenderErrorReason, Renderable, TemplateErrorReason,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -149,6 +149,9 @@ impl Renderer {
             quoted[1..quoted.len() - 1].to_string()
         });
         hb.register_helper("json", Box::new(json_helper));
+        // The built-in `if` treats a missing variable as false even in strict mode.
+        hb.register_helper("if", Box::new(StrictIf { when: true }));
+        hb.register_helper("unless", Box::new(StrictIf { when: false }));
         for kind in StackKind::ALL {
             let path = template_path(dir, kind);
             let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
@@ -159,7 +162,10 @@ impl Renderer {
                 .map_err(|e| Error::Syntax {
                     line: e.pos().map(|p| p.0),
                     column: e.pos().map(|p| p.1),
-                    message: format!("{}; fix the handlebars syntax there", e.reason()),
+                    message: match e.reason() {
+                        TemplateErrorReason::InvalidSyntax(_) => "handlebars cannot parse this: look for a mistyped {{...}} tag, or a block ({{#if}}, {{#unless}}) that is never closed (reported at the end of the file)".into(),
+                        other => format!("{other}; fix the handlebars syntax there"),
+                    },
                     path: path.clone(),
                 })?;
         }
@@ -243,6 +249,22 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
     })
 }
 
+/// A helper's first parameter, which must name a defined variable.
+fn defined_param<'a, 'rc>(
+    h: &'a Helper<'rc>,
+    helper: &'static str,
+) -> Result<&'a PathAndJson<'rc>, RenderErrorReason> {
+    let param = h
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex(helper, 0))?;
+    if param.is_value_missing() {
+        return Err(RenderErrorReason::MissingVariable(
+            param.relative_path().cloned(),
+        ));
+    }
+    Ok(param)
+}
+
 /// `{{json value}}` writes a value as JSON (a number, a bool, an array) rather than as text.
 fn json_helper(
     h: &Helper,
@@ -251,11 +273,43 @@ fn json_helper(
     _: &mut RenderContext,
     out: &mut dyn Output,
 ) -> HelperResult {
-    let value = h
-        .param(0)
-        .ok_or(RenderErrorReason::ParamNotFoundForIndex("json", 0))?;
-    out.write(&serde_json::to_string(value.value()).map_err(RenderErrorReason::from)?)?;
+    let value = defined_param(h, "json")?.value();
+    out.write(&serde_json::to_string(value).map_err(RenderErrorReason::from)?)?;
     Ok(())
+}
+
+/// `{{#if flag}}` / `{{#unless flag}}` on a boolean that must exist.
+struct StrictIf {
+    when: bool,
+}
+
+impl HelperDef for StrictIf {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        rc: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let name = if self.when { "if" } else { "unless" };
+        let param = defined_param(h, name)?;
+        let flag = param.value().as_bool().ok_or_else(|| {
+            RenderErrorReason::Other(format!(
+                "{{{{#{name} {}}}}} needs true or false, got {}",
+                param.relative_path().map_or("", String::as_str),
+                param.value()
+            ))
+        })?;
+        match if flag == self.when {
+            h.template()
+        } else {
+            h.inverse()
+        } {
+            Some(t) => t.render(r, ctx, rc, out),
+            None => Ok(()),
+        }
+    }
 }
 
 fn render_error(e: HbError, path: &Path, env: EnvName) -> Error {

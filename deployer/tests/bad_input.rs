@@ -1,0 +1,295 @@
+//! Bad environment files and templates: exit 2 with a message that names the file, the key or
+//! variable, the line where known, and what to do.
+
+mod common;
+use common::Project;
+
+/// Runs `synth --all` after one edit and returns stderr, asserting exit status 2.
+fn synth_fails_after(file: &str, from: &str, to: &str) -> String {
+    let p = Project::new();
+    p.edit(file, from, to);
+    let run = p.run(&["synth", "--all"]).expect(2);
+    assert!(
+        !p.path("out").exists(),
+        "nothing may be written when input is bad"
+    );
+    run.stderr()
+}
+
+fn assert_has(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "expected {part:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn toml_syntax_error_names_file_and_line() {
+    let err = synth_fails_after(
+        "environments/pipeline.toml",
+        "account_id = \"111111111111\"",
+        "account_id = \"111111111111",
+    );
+    assert_has(&err, &["environments/pipeline.toml:5:"]);
+}
+
+#[test]
+fn unknown_key_names_file_line_key_and_the_keys_allowed() {
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "memory_mb = 256",
+        "memroy_mb = 256",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml:13:",
+            "unknown key `memroy_mb`",
+            "`memory_mb`",
+            "fix its spelling",
+        ],
+    );
+}
+
+#[test]
+fn missing_key_names_file_table_and_key() {
+    let err = synth_fails_after("environments/sandbox.toml", "memory_mb = 256\n", "");
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml",
+            "missing key `memory_mb` in [lambda]",
+            "add it",
+        ],
+    );
+    let err = synth_fails_after("environments/prod.toml", "region = \"us-east-1\"\n", "");
+    assert_has(
+        &err,
+        &[
+            "environments/prod.toml",
+            "missing key `region` at the top level",
+        ],
+    );
+}
+
+#[test]
+fn malformed_account_id_is_refused_with_the_expected_form() {
+    let err = synth_fails_after(
+        "environments/prod.toml",
+        "account_id = \"333333333333\"",
+        "account_id = \"3333-3333-3333\"",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/prod.toml:4:",
+            "account_id must be 12 digits",
+            "\"3333-3333-3333\"",
+        ],
+    );
+    // An unquoted number loses leading zeros in other tools: it must be a string.
+    let err = synth_fails_after(
+        "environments/prod.toml",
+        "account_id = \"333333333333\"",
+        "account_id = 333333333333",
+    );
+    assert_has(&err, &["environments/prod.toml:4:", "expected a string"]);
+}
+
+#[test]
+fn malformed_region_is_refused() {
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "region = \"us-east-1\"",
+        "region = \"US East\"",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml:7:",
+            "region must be an AWS region name like \"us-east-1\"",
+        ],
+    );
+}
+
+#[test]
+fn values_out_of_range_name_their_key() {
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "memory_mb = 256",
+        "memory_mb = 64",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml",
+            "lambda.memory_mb must be between 128 and 10240; got 64",
+        ],
+    );
+    let err = synth_fails_after(
+        "environments/prod.toml",
+        "architecture = \"arm64\"",
+        "architecture = \"arm\"",
+    );
+    assert_has(&err, &["environments/prod.toml:14:", "`arm64` or `x86_64`"]);
+    let err = synth_fails_after(
+        "environments/prod.toml",
+        "log_retention_days = 90",
+        "log_retention_days = 10",
+    );
+    assert_has(&err, &["lambda.log_retention_days must be one of"]);
+}
+
+#[test]
+fn prod_sharing_an_account_is_refused_naming_both_files() {
+    let err = synth_fails_after(
+        "environments/prod.toml",
+        "account_id = \"333333333333\"",
+        "account_id = \"222222222222\"",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml and environments/prod.toml",
+            "\"222222222222\"",
+            "prod must have an account of its own",
+        ],
+    );
+    let err = synth_fails_after(
+        "environments/prod.toml",
+        "account_id = \"333333333333\"",
+        "account_id = \"111111111111\"",
+    );
+    assert_has(
+        &err,
+        &["environments/pipeline.toml and environments/prod.toml"],
+    );
+}
+
+#[test]
+fn pipeline_and_sandbox_may_share_an_account() {
+    let p = Project::new();
+    p.edit(
+        "environments/sandbox.toml",
+        "account_id = \"222222222222\"",
+        "account_id = \"111111111111\"",
+    );
+    p.run(&["synth", "--all"]).expect(0);
+}
+
+#[test]
+fn branch_stacks_in_prod_are_refused() {
+    let err = synth_fails_after(
+        "environments/prod.toml",
+        "enabled = false",
+        "enabled = true",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/prod.toml",
+            "branches.enabled = true is not allowed in prod",
+        ],
+    );
+}
+
+#[test]
+fn missing_environment_file_is_named() {
+    let p = Project::new();
+    std::fs::remove_file(p.path("environments/prod.toml")).unwrap();
+    let err = p.run(&["synth", "--all"]).expect(2).stderr();
+    assert_has(&err, &["cannot read environments/prod.toml"]);
+}
+
+#[test]
+fn undefined_template_variable_names_template_line_and_variable() {
+    let err = synth_fails_after(
+        "templates/catalog.json.hbs",
+        "\"RetentionInDays\": {{json target.lambda.log_retention_days}}",
+        "\"RetentionInDays\": {{json target.lambda.retention}}",
+    );
+    assert_has(
+        &err,
+        &[
+            "templates/catalog.json.hbs:32:",
+            "the variable `target.lambda.retention` is not defined",
+            "rendering for sandbox",
+        ],
+    );
+    let err = synth_fails_after(
+        "templates/bootstrap-target.json.hbs",
+        "\"RoleName\": \"{{prefix}}-deploy\"",
+        "\"RoleName\": \"{{prefx}}-deploy\"",
+    );
+    assert_has(
+        &err,
+        &[
+            "templates/bootstrap-target.json.hbs:8:",
+            "the variable `prefx` is not defined",
+        ],
+    );
+}
+
+#[test]
+fn if_on_an_undefined_or_non_boolean_value_is_an_error() {
+    let err = synth_fails_after(
+        "templates/catalog.json.hbs",
+        "{{#if target.safety.retain_data}}\"Retain\"",
+        "{{#if target.safety.retain}}\"Retain\"",
+    );
+    assert_has(
+        &err,
+        &[
+            "templates/catalog.json.hbs:7:",
+            "`target.safety.retain` is not defined",
+        ],
+    );
+    let err = synth_fails_after(
+        "templates/catalog.json.hbs",
+        "{{#if target.safety.retain_data}}\"Retain\"",
+        "{{#if target.safety}}\"Retain\"",
+    );
+    assert_has(&err, &["{{#if target.safety}} needs true or false"]);
+}
+
+#[test]
+fn handlebars_syntax_error_names_template() {
+    let err = synth_fails_after(
+        "templates/catalog.json.hbs",
+        "\"Delete\"{{/if}},",
+        "\"Delete\",",
+    );
+    assert_has(&err, &["templates/catalog.json.hbs:", "never closed"]);
+}
+
+#[test]
+fn template_that_renders_to_invalid_json_is_named_with_the_offending_line() {
+    let err = synth_fails_after(
+        "templates/catalog.json.hbs",
+        "\"ProtocolType\": \"HTTP\",",
+        "\"ProtocolType\": \"HTTP\",,",
+    );
+    assert_has(
+        &err,
+        &[
+            "templates/catalog.json.hbs rendered for sandbox is not valid JSON",
+            "\"ProtocolType\": \"HTTP\",,",
+        ],
+    );
+}
+
+#[test]
+fn template_without_resources_is_not_cloudformation() {
+    let p = Project::new();
+    p.write(
+        "templates/pipeline.json.hbs",
+        "{ \"AWSTemplateFormatVersion\": \"2010-09-09\", \"Resource\": {} }",
+    );
+    let err = p.run(&["synth", "pipeline"]).expect(2).stderr();
+    assert_has(
+        &err,
+        &[
+            "templates/pipeline.json.hbs rendered for pipeline is not a CloudFormation template",
+            "unknown top-level section \"Resource\"",
+        ],
+    );
+}

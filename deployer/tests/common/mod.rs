@@ -1,0 +1,183 @@
+//! Test harness: the real `deployer` binary, run in a temporary copy of the project's
+//! environments and templates, against an emulator instance of the test's own.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A moto server started through `scripts/emulator`, stopped on drop.
+pub struct Emulator {
+    pub url: String,
+    state: tempfile::TempDir,
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        let state = tempfile::tempdir().unwrap();
+        let out = Command::new(repo_root().join("scripts/emulator"))
+            .arg("start")
+            .env("EMULATOR_STATE", state.path())
+            .output()
+            .expect("scripts/emulator runs");
+        assert!(
+            out.status.success(),
+            "emulator failed to start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        Emulator { url, state }
+    }
+
+    /// Credentials that act as `account`, as an operator signed in there would hold.
+    pub fn credentials(&self, account: &str) -> Vec<(String, String)> {
+        let out = Command::new(repo_root().join("scripts/emulator"))
+            .args(["credentials", account])
+            .env("EMULATOR_STATE", self.state.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A CloudFormation client acting as `account`, for checks from outside the deployer.
+    pub fn cloudformation(&self, account: &str) -> aws_sdk_cloudformation::Client {
+        let creds: std::collections::HashMap<_, _> =
+            self.credentials(account).into_iter().collect();
+        let conf = aws_sdk_cloudformation::Config::builder()
+            .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudformation::config::Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .http_client(deployer::aws::http_client())
+            .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
+                &creds["AWS_ACCESS_KEY_ID"],
+                &creds["AWS_SECRET_ACCESS_KEY"],
+                Some(creds["AWS_SESSION_TOKEN"].clone()),
+                None,
+                "test",
+            ))
+            .build();
+        aws_sdk_cloudformation::Client::from_conf(conf)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/emulator"))
+            .arg("stop")
+            .env("EMULATOR_STATE", self.state.path())
+            .output();
+    }
+}
+
+/// A scratch project: copies of environments/ and templates/ that a test may break.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["environments", "templates"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            for entry in std::fs::read_dir(repo_root().join(sub)).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
+            }
+        }
+        Project { dir, env: vec![] }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.path(rel), text).unwrap();
+    }
+
+    /// Replaces `from` by `to` in a file, failing loudly if `from` is not there.
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let text = self.read(rel);
+        assert!(text.contains(from), "{rel} does not contain {from:?}");
+        self.write(rel, &text.replacen(from, to, 1));
+    }
+
+    /// Points every later run at `emu`, signed in as `account`.
+    pub fn signed_in(mut self, emu: &Emulator, account: &str) -> Self {
+        self.env = emu.credentials(account);
+        self.env.push(("AWS_ENDPOINT_URL".into(), emu.url.clone()));
+        self
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    /// Runs with extra environment variables on top of the project's.
+    pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_REGION", "us-east-1")
+            // The emulator answers missing APIs with 500s: fail at once instead of retrying.
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing");
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd.envs(extra.iter().copied());
+        Run(cmd.output().expect("deployer runs"))
+    }
+}
+
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().expect("exited normally")
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout()))
+    }
+    /// Asserts the exit code, showing both streams when it differs.
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}

@@ -1,0 +1,127 @@
+//! The plumbing end to end: an operator in the pipeline account deploys into sandbox through STS,
+//! and the stack lives in sandbox only.
+
+mod common;
+use common::{Emulator, Project};
+
+const PIPELINE: &str = "111111111111";
+const SANDBOX: &str = "222222222222";
+const PROD: &str = "333333333333";
+
+async fn stack_names(cfn: &aws_sdk_cloudformation::Client) -> Vec<String> {
+    cfn.describe_stacks()
+        .send()
+        .await
+        .unwrap()
+        .stacks()
+        .iter()
+        .filter_map(|s| s.stack_name().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn deploy_assumes_a_role_in_sandbox_and_the_stack_stays_there() {
+    let emu = Emulator::start();
+    let p = Project::new().signed_in(&emu, PIPELINE);
+
+    let run = p.run(&["deploy", "sandbox", "--output", "json"]).expect(0);
+    let report = run.json();
+    assert_eq!(report["stack"], "catalog-sandbox");
+    assert_eq!(report["outcome"], "created");
+    assert_eq!(report["status"], "CREATE_COMPLETE");
+    let changed: Vec<&str> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["logical_id"].as_str().unwrap())
+        .collect();
+    assert!(changed.contains(&"Table"), "{changed:?}");
+    // Events stream on stderr while stdout carries the one JSON report.
+    assert!(run.stderr().contains("CREATE_COMPLETE"), "{}", run.stderr());
+
+    assert_eq!(
+        stack_names(&emu.cloudformation(SANDBOX)).await,
+        ["catalog-sandbox"]
+    );
+    assert!(stack_names(&emu.cloudformation(PIPELINE)).await.is_empty());
+    assert!(stack_names(&emu.cloudformation(PROD)).await.is_empty());
+
+    // The stack carries what it was made from.
+    let stack = emu
+        .cloudformation(SANDBOX)
+        .describe_stacks()
+        .stack_name("catalog-sandbox")
+        .send()
+        .await
+        .unwrap()
+        .stacks()[0]
+        .clone();
+    let tags: Vec<(&str, &str)> = stack
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert!(tags.contains(&("env", "sandbox")), "{tags:?}");
+    assert!(tags.contains(&("app", "catalog")), "{tags:?}");
+
+    // The same again: nothing to do, and still exit 0.
+    let again = p.run(&["deploy", "sandbox", "--output", "json"]).expect(0);
+    assert_eq!(again.json()["outcome"], "no-changes");
+
+    let outputs = p
+        .run(&["outputs", "sandbox", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(outputs["stack"], "catalog-sandbox");
+    assert_eq!(outputs["status"], "CREATE_COMPLETE");
+}
+
+#[tokio::test]
+async fn a_template_change_updates_the_stack() {
+    let emu = Emulator::start();
+    let p = Project::new().signed_in(&emu, PIPELINE);
+    p.run(&["deploy", "sandbox"]).expect(0);
+    p.edit(
+        "environments/sandbox.toml",
+        "log_retention_days = 14",
+        "log_retention_days = 30",
+    );
+    let report = p
+        .run(&["deploy", "sandbox", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(report["outcome"], "updated", "{report}");
+    assert_eq!(report["status"], "UPDATE_COMPLETE");
+}
+
+#[test]
+fn prod_is_refused_outside_the_pipeline_without_touching_aws() {
+    // No emulator: the refusal must come before any AWS call.
+    let p = Project::new();
+    let err = p.run(&["deploy", "prod"]).expect(2).stderr();
+    assert!(
+        err.contains("require_approval = true in environments/prod.toml"),
+        "{err}"
+    );
+    assert!(err.contains("deployer approve"), "{err}");
+}
+
+#[test]
+fn the_pipeline_account_has_no_catalog_stack() {
+    let p = Project::new();
+    let err = p.run(&["deploy", "pipeline"]).expect(2).stderr();
+    assert!(err.contains("use sandbox or prod"), "{err}");
+}
+
+#[test]
+fn unreachable_aws_fails_with_exit_1_and_says_how_to_sign_in() {
+    let p = Project::new();
+    // A closed port: nothing listens, the way an absent network looks.
+    let run = p.run_with(
+        &["deploy", "sandbox"],
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")],
+    );
+    let err = run.expect(1).stderr();
+    assert!(err.contains("cannot tell which AWS account"), "{err}");
+    assert!(err.contains("aws sso login"), "{err}");
+}

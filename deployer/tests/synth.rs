@@ -1,0 +1,111 @@
+//! `deployer synth`: one file per stack, the same bytes on every run.
+
+mod common;
+use common::Project;
+use std::collections::BTreeMap;
+
+fn files(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn synth_all_writes_every_stack_of_every_environment_identically_twice() {
+    let p = Project::new();
+    p.run(&["synth", "--all", "--out", "first"]).expect(0);
+    p.run(&["synth", "--all", "--out", "second"]).expect(0);
+    let first = files(&p.path("first"));
+    let names: Vec<&str> = first.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "pipeline-bootstrap-pipeline.json",
+            "pipeline-pipeline.json",
+            "prod-bootstrap-target.json",
+            "prod-catalog.json",
+            "sandbox-bootstrap-target.json",
+            "sandbox-catalog.json",
+        ]
+    );
+    assert_eq!(first, files(&p.path("second")));
+}
+
+#[test]
+fn settings_reach_the_rendered_template() {
+    let p = Project::new();
+    p.run(&["synth", "--all"]).expect(0);
+    let sandbox: serde_json::Value =
+        serde_json::from_str(&p.read("out/sandbox-catalog.json")).unwrap();
+    let prod: serde_json::Value = serde_json::from_str(&p.read("out/prod-catalog.json")).unwrap();
+    assert_eq!(sandbox["Resources"]["Table"]["DeletionPolicy"], "Delete");
+    assert_eq!(prod["Resources"]["Table"]["DeletionPolicy"], "Retain");
+    assert_eq!(
+        prod["Resources"]["FunctionLogs"]["Properties"]["RetentionInDays"],
+        90
+    );
+    // Only the pipeline account may assume a target's deploy role.
+    let boot: serde_json::Value =
+        serde_json::from_str(&p.read("out/prod-bootstrap-target.json")).unwrap();
+    let trust = &boot["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        [0]["Principal"]["AWS"]["Fn::Sub"];
+    assert_eq!(trust, "arn:${AWS::Partition}:iam::111111111111:root");
+}
+
+#[test]
+fn values_are_json_escaped() {
+    let p = Project::new();
+    p.edit(
+        "environments/pipeline.toml",
+        "repository = \"example-org/catalog\"",
+        "repository = \"quote\\\" back\\\\slash <tag>\"",
+    );
+    p.edit(
+        "templates/pipeline.json.hbs",
+        "\"Description\": \"{{prefix}} delivery pipeline",
+        "\"Description\": \"{{pipeline.github.repository}} delivery pipeline",
+    );
+    p.run(&["synth", "pipeline"]).expect(0);
+    let t: serde_json::Value = serde_json::from_str(&p.read("out/pipeline-pipeline.json")).unwrap();
+    assert!(
+        t["Description"]
+            .as_str()
+            .unwrap()
+            .starts_with("quote\" back\\slash <tag> delivery")
+    );
+}
+
+#[test]
+fn synth_one_environment_with_json_output() {
+    let p = Project::new();
+    let run = p
+        .run(&["synth", "sandbox", "--out", "o", "--output", "json"])
+        .expect(0);
+    let report = run.json();
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    for f in files {
+        assert_eq!(f["env"], "sandbox");
+        let path = f["path"].as_str().unwrap();
+        let bytes = std::fs::read(p.path(path)).unwrap();
+        assert_eq!(f["bytes"], bytes.len());
+        assert_eq!(f["sha256"].as_str().unwrap().len(), 64);
+    }
+    assert_eq!(files[1]["stack"], "catalog-sandbox");
+}
+
+#[test]
+fn synth_needs_an_environment_or_all() {
+    let p = Project::new();
+    let err = p.run(&["synth"]).expect(2).stderr();
+    assert!(err.contains("--all"), "{err}");
+    let err = p.run(&["synth", "staging"]).expect(2).stderr();
+    assert!(err.contains("pipeline, sandbox, prod"), "{err}");
+}
