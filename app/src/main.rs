@@ -1,1 +1,74 @@
-fn main() {}
+use app::entry::{self, Store};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "app",
+    about = "The product catalog: a Lambda behind API Gateway, or a server on localhost"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StoreKind {
+    Memory,
+    Dynamodb,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the catalog on localhost.
+    Serve {
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Where products and users live.
+        #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
+        store: StoreKind,
+        /// The DynamoDB table (with --store dynamodb).
+        #[arg(long, required_if_eq("store", "dynamodb"), env = entry::TABLE_VAR)]
+        table: Option<String>,
+    },
+    /// Create the DynamoDB table for local development (AWS_ENDPOINT_URL for the emulator).
+    CreateTable {
+        #[arg(long)]
+        table: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Lambda starts the binary with no arguments and this variable set.
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return entry::lambda().await;
+    }
+    match Cli::parse().command {
+        Command::Serve {
+            port,
+            host,
+            store,
+            table,
+        } => {
+            let store = match (store, table) {
+                (StoreKind::Dynamodb, Some(table)) => {
+                    Store::Dynamo(entry::dynamo_store(&entry::aws_config().await, &table))
+                }
+                _ => Store::Memory,
+            };
+            entry::serve(&host, port, store).await
+        }
+        Command::CreateTable { table } => {
+            let created = entry::dynamo_store(&entry::aws_config().await, &table)
+                .create_table()
+                .await?;
+            println!(
+                "table {table} {}",
+                if created { "created" } else { "already exists" }
+            );
+            Ok(())
+        }
+    }
+}

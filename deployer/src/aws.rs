@@ -145,15 +145,7 @@ where
                 _ => format!("{err}"),
             }
         }
-        other => {
-            // Walk to the root cause: "dispatch failure" alone says nothing.
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
-        }
+        // With its causes: "dispatch failure" alone says nothing.
+        other => aws_sdk_sts::error::DisplayErrorContext(other).to_string(),
     }
 }

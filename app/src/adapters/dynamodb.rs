@@ -1,0 +1,302 @@
+//! One DynamoDB table for everything, keyed `pk`/`sk`: products under `pk = "PRODUCT"` sorted by
+//! id (so by creation), each user under `pk = "USER#<email>"`. Conditional writes keep the rules
+//! that the domain states: no signup overwrites a user, no update revives a deleted product.
+
+use crate::domain::{Email, PageRequest, Price, Product, ProductId, User, UserId};
+use crate::ports::{ProductStore, StoreError, UserStore};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+type Item = HashMap<String, AttributeValue>;
+
+const PRODUCT_PK: &str = "PRODUCT";
+const USER_SK: &str = "USER";
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Creates the table for local development; an existing table is left as it is.
+    pub async fn create_table(&self) -> Result<bool, StoreError> {
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .expect("name and type set")
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("name and type set")
+        };
+        let result = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .attribute_definitions(attr("pk"))
+            .attribute_definitions(attr("sk"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ResourceInUseException") => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    fn key(pk: &str, sk: &str) -> Item {
+        HashMap::from([
+            ("pk".to_string(), AttributeValue::S(pk.into())),
+            ("sk".to_string(), AttributeValue::S(sk.into())),
+        ])
+    }
+
+    async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item)
+    }
+}
+
+fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable(match (e.code(), e.message()) {
+        (Some(code), Some(msg)) => format!("{code}: {msg}"),
+        _ => DisplayErrorContext(&e).to_string(),
+    })
+}
+
+fn is_condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+/// A failed write condition means `meaning`; any other error is the store failing.
+fn write_error<E, R>(e: SdkError<E, R>, meaning: StoreError) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if is_condition_failed(&e) {
+        meaning
+    } else {
+        unavailable(e)
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn time_text(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339)
+        .expect("any OffsetDateTime formats as RFC 3339")
+}
+
+fn product_item(p: &Product) -> Item {
+    let mut item = DynamoStore::key(PRODUCT_PK, &p.id.to_string());
+    item.extend([
+        ("name".to_string(), s(&p.name)),
+        ("description".to_string(), s(&p.description)),
+        ("amount".to_string(), n(p.price.amount)),
+        ("currency".to_string(), s(&p.price.currency)),
+        ("created_at".to_string(), s(time_text(p.created_at))),
+        ("updated_at".to_string(), s(time_text(p.updated_at))),
+        ("version".to_string(), n(p.version)),
+    ]);
+    item
+}
+
+/// Reads an attribute, or says which one is missing or malformed.
+fn attr<T>(
+    item: &Item,
+    name: &str,
+    parse: impl Fn(&AttributeValue) -> Option<T>,
+) -> Result<T, StoreError> {
+    item.get(name).and_then(parse).ok_or_else(|| {
+        let sk = item
+            .get("sk")
+            .and_then(|v| v.as_s().ok())
+            .map_or("?", String::as_str);
+        StoreError::Unavailable(format!(
+            "item {sk}: attribute {name} is missing or malformed"
+        ))
+    })
+}
+
+fn text(v: &AttributeValue) -> Option<String> {
+    v.as_s().ok().cloned()
+}
+
+fn number<T: std::str::FromStr>(v: &AttributeValue) -> Option<T> {
+    v.as_n().ok()?.parse().ok()
+}
+
+fn timestamp(v: &AttributeValue) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(v.as_s().ok()?, &Rfc3339).ok()
+}
+
+fn product_of(item: &Item) -> Result<Product, StoreError> {
+    Ok(Product {
+        id: attr(item, "sk", |v| v.as_s().ok()?.parse().ok())?,
+        name: attr(item, "name", text)?,
+        description: attr(item, "description", text)?,
+        price: Price {
+            amount: attr(item, "amount", number)?,
+            currency: attr(item, "currency", text)?,
+        },
+        created_at: attr(item, "created_at", timestamp)?,
+        updated_at: attr(item, "updated_at", timestamp)?,
+        version: attr(item, "version", number)?,
+    })
+}
+
+#[async_trait]
+impl ProductStore for DynamoStore {
+    async fn list(&self, page: PageRequest) -> Result<Vec<Product>, StoreError> {
+        // limit + 1 items of at most ~3 KiB stay far below the 1 MB a query returns at once.
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .expression_attribute_values(":pk", s(PRODUCT_PK))
+            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX));
+        query = match page.after {
+            Some(after) => query
+                .key_condition_expression("pk = :pk AND sk > :after")
+                .expression_attribute_values(":after", s(after.to_string())),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let out = query.send().await.map_err(unavailable)?;
+        out.items().iter().map(product_of).collect()
+    }
+
+    async fn get(&self, id: ProductId) -> Result<Option<Product>, StoreError> {
+        self.get_item(PRODUCT_PK, &id.to_string())
+            .await?
+            .as_ref()
+            .map(product_of)
+            .transpose()
+    }
+
+    async fn insert(&self, product: &Product) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(product_item(product)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| write_error(e, StoreError::AlreadyExists))?;
+        Ok(())
+    }
+
+    async fn update(&self, product: &Product) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(product_item(product)))
+            .condition_expression("attribute_exists(pk) AND version = :read")
+            .expression_attribute_values(":read", n(product.version - 1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Gone or moved on? One read tells, on the failure path only.
+            Err(e) if is_condition_failed(&e) => match self.get(product.id).await? {
+                None => Err(StoreError::NotFound),
+                Some(_) => Err(StoreError::VersionConflict),
+            },
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn delete(&self, id: ProductId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(PRODUCT_PK, &id.to_string())))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| write_error(e, StoreError::NotFound))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn insert(&self, user: &User) -> Result<(), StoreError> {
+        let mut item = Self::key(&format!("USER#{}", user.email.as_str()), USER_SK);
+        item.extend([
+            ("id".to_string(), s(&user.id.0)),
+            ("email".to_string(), s(user.email.as_str())),
+            ("password_hash".to_string(), s(&user.password_hash)),
+            ("created_at".to_string(), s(time_text(user.created_at))),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| write_error(e, StoreError::AlreadyExists))?;
+        Ok(())
+    }
+
+    async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let Some(item) = self
+            .get_item(&format!("USER#{}", email.as_str()), USER_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(User {
+            id: UserId(attr(&item, "id", text)?),
+            email: Email::parse(&attr(&item, "email", text)?)
+                .map_err(|e| StoreError::Unavailable(format!("stored email: {e}")))?,
+            password_hash: attr(&item, "password_hash", text)?,
+            created_at: attr(&item, "created_at", timestamp)?,
+        }))
+    }
+}

@@ -1,0 +1,189 @@
+//! Passwords (argon2id) and tokens (HS256 JWTs with an expiry). No AWS, no HTTP.
+
+use crate::domain::{Password, UserId};
+use argon2::Argon2;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+use time::OffsetDateTime;
+
+pub const TOKEN_TTL_SECS: i64 = 3600;
+/// HS256 keys shorter than the hash output weaken it.
+pub const SECRET_MIN_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("the token signing secret must be at least {SECRET_MIN_BYTES} bytes")]
+    WeakSecret,
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+pub fn hash_password(password: &Password) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// A hash of nothing anyone knows, verified against when the email is unknown, so that an
+/// unknown email costs the same time as a wrong password.
+static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(&bytes, &salt)
+        .expect("hashing random bytes succeeds")
+        .to_string()
+});
+
+/// True only when `hash` is a hash of `password`. With no hash (unknown user) it does the same
+/// work and answers false.
+pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
+    let decoy = hash.is_none();
+    let hash = hash.unwrap_or(DECOY_HASH.as_str());
+    let ok = PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    ok && !decoy
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and checks tokens with one shared secret.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8]) -> Result<Self, AuthError> {
+        if secret.len() < SECRET_MIN_BYTES {
+            return Err(AuthError::WeakSecret);
+        }
+        // HS256 only: "none" and every other algorithm are refused.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(Tokens {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        })
+    }
+
+    /// A random secret for local runs that set none; tokens then die with the process.
+    pub fn ephemeral() -> Self {
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        Tokens::new(&secret).expect("32 bytes is long enough")
+    }
+
+    pub fn issue(&self, user: &UserId, now: OffsetDateTime) -> String {
+        let iat = now.unix_timestamp();
+        let claims = Claims {
+            sub: user.0.clone(),
+            iat,
+            exp: iat + TOKEN_TTL_SECS,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing with a valid key cannot fail")
+    }
+
+    /// The user a token speaks for, if its signature, algorithm and expiry hold.
+    pub fn verify(&self, token: &str) -> Option<UserId> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|data| UserId(data.claims.sub))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn tokens() -> Tokens {
+        Tokens::new(&[7u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password(&Password::parse("correct horse battery").unwrap()).unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", Some(&hash)));
+        assert!(!verify_password("correct horse batterY", Some(&hash)));
+        assert!(!verify_password("correct horse battery", None));
+        assert!(!verify_password("anything", Some("not a phc string")));
+    }
+
+    #[test]
+    fn a_fresh_token_verifies_and_names_its_user() {
+        let t = tokens();
+        let token = t.issue(&UserId("u1".into()), OffsetDateTime::now_utc());
+        assert_eq!(t.verify(&token), Some(UserId("u1".into())));
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let t = tokens();
+        let an_hour_and_a_second_ago =
+            OffsetDateTime::now_utc() - time::Duration::seconds(TOKEN_TTL_SECS + 1);
+        assert_eq!(
+            t.verify(&t.issue(&UserId("u1".into()), an_hour_and_a_second_ago)),
+            None
+        );
+    }
+
+    #[test]
+    fn another_secret_signature_is_refused() {
+        let other = Tokens::new(&[8u8; 32]).unwrap();
+        let token = other.issue(&UserId("u1".into()), OffsetDateTime::now_utc());
+        assert_eq!(tokens().verify(&token), None);
+    }
+
+    #[test]
+    fn alg_none_and_malformed_tokens_are_refused() {
+        let t = tokens();
+        let good = t.issue(&UserId("u1".into()), OffsetDateTime::now_utc());
+        let payload = good.split('.').nth(1).unwrap();
+        let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        assert_eq!(t.verify(&format!("{none_header}.{payload}.")), None);
+        let hs512 = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS512","typ":"JWT"}"#);
+        let sig = good.split('.').nth(2).unwrap();
+        assert_eq!(t.verify(&format!("{hs512}.{payload}.{sig}")), None);
+        for bad in [
+            "",
+            "abc",
+            "a.b.c",
+            "!!!.???.***",
+            &format!("{{.{payload}.{sig}"),
+        ] {
+            assert_eq!(t.verify(bad), None, "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(matches!(
+            Tokens::new(&[1u8; 31]),
+            Err(AuthError::WeakSecret)
+        ));
+    }
+}

@@ -1,0 +1,33 @@
+//! The catalog's rules: what a product and a user are, and what is valid. No AWS, no HTTP.
+
+pub mod product;
+pub mod user;
+
+pub use product::{
+    NewProduct, PAGE_DEFAULT, PAGE_MAX, Page, PageRequest, Price, Product, ProductId,
+};
+pub use user::{Email, Password, User, UserId};
+
+/// What can go wrong in the domain, independent of how it is served or stored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DomainError {
+    /// A value breaks a rule; `field` names it as the client sent it (e.g. `price.currency`).
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The write lost a race or repeats an existing record.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("authentication required")]
+    Unauthenticated,
+}
+
+impl DomainError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        DomainError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Products: validated on the way in, versioned so that concurrent edits do not overwrite each
+//! other.
+
+use super::DomainError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use time::OffsetDateTime;
+
+/// A ULID: unique, and sorts by creation time, so listing in id order lists oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProductId(ulid::Ulid);
+
+impl ProductId {
+    pub fn new_at(at: OffsetDateTime) -> Self {
+        let ms = (at.unix_timestamp_nanos() / 1_000_000) as u64;
+        ProductId(ulid::Ulid::from_parts(ms, rand_bits()))
+    }
+}
+
+fn rand_bits() -> u128 {
+    ulid::Ulid::new().random()
+}
+
+impl fmt::Display for ProductId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for ProductId {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, DomainError> {
+        ulid::Ulid::from_string(s)
+            .map(ProductId)
+            .map_err(|_| DomainError::NotFound(format!("product {s}")))
+    }
+}
+
+/// An amount in the currency's minor units (cents for EUR), so no float ever rounds a price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub amount: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: ProductId,
+    pub name: String,
+    pub description: String,
+    pub price: Price,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Starts at 1, grows by one with each update; an update must name the version it read.
+    pub version: u64,
+}
+
+/// The fields a client sets, already validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProduct {
+    pub name: String,
+    pub description: String,
+    pub price: Price,
+}
+
+pub const NAME_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 2000;
+
+impl NewProduct {
+    pub fn parse(name: &str, description: &str, price: Price) -> Result<Self, DomainError> {
+        let name = name.trim();
+        let chars = name.chars().count();
+        if chars == 0 || chars > NAME_MAX {
+            return Err(DomainError::invalid(
+                "name",
+                format!("must be 1 to {NAME_MAX} characters, got {chars}"),
+            ));
+        }
+        let chars = description.chars().count();
+        if chars > DESCRIPTION_MAX {
+            return Err(DomainError::invalid(
+                "description",
+                format!("must be at most {DESCRIPTION_MAX} characters, got {chars}"),
+            ));
+        }
+        if price.amount < 0 {
+            return Err(DomainError::invalid(
+                "price.amount",
+                "must be zero or more, in minor units (cents for EUR)",
+            ));
+        }
+        if !is_iso4217(&price.currency) {
+            return Err(DomainError::invalid(
+                "price.currency",
+                format!(
+                    "must be an ISO 4217 code such as EUR or USD, got {:?}",
+                    price.currency
+                ),
+            ));
+        }
+        Ok(NewProduct {
+            name: name.to_string(),
+            description: description.to_string(),
+            price,
+        })
+    }
+
+    pub fn create(self, now: OffsetDateTime) -> Product {
+        Product {
+            id: ProductId::new_at(now),
+            name: self.name,
+            description: self.description,
+            price: self.price,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+}
+
+impl Product {
+    /// This product with `fields` applied, as the next version.
+    pub fn revised(&self, fields: NewProduct, now: OffsetDateTime) -> Product {
+        Product {
+            name: fields.name,
+            description: fields.description,
+            price: fields.price,
+            updated_at: now,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+}
+
+/// Which page of the product list to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    /// The last id of the previous page; the page starts after it.
+    pub after: Option<ProductId>,
+}
+
+pub const PAGE_DEFAULT: usize = 20;
+pub const PAGE_MAX: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<Product>,
+    /// Set when more products follow: pass it back to read them.
+    pub next: Option<ProductId>,
+}
+
+impl Page {
+    /// A page from up to `limit + 1` products read in order: the extra one only says that more
+    /// follow, so the last page never carries a cursor to an empty page.
+    pub fn from_lookahead(mut items: Vec<Product>, limit: usize) -> Page {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Page {
+            next: more.then(|| items.last().map(|p| p.id)).flatten(),
+            items,
+        }
+    }
+}
+
+/// Active ISO 4217 currency codes.
+const ISO4217: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB \
+BRL BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD \
+FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR \
+KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR \
+MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK \
+SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES \
+VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG";
+
+fn is_iso4217(code: &str) -> bool {
+    code.len() == 3 && ISO4217.split_ascii_whitespace().any(|c| c == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn price(amount: i64, currency: &str) -> Price {
+        Price {
+            amount,
+            currency: currency.into(),
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded_in_characters_not_bytes() {
+        let p = NewProduct::parse("  Tea  ", "", price(100, "EUR")).unwrap();
+        assert_eq!(p.name, "Tea");
+        assert!(NewProduct::parse(&"é".repeat(200), "", price(1, "EUR")).is_ok());
+        let err = NewProduct::parse(&"é".repeat(201), "", price(1, "EUR")).unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { ref field, .. } if field == "name"));
+        let err = NewProduct::parse("   ", "", price(1, "EUR")).unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { ref field, .. } if field == "name"));
+    }
+
+    #[test]
+    fn description_price_and_currency_rules_name_their_field() {
+        let field = |r: Result<NewProduct, DomainError>| match r.unwrap_err() {
+            DomainError::Invalid { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field(NewProduct::parse("a", &"x".repeat(2001), price(1, "EUR"))),
+            "description"
+        );
+        assert_eq!(
+            field(NewProduct::parse("a", "", price(-1, "EUR"))),
+            "price.amount"
+        );
+        assert_eq!(
+            field(NewProduct::parse("a", "", price(1, "eur"))),
+            "price.currency"
+        );
+        assert_eq!(
+            field(NewProduct::parse("a", "", price(1, "XYZ"))),
+            "price.currency"
+        );
+        assert!(NewProduct::parse("a", &"x".repeat(2000), price(0, "JPY")).is_ok());
+    }
+
+    #[test]
+    fn ids_sort_by_creation_time() {
+        let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let a = ProductId::new_at(t0);
+        let b = ProductId::new_at(t0 + time::Duration::milliseconds(1));
+        assert!(a < b);
+        assert_eq!(a.to_string().parse::<ProductId>().unwrap(), a);
+    }
+
+    #[test]
+    fn revision_bumps_version_and_keeps_identity() {
+        let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let p = NewProduct::parse("a", "", price(1, "EUR"))
+            .unwrap()
+            .create(t0);
+        let t1 = t0 + time::Duration::seconds(5);
+        let q = p.revised(NewProduct::parse("b", "d", price(2, "USD")).unwrap(), t1);
+        assert_eq!((q.id, q.created_at, q.version), (p.id, t0, 2));
+        assert_eq!((q.name.as_str(), q.updated_at), ("b", t1));
+    }
+
+    #[test]
+    fn lookahead_page_has_a_cursor_only_when_more_follow() {
+        let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let items: Vec<Product> = (0..3)
+            .map(|i| {
+                NewProduct::parse(&format!("p{i}"), "", price(1, "EUR"))
+                    .unwrap()
+                    .create(t0 + time::Duration::milliseconds(i))
+            })
+            .collect();
+        let page = Page::from_lookahead(items.clone(), 2);
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.next, Some(items[1].id));
+        let page = Page::from_lookahead(items[..2].to_vec(), 2);
+        assert_eq!(page.next, None);
+    }
+}

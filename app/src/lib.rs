@@ -1,0 +1,9 @@
+//! The product catalog: domain -> ports -> adapters -> HTTP -> entry (Lambda or localhost).
+
+pub mod adapters;
+pub mod auth;
+pub mod domain;
+pub mod entry;
+pub mod http;
+pub mod ports;
+pub mod service;

@@ -1,0 +1,146 @@
+//! The catalog's use cases, on top of the domain and the storage ports.
+
+use crate::auth::{self, Tokens};
+use crate::domain::{
+    DomainError, Email, NewProduct, Page, PageRequest, Password, Product, ProductId, User, UserId,
+};
+use crate::ports::{ProductStore, StoreError, UserStore};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("email or password is incorrect")]
+    BadCredentials,
+    /// Storage or hashing failed; the text goes to logs only.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+#[derive(Clone)]
+pub struct Catalog {
+    products: Arc<dyn ProductStore>,
+    users: Arc<dyn UserStore>,
+    tokens: Tokens,
+}
+
+/// What login hands back.
+pub struct Session {
+    pub token: String,
+    pub expires_in: i64,
+}
+
+impl Catalog {
+    pub fn new(products: Arc<dyn ProductStore>, users: Arc<dyn UserStore>, tokens: Tokens) -> Self {
+        Catalog {
+            products,
+            users,
+            tokens,
+        }
+    }
+
+    pub async fn list(&self, page: PageRequest) -> Result<Page, Error> {
+        let items = self.products.list(page).await?;
+        Ok(Page::from_lookahead(items, page.limit))
+    }
+
+    pub async fn get(&self, id: ProductId) -> Result<Product, Error> {
+        self.products
+            .get(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("product {id}")).into())
+    }
+
+    pub async fn create(&self, fields: NewProduct) -> Result<Product, Error> {
+        let product = fields.create(OffsetDateTime::now_utc());
+        self.products.insert(&product).await?;
+        Ok(product)
+    }
+
+    /// Applies `fields` if the product is still at `read_version`.
+    pub async fn update(
+        &self,
+        id: ProductId,
+        fields: NewProduct,
+        read_version: u64,
+    ) -> Result<Product, Error> {
+        let current = self.get(id).await?;
+        let stale = || {
+            DomainError::Conflict(format!(
+                "product {id} changed since version {read_version}; read it again and retry"
+            ))
+        };
+        if current.version != read_version {
+            return Err(stale().into());
+        }
+        let next = current.revised(fields, OffsetDateTime::now_utc());
+        match self.products.update(&next).await {
+            Ok(()) => Ok(next),
+            Err(StoreError::VersionConflict) => Err(stale().into()),
+            Err(StoreError::NotFound) => Err(DomainError::NotFound(format!("product {id}")).into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete(&self, id: ProductId) -> Result<(), Error> {
+        match self.products.delete(id).await {
+            Err(StoreError::NotFound) => Err(DomainError::NotFound(format!("product {id}")).into()),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn signup(&self, email: Email, password: Password) -> Result<User, Error> {
+        // Argon2 is deliberately slow: keep it off the async workers.
+        let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let user = User {
+            id: UserId::generate(),
+            email,
+            password_hash,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        match self.users.insert(&user).await {
+            Err(StoreError::AlreadyExists) => Err(DomainError::Conflict(
+                "an account with this email already exists; log in instead".into(),
+            )
+            .into()),
+            other => other.map(|()| user).map_err(Error::from),
+        }
+    }
+
+    /// A token for the user, or BadCredentials alike for an unknown email and a wrong password.
+    pub async fn login(&self, email: &str, password: String) -> Result<Session, Error> {
+        let user = match Email::parse(email) {
+            Ok(email) => self.users.by_email(&email).await?,
+            Err(_) => None,
+        };
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok =
+            tokio::task::spawn_blocking(move || auth::verify_password(&password, hash.as_deref()))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        match user {
+            Some(user) if ok => Ok(Session {
+                token: self.tokens.issue(&user.id, OffsetDateTime::now_utc()),
+                expires_in: auth::TOKEN_TTL_SECS,
+            }),
+            _ => Err(Error::BadCredentials),
+        }
+    }
+
+    pub fn authenticate(&self, bearer: &str) -> Result<UserId, Error> {
+        self.tokens
+            .verify(bearer)
+            .ok_or(Error::Domain(DomainError::Unauthenticated))
+    }
+}
