@@ -17,14 +17,17 @@ pub const SECRET_PARAM_VAR: &str = "CATALOG_JWT_SECRET_PARAM";
 pub const SECRET_VAR: &str = "CATALOG_JWT_SECRET";
 
 pub async fn aws_config() -> SdkConfig {
-    // rustls with ring: no OpenSSL, no aws-lc C build.
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(http_client())
         .load()
         .await
+}
+
+/// rustls with ring: no OpenSSL, no aws-lc C build.
+pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 pub fn dynamo_store(config: &SdkConfig, table: &str) -> DynamoStore {

@@ -176,13 +176,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     ApiError::bad_request(format!("cannot read the body: {e}"))
                 }
             })?;
+        // Checked only on paths that are already failing, to spare the happy path a second parse.
+        let well_formed = || serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok();
+        // serde would also read a struct from a JSON array, by position: only objects are bodies.
+        if bytes.trim_ascii_start().first() == Some(&b'[') && well_formed() {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de)
             .map(JsonBody)
             .map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
-                if inner.is_data() {
+                // Valid JSON of the wrong shape is a validation error; anything else is malformed.
+                if inner.is_data() && well_formed() {
                     let field = if path == "." {
                         "body".to_string()
                     } else {

@@ -2,7 +2,7 @@
 //! and the stack lives in sandbox only.
 
 mod common;
-use common::{Emulator, Project};
+use common::{Emulator, Project, cloudformation};
 
 const PIPELINE: &str = "111111111111";
 const SANDBOX: &str = "222222222222";
@@ -40,15 +40,18 @@ async fn deploy_assumes_a_role_in_sandbox_and_the_stack_stays_there() {
     assert!(run.stderr().contains("CREATE_COMPLETE"), "{}", run.stderr());
 
     assert_eq!(
-        stack_names(&emu.cloudformation(SANDBOX)).await,
+        stack_names(&cloudformation(&emu, SANDBOX)).await,
         ["catalog-sandbox"]
     );
-    assert!(stack_names(&emu.cloudformation(PIPELINE)).await.is_empty());
-    assert!(stack_names(&emu.cloudformation(PROD)).await.is_empty());
+    assert!(
+        stack_names(&cloudformation(&emu, PIPELINE))
+            .await
+            .is_empty()
+    );
+    assert!(stack_names(&cloudformation(&emu, PROD)).await.is_empty());
 
     // The stack carries what it was made from.
-    let stack = emu
-        .cloudformation(SANDBOX)
+    let stack = cloudformation(&emu, SANDBOX)
         .describe_stacks()
         .stack_name("catalog-sandbox")
         .send()

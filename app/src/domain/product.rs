@@ -12,15 +12,19 @@ use time::OffsetDateTime;
 #[serde(transparent)]
 pub struct ProductId(ulid::Ulid);
 
+/// Monotonic within a millisecond, so ids made in one process sort in creation order.
+static IDS: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+
 impl ProductId {
     pub fn new_at(at: OffsetDateTime) -> Self {
-        let ms = (at.unix_timestamp_nanos() / 1_000_000) as u64;
-        ProductId(ulid::Ulid::from_parts(ms, rand_bits()))
+        let at = std::time::SystemTime::from(at);
+        let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+        // Overflow needs 2^80 ids in one millisecond; a random one is then as good.
+        ProductId(
+            ids.generate_from_datetime(at)
+                .unwrap_or_else(|_| ulid::Ulid::from_datetime(at)),
+        )
     }
-}
-
-fn rand_bits() -> u128 {
-    ulid::Ulid::new().random()
 }
 
 impl fmt::Display for ProductId {

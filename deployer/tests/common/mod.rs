@@ -2,6 +2,9 @@
 //! environments and templates, against an emulator instance of the test's own.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+#[path = "emulator.rs"]
+mod emulator;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -12,77 +15,25 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A moto server started through `scripts/emulator`, stopped on drop.
-pub struct Emulator {
-    pub url: String,
-    state: tempfile::TempDir,
-}
+pub use emulator::Emulator;
 
-impl Emulator {
-    pub fn start() -> Self {
-        let state = tempfile::tempdir().unwrap();
-        let out = Command::new(repo_root().join("scripts/emulator"))
-            .arg("start")
-            .env("EMULATOR_STATE", state.path())
-            .output()
-            .expect("scripts/emulator runs");
-        assert!(
-            out.status.success(),
-            "emulator failed to start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        Emulator { url, state }
-    }
-
-    /// Credentials that act as `account`, as an operator signed in there would hold.
-    pub fn credentials(&self, account: &str) -> Vec<(String, String)> {
-        let out = Command::new(repo_root().join("scripts/emulator"))
-            .args(["credentials", account])
-            .env("EMULATOR_STATE", self.state.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    /// A CloudFormation client acting as `account`, for checks from outside the deployer.
-    pub fn cloudformation(&self, account: &str) -> aws_sdk_cloudformation::Client {
-        let creds: std::collections::HashMap<_, _> =
-            self.credentials(account).into_iter().collect();
-        let conf = aws_sdk_cloudformation::Config::builder()
-            .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudformation::config::Region::new("us-east-1"))
-            .endpoint_url(&self.url)
-            .http_client(deployer::aws::http_client())
-            .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-                &creds["AWS_ACCESS_KEY_ID"],
-                &creds["AWS_SECRET_ACCESS_KEY"],
-                Some(creds["AWS_SESSION_TOKEN"].clone()),
-                None,
-                "test",
-            ))
-            .build();
-        aws_sdk_cloudformation::Client::from_conf(conf)
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/emulator"))
-            .arg("stop")
-            .env("EMULATOR_STATE", self.state.path())
-            .output();
-    }
+/// A CloudFormation client acting as `account`, for checks from outside the deployer.
+pub fn cloudformation(emu: &Emulator, account: &str) -> aws_sdk_cloudformation::Client {
+    let creds: std::collections::HashMap<_, _> = emu.credentials(account).into_iter().collect();
+    let conf = aws_sdk_cloudformation::Config::builder()
+        .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudformation::config::Region::new("us-east-1"))
+        .endpoint_url(&emu.url)
+        .http_client(deployer::aws::http_client())
+        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
+            &creds["AWS_ACCESS_KEY_ID"],
+            &creds["AWS_SECRET_ACCESS_KEY"],
+            Some(creds["AWS_SESSION_TOKEN"].clone()),
+            None,
+            "test",
+        ))
+        .build();
+    aws_sdk_cloudformation::Client::from_conf(conf)
 }
 
 /// A scratch project: copies of environments/ and templates/ that a test may break.

@@ -1,0 +1,683 @@
+//! Every route and every error, run once over the in-memory store and once over DynamoDB in the
+//! local emulator.
+
+#[path = "../../deployer/tests/common/emulator.rs"]
+#[allow(dead_code)] // account credentials are for the deployer's tests
+mod emulator;
+
+use app::adapters::dynamodb::DynamoStore;
+use app::auth::Tokens;
+use app::entry::{Store, catalog_over};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use emulator::Emulator;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+/// The app over one store; holds the emulator (if any) for the test's lifetime.
+struct Api {
+    router: Router,
+    _emulator: Option<Emulator>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Memory,
+    Dynamo,
+}
+
+pub fn dynamo_client(url: &str) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .http_client(app::entry::http_client())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl Api {
+    async fn new(kind: Kind) -> Api {
+        let tokens = Tokens::new(SECRET).unwrap();
+        let (store, emu) = match kind {
+            Kind::Memory => (Store::Memory, None),
+            Kind::Dynamo => {
+                let emu = Emulator::start();
+                let store = DynamoStore::new(dynamo_client(&emu.url), "catalog");
+                assert!(store.create_table().await.unwrap(), "a new table");
+                assert!(
+                    !store.create_table().await.unwrap(),
+                    "creating it again is a no-op"
+                );
+                (Store::Dynamo(store), Some(emu))
+            }
+        };
+        Api {
+            router: app::http::router(catalog_over(store, tokens)),
+            _emulator: emu,
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("every response body is JSON")
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: impl Into<Body>,
+        token: &str,
+    ) -> Reply {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(body.into())
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// Signs up and logs in a user; returns the token.
+    async fn user(&self, email: &str) -> String {
+        let creds = json!({"email": email, "password": "correct horse battery"});
+        assert_eq!(
+            self.call("POST", "/signup", Some(creds.clone()), None)
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        let login = self.call("POST", "/login", Some(creds), None).await;
+        assert_eq!(login.status, StatusCode::OK);
+        login.body["token"].as_str().unwrap().to_string()
+    }
+
+    async fn product(&self, token: &str, name: &str) -> Value {
+        let r = self
+            .call(
+                "POST",
+                "/products",
+                Some(json!({"name": name, "price": {"amount": 450, "currency": "EUR"}})),
+                Some(token),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body
+    }
+}
+
+fn error_code(r: &Reply) -> &str {
+    r.body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error body: {}", r.body))
+}
+
+fn error_field(r: &Reply) -> &str {
+    r.body["error"]["field"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no field: {}", r.body))
+}
+
+async fn health(kind: Kind) {
+    let api = Api::new(kind).await;
+    let r = api.call("GET", "/health", None, None).await;
+    assert_eq!(
+        (r.status, r.body),
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+}
+
+async fn signup_normalises_email_and_never_overwrites(kind: Kind) {
+    let api = Api::new(kind).await;
+    let r = api
+        .call(
+            "POST",
+            "/signup",
+            Some(json!({"email": " Ann@Example.com", "password": "correct horse battery"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.body["email"], "ann@example.com");
+    assert!(r.body.get("password").is_none() && r.body.get("password_hash").is_none());
+    let again = api
+        .call(
+            "POST",
+            "/signup",
+            Some(json!({"email": "ANN@example.com", "password": "another password!"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (again.status, error_code(&again)),
+        (StatusCode::CONFLICT, "conflict")
+    );
+    // The first password still works: the second signup did not overwrite the user.
+    let login = api
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"email": "ann@example.com", "password": "correct horse battery"})),
+            None,
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert_eq!(login.body["token_type"], "Bearer");
+    assert_eq!(login.body["expires_in"], 3600);
+}
+
+async fn signup_validation_names_the_field(kind: Kind) {
+    let api = Api::new(kind).await;
+    let r = api
+        .call(
+            "POST",
+            "/signup",
+            Some(json!({"email": "ann", "password": "correct horse battery"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_field(&r)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "email")
+    );
+    let r = api
+        .call(
+            "POST",
+            "/signup",
+            Some(json!({"email": "ann@example.com", "password": "short"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_field(&r)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "password")
+    );
+    let r = api
+        .call(
+            "POST",
+            "/signup",
+            Some(json!({"email": "ann@example.com"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `password`"),
+        "{}",
+        r.body
+    );
+}
+
+async fn failed_logins_look_the_same(kind: Kind) {
+    let api = Api::new(kind).await;
+    api.user("ann@example.com").await;
+    let wrong_password = api
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"email": "ann@example.com", "password": "wrong password!!"})),
+            None,
+        )
+        .await;
+    let unknown_email = api
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"email": "bob@example.com", "password": "correct horse battery"})),
+            None,
+        )
+        .await;
+    let malformed_email = api
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"email": "bob", "password": "correct horse battery"})),
+            None,
+        )
+        .await;
+    assert_eq!(wrong_password.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong_password.body, unknown_email.body);
+    assert_eq!(wrong_password.body, malformed_email.body);
+    assert_eq!(
+        (unknown_email.status, malformed_email.status),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+}
+
+async fn writes_need_a_valid_token(kind: Kind) {
+    let api = Api::new(kind).await;
+    let token = api.user("ann@example.com").await;
+    let id = api.product(&token, "Tea").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = json!({"name": "x", "price": {"amount": 1, "currency": "EUR"}, "version": 1});
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let expired = sign(
+        &json!({"sub": "u", "iat": now - 7200, "exp": now - 3600}),
+        SECRET,
+    );
+    let forged = sign(
+        &json!({"sub": "u", "iat": now, "exp": now + 3600}),
+        b"another secret, also 32 bytes long",
+    );
+    let alg_none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(json!({"sub": "u", "exp": now + 3600})
+            .to_string()
+            .as_bytes())
+    );
+    let bad_header = format!("{}.{}", "e30x", token.split_once('.').unwrap().1);
+    let mut bodies = vec![];
+    for (method, path) in [
+        ("POST", "/products".to_string()),
+        ("PUT", format!("/products/{id}")),
+        ("DELETE", format!("/products/{id}")),
+    ] {
+        for t in [
+            None,
+            Some("garbage"),
+            Some(expired.as_str()),
+            Some(forged.as_str()),
+            Some(alg_none.as_str()),
+            Some(bad_header.as_str()),
+        ] {
+            let r = api.call(method, &path, Some(body.clone()), t).await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {t:?}: {}",
+                r.body
+            );
+            assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
+            bodies.push(r.body);
+        }
+    }
+    // Nothing in the answer tells a missing token from a forged or expired one.
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    // A token in another scheme is no token.
+    let req = Request::builder()
+        .method("DELETE")
+        .uri(format!("/products/{id}"))
+        .header(header::AUTHORIZATION, format!("Basic {token}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(api.send(req).await.status, StatusCode::UNAUTHORIZED);
+    // Reads are public.
+    assert_eq!(
+        api.call("GET", &format!("/products/{id}"), None, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn sign(claims: &Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+async fn create_get_and_not_found(kind: Kind) {
+    let api = Api::new(kind).await;
+    let token = api.user("ann@example.com").await;
+    let r = api
+        .call("POST", "/products", Some(json!({"name": " Green tea ", "description": "Sencha", "price": {"amount": 1299, "currency": "JPY"}})), Some(&token))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["id"].as_str().unwrap();
+    assert_eq!(r.headers[header::LOCATION], format!("/products/{id}"));
+    assert_eq!(r.body["name"], "Green tea");
+    assert_eq!(r.body["version"], 1);
+    assert_eq!(r.body["price"], json!({"amount": 1299, "currency": "JPY"}));
+    let got = api
+        .call("GET", &format!("/products/{id}"), None, None)
+        .await;
+    assert_eq!((got.status, &got.body), (StatusCode::OK, &r.body));
+    for missing in ["01ARZ3NDEKTSV4RRFFQ69G5FAV", "not-an-id"] {
+        let r = api
+            .call("GET", &format!("/products/{missing}"), None, None)
+            .await;
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
+    }
+}
+
+async fn product_validation_names_the_field(kind: Kind) {
+    let api = Api::new(kind).await;
+    let token = api.user("ann@example.com").await;
+    let cases = [
+        (
+            json!({"name": "", "price": {"amount": 1, "currency": "EUR"}}),
+            "name",
+        ),
+        (
+            json!({"name": "x".repeat(201), "price": {"amount": 1, "currency": "EUR"}}),
+            "name",
+        ),
+        (
+            json!({"name": "a", "description": "d".repeat(2001), "price": {"amount": 1, "currency": "EUR"}}),
+            "description",
+        ),
+        (
+            json!({"name": "a", "price": {"amount": -1, "currency": "EUR"}}),
+            "price.amount",
+        ),
+        (
+            json!({"name": "a", "price": {"amount": 1.5, "currency": "EUR"}}),
+            "price.amount",
+        ),
+        (
+            json!({"name": "a", "price": {"amount": 1, "currency": "euro"}}),
+            "price.currency",
+        ),
+        (json!({"name": "a", "price": {"amount": 1}}), "price"),
+        (
+            json!({"name": "a", "price": {"amount": 1, "currency": "EUR"}, "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"name": "a", "price": {"amount": 1, "currency": "EUR"}, "version": 3}),
+            "version",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = api
+            .call("POST", "/products", Some(body.clone()), Some(&token))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
+        assert_eq!(error_field(&r), field, "{body}: {}", r.body);
+    }
+    let listed = api.call("GET", "/products", None, None).await;
+    assert_eq!(
+        listed.body["items"],
+        json!([]),
+        "nothing invalid was stored"
+    );
+}
+
+async fn malformed_bodies(kind: Kind) {
+    let api = Api::new(kind).await;
+    let token = api.user("ann@example.com").await;
+    let r = api
+        .raw(
+            "POST",
+            "/products",
+            "application/json",
+            "{\"name\": ",
+            &token,
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    let r = api
+        .raw("POST", "/products", "text/plain", "{}", &token)
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let big = json!({"name": "a", "description": "x".repeat(64 * 1024), "price": {"amount": 1, "currency": "EUR"}});
+    let r = api
+        .raw(
+            "POST",
+            "/products",
+            "application/json",
+            big.to_string(),
+            &token,
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    let r = api
+        .raw(
+            "POST",
+            "/signup",
+            "application/json; charset=utf-8",
+            "[1,2",
+            &token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Well-formed JSON of the wrong shape is a validation error of the whole body.
+    let r = api
+        .raw(
+            "POST",
+            "/signup",
+            "application/json",
+            "[\"ann@example.com\", \"correct horse battery\"]",
+            &token,
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_field(&r)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "body")
+    );
+}
+
+async fn pagination_walks_every_product_once_in_creation_order(kind: Kind) {
+    let api = Api::new(kind).await;
+    let token = api.user("ann@example.com").await;
+    let mut created = vec![];
+    for i in 0..5 {
+        created.push(
+            api.product(&token, &format!("p{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let mut seen = vec![];
+    let mut path = "/products?limit=2".to_string();
+    let mut pages = 0;
+    loop {
+        let r = api.call("GET", &path, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        pages += 1;
+        seen.extend(
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_string()),
+        );
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/products?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!((seen, pages), (created.clone(), 3));
+    let all = api.call("GET", "/products", None, None).await;
+    assert_eq!(
+        all.body["items"].as_array().unwrap().len(),
+        5,
+        "default limit is 20"
+    );
+    assert_eq!(all.body["next_cursor"], Value::Null);
+    for bad in ["limit=0", "limit=101", "limit=abc", "limit=-1"] {
+        let r = api
+            .call("GET", &format!("/products?{bad}"), None, None)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("limit"),
+            "{bad}: {}",
+            r.body
+        );
+    }
+    let r = api.call("GET", "/products?cursor=%%%", None, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = api
+        .call("GET", "/products?cursor=bm90LWFuLWlk", None, None)
+        .await;
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cursor"),
+        "{}",
+        r.body
+    );
+}
+
+async fn updates_are_versioned_and_never_revive_deleted_products(kind: Kind) {
+    let api = Api::new(kind).await;
+    let token = api.user("ann@example.com").await;
+    let p = api.product(&token, "Tea").await;
+    let path = format!("/products/{}", p["id"].as_str().unwrap());
+    let edit = |version: u64| json!({"name": "Black tea", "price": {"amount": 500, "currency": "EUR"}, "version": version});
+    let r = api.call("PUT", &path, Some(edit(1)), Some(&token)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body["version"].as_u64(), r.body["name"].as_str()),
+        (Some(2), Some("Black tea"))
+    );
+    assert_eq!(r.body["created_at"], p["created_at"]);
+    let stale = api.call("PUT", &path, Some(edit(1)), Some(&token)).await;
+    assert_eq!(
+        (stale.status, error_code(&stale)),
+        (StatusCode::CONFLICT, "conflict")
+    );
+    let no_version = api
+        .call(
+            "PUT",
+            &path,
+            Some(json!({"name": "x", "price": {"amount": 1, "currency": "EUR"}})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (no_version.status, error_field(&no_version)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "version")
+    );
+    assert_eq!(
+        api.call("DELETE", &path, None, Some(&token)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let revive = api.call("PUT", &path, Some(edit(2)), Some(&token)).await;
+    assert_eq!(revive.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call("GET", &path, None, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call("DELETE", &path, None, Some(&token)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn unknown_routes_and_methods_answer_in_json(kind: Kind) {
+    let api = Api::new(kind).await;
+    let r = api.call("GET", "/nope", None, None).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let r = api.call("PATCH", "/products", None, None).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+}
+
+macro_rules! over_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory { $( #[tokio::test] async fn $name() { super::$name(super::Kind::Memory).await } )* }
+        mod dynamodb { $( #[tokio::test] async fn $name() { super::$name(super::Kind::Dynamo).await } )* }
+    };
+}
+
+over_both_stores!(
+    health,
+    signup_normalises_email_and_never_overwrites,
+    signup_validation_names_the_field,
+    failed_logins_look_the_same,
+    writes_need_a_valid_token,
+    create_get_and_not_found,
+    product_validation_names_the_field,
+    malformed_bodies,
+    pagination_walks_every_product_once_in_creation_order,
+    updates_are_versioned_and_never_revive_deleted_products,
+    unknown_routes_and_methods_answer_in_json,
+);
