@@ -1,0 +1,196 @@
+//! API Gateway HTTP API events (payload format 2.0) through the lambda_http entry: the same
+//! adapter `lambda_http::run` wraps the router in on Lambda.
+
+use app::auth::Tokens;
+use app::entry::{Store, catalog_over};
+use base64::Engine;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Context, LambdaEvent};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// An event as API Gateway sends it for the `$default` route and stage.
+fn event(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: Value,
+    body: Option<&str>,
+    base64: bool,
+) -> Value {
+    let body = body.map(|b| {
+        if base64 {
+            base64::engine::general_purpose::STANDARD.encode(b)
+        } else {
+            b.to_string()
+        }
+    });
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "222222222222",
+            "apiId": "api",
+            "domainName": "api.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
+            "requestId": "req",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "24/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795514400000u64
+        },
+        "body": body,
+        "isBase64Encoded": base64
+    })
+}
+
+struct Lambda {
+    router: axum::Router,
+}
+
+impl Lambda {
+    fn new() -> Self {
+        let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef").unwrap();
+        Lambda {
+            router: app::http::router(catalog_over(Store::Memory, tokens)),
+        }
+    }
+
+    /// The response as API Gateway receives it (statusCode, headers, body).
+    async fn invoke(&self, event: Value) -> Value {
+        let request: LambdaRequest = serde_json::from_value(event).expect("a valid v2 event");
+        let adapter = Adapter::from(self.router.clone());
+        let response = adapter
+            .oneshot(LambdaEvent::new(request, Context::default()))
+            .await
+            .expect("the router never fails");
+        serde_json::to_value(response).unwrap()
+    }
+}
+
+fn body_of(response: &Value) -> Value {
+    assert_eq!(response["isBase64Encoded"], false, "{response}");
+    serde_json::from_str(response["body"].as_str().unwrap()).unwrap()
+}
+
+fn json_headers() -> Value {
+    json!({"content-type": "application/json"})
+}
+
+#[tokio::test]
+async fn health_answers_through_the_lambda_adapter() {
+    let lambda = Lambda::new();
+    let r = lambda
+        .invoke(event("GET", "/health", "", json!({}), None, false))
+        .await;
+    assert_eq!(r["statusCode"], 200);
+    assert_eq!(r["headers"]["content-type"], "application/json");
+    assert_eq!(body_of(&r), json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn signup_login_and_create_through_events() {
+    let lambda = Lambda::new();
+    let creds = r#"{"email":"ann@example.com","password":"correct horse battery"}"#;
+    let r = lambda
+        .invoke(event(
+            "POST",
+            "/signup",
+            "",
+            json_headers(),
+            Some(creds),
+            false,
+        ))
+        .await;
+    assert_eq!(r["statusCode"], 201, "{r}");
+    // API Gateway may hand the body over base64-encoded.
+    let r = lambda
+        .invoke(event(
+            "POST",
+            "/login",
+            "",
+            json_headers(),
+            Some(creds),
+            true,
+        ))
+        .await;
+    assert_eq!(r["statusCode"], 200, "{r}");
+    let token = body_of(&r)["token"].as_str().unwrap().to_string();
+
+    let product = r#"{"name":"Tea","price":{"amount":450,"currency":"EUR"}}"#;
+    let unauthenticated = lambda
+        .invoke(event(
+            "POST",
+            "/products",
+            "",
+            json_headers(),
+            Some(product),
+            false,
+        ))
+        .await;
+    assert_eq!(unauthenticated["statusCode"], 401);
+    let headers =
+        json!({"content-type": "application/json", "authorization": format!("Bearer {token}")});
+    let r = lambda
+        .invoke(event(
+            "POST",
+            "/products",
+            "",
+            headers,
+            Some(product),
+            false,
+        ))
+        .await;
+    assert_eq!(r["statusCode"], 201, "{r}");
+    let id = body_of(&r)["id"].as_str().unwrap().to_string();
+    assert_eq!(r["headers"]["location"], format!("/products/{id}"));
+
+    let r = lambda
+        .invoke(event("GET", "/products", "limit=1", json!({}), None, false))
+        .await;
+    assert_eq!(r["statusCode"], 200);
+    assert_eq!(body_of(&r)["items"][0]["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn errors_keep_their_status_and_json_body_through_events() {
+    let lambda = Lambda::new();
+    let r = lambda
+        .invoke(event(
+            "GET",
+            "/products",
+            "limit=abc",
+            json!({}),
+            None,
+            false,
+        ))
+        .await;
+    assert_eq!(r["statusCode"], 400);
+    assert_eq!(body_of(&r)["error"]["code"], "bad_request");
+    let r = lambda
+        .invoke(event(
+            "GET",
+            "/products/unknown",
+            "",
+            json!({}),
+            None,
+            false,
+        ))
+        .await;
+    assert_eq!(r["statusCode"], 404);
+    let r = lambda
+        .invoke(event(
+            "POST",
+            "/signup",
+            "",
+            json_headers(),
+            Some("{not json"),
+            false,
+        ))
+        .await;
+    assert_eq!(r["statusCode"], 400);
+}
