@@ -68,25 +68,37 @@ pub async fn lambda() -> anyhow::Result<()> {
         .without_time() // CloudWatch stamps each line
         .init();
     let config = aws_config().await;
-    let param = required_var(SECRET_PARAM_VAR)?;
-    let secret = aws_sdk_ssm::Client::new(&config)
+    let app = lambda_router(
+        &config,
+        &required_var(SECRET_PARAM_VAR)?,
+        &required_var(TABLE_VAR)?,
+    )
+    .await?;
+    lambda_http::run(app).await.map_err(|e| anyhow::anyhow!(e))
+}
+
+/// The router a Lambda serves: tokens signed with the SecureString `secret_param`, data in `table`.
+pub async fn lambda_router(
+    config: &SdkConfig,
+    secret_param: &str,
+    table: &str,
+) -> anyhow::Result<axum::Router> {
+    let secret = aws_sdk_ssm::Client::new(config)
         .get_parameter()
-        .name(&param)
+        .name(secret_param)
         .with_decryption(true)
         .send()
         .await
-        .with_context(|| format!("reading SSM parameter {param}"))?
+        .with_context(|| format!("reading SSM parameter {secret_param}"))?
         .parameter
         .and_then(|p| p.value)
-        .with_context(|| format!("SSM parameter {param} has no value"))?;
+        .with_context(|| format!("SSM parameter {secret_param} has no value"))?;
     let tokens =
-        Tokens::new(secret.as_bytes()).with_context(|| format!("SSM parameter {param}"))?;
-    let table = required_var(TABLE_VAR)?;
-    let app = router(catalog_over(
-        Store::Dynamo(dynamo_store(&config, &table)),
+        Tokens::new(secret.as_bytes()).with_context(|| format!("SSM parameter {secret_param}"))?;
+    Ok(router(catalog_over(
+        Store::Dynamo(dynamo_store(config, table)),
         tokens,
-    ));
-    lambda_http::run(app).await.map_err(|e| anyhow::anyhow!(e))
+    )))
 }
 
 /// Runs on localhost until Ctrl-C.

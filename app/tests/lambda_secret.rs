@@ -1,0 +1,101 @@
+//! On Lambda the signing secret comes from an SSM SecureString (here in the emulator).
+
+#[path = "../../deployer/tests/common/emulator.rs"]
+#[allow(dead_code)]
+mod emulator;
+
+use aws_sdk_ssm::types::ParameterType;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tower::ServiceExt;
+
+fn config(url: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .http_client(app::entry::http_client())
+        .credentials_provider(aws_sdk_ssm::config::SharedCredentialsProvider::new(
+            aws_sdk_ssm::config::Credentials::new("testing", "testing", None, None, "test"),
+        ))
+        .build()
+}
+
+async fn put_secret(config: &aws_config::SdkConfig, name: &str, value: &str) {
+    aws_sdk_ssm::Client::new(config)
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn tokens_are_checked_with_the_secret_from_ssm() {
+    let emu = emulator::Emulator::start();
+    let config = config(&emu.url);
+    let secret = "a secret of at least thirty-two bytes, from SSM";
+    put_secret(&config, "/catalog/sandbox/jwt-secret", secret).await;
+    let table = app::entry::dynamo_store(&config, "catalog");
+    table.create_table().await.unwrap();
+    let router = app::entry::lambda_router(&config, "/catalog/sandbox/jwt-secret", "catalog")
+        .await
+        .unwrap();
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = serde_json::json!({"sub": "u1", "iat": now, "exp": now + 60});
+    let delete_with = |key: &[u8]| {
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key),
+        )
+        .unwrap();
+        Request::builder()
+            .method("DELETE")
+            .uri("/products/01ARZ3NDEKTSV4RRFFQ69G5FAV")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Signed with the SSM secret: authenticated, and the product is simply not there.
+    let res = router
+        .clone()
+        .oneshot(delete_with(secret.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = router
+        .oneshot(delete_with(b"some other secret of thirty-two bytes"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_missing_or_weak_secret_stops_the_cold_start_naming_the_parameter() {
+    let emu = emulator::Emulator::start();
+    let config = config(&emu.url);
+    let err = app::entry::lambda_router(&config, "/nope", "catalog")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("reading SSM parameter /nope"),
+        "{err:#}"
+    );
+    put_secret(&config, "/short", "too short").await;
+    let err = app::entry::lambda_router(&config, "/short", "catalog")
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("SSM parameter /short") && text.contains("at least 32 bytes"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("too short"),
+        "the secret itself must not appear: {text}"
+    );
+}
