@@ -12,6 +12,12 @@ pub enum Error {
         "cannot tell which AWS account these credentials belong to: {message}; sign in first (aws sso login, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or for the local emulator set AWS_ENDPOINT_URL"
     )]
     Identity { message: String },
+    #[error("{action} on {target} failed: {message}")]
+    Call {
+        action: &'static str,
+        target: String,
+        message: String,
+    },
     #[error(
         "cannot assume {role_arn} from account {from}: {message}; check that `deployer bootstrap` ran for that account and trusts account {from}"
     )]

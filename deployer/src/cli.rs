@@ -60,6 +60,12 @@ pub enum Command {
         #[arg(long, default_value = "out")]
         out: PathBuf,
     },
+    /// Create or update an account's bootstrap stack: roles, artifact bucket, version marker
+    /// (and for pipeline: KMS key, ECR repository). Needs credentials in that account.
+    Bootstrap {
+        #[arg(value_enum)]
+        env: EnvName,
+    },
     /// Create or update the catalog stack of sandbox or prod through a change set.
     Deploy {
         #[arg(value_enum)]

@@ -24,16 +24,32 @@ fn target_env(envs: &Environments, env: EnvName, verb: &str) -> Result<(), Error
     Ok(())
 }
 
-async fn stacks_in(envs: &Environments, env: EnvName) -> Result<Stacks, Error> {
+async fn session_in(envs: &Environments, env: EnvName) -> Result<aws::Session, Error> {
     let operator = aws::operator_config().await;
-    let session = aws::session_in(
+    Ok(aws::session_in(
         &operator,
         envs.account(env),
         envs.region(env),
         &deploy_role_name(envs),
     )
-    .await?;
-    Ok(Stacks::new(session.cloudformation()))
+    .await?)
+}
+
+/// What every stack the deployer makes is tagged with.
+pub fn stack_tags(
+    envs: &Environments,
+    env: EnvName,
+    artifact_sha: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut tags = vec![
+        ("app".into(), envs.prefix().as_str().into()),
+        ("env".into(), env.to_string()),
+        ("deployer-version".into(), env!("CARGO_PKG_VERSION").into()),
+    ];
+    if let Some(sha) = artifact_sha {
+        tags.push(("artifact-sha256".into(), sha.into()));
+    }
+    tags
 }
 
 pub async fn deploy(
@@ -52,23 +68,25 @@ pub async fn deploy(
         )));
     }
     let rendered = renderer.render(envs, env, StackKind::Catalog)?;
+    let session = session_in(envs, env).await?;
+    crate::bootstrap::check_marker(envs, env, &session).await?;
     let spec = StackSpec {
         name: rendered.stack_name.clone(),
         template_body: rendered.to_compact(),
         parameters: vec![],
-        tags: vec![
-            ("app".into(), envs.prefix().as_str().into()),
-            ("env".into(), env.to_string()),
-            ("deployer-version".into(), env!("CARGO_PKG_VERSION").into()),
-        ],
-        execution_role_arn: None,
+        tags: stack_tags(envs, env, None),
+        execution_role_arn: Some(format!(
+            "arn:aws:iam::{}:role/{}-cfn-exec",
+            envs.account(env),
+            envs.prefix().as_str()
+        )),
     };
-    let stacks = stacks_in(envs, env).await?;
+    let stacks = Stacks::new(session.cloudformation());
     Ok(stacks.deploy(&spec, &mut print_event).await?)
 }
 
 /// Stack events as lines on stderr, so stdout stays one clean report.
-fn print_event(e: &Event) {
+pub fn print_event(e: &Event) {
     eprintln!(
         "{}  {:<28} {:<36} {}{}",
         e.timestamp,
@@ -144,7 +162,7 @@ fn outputs_text(outputs: &BTreeMap<String, String>) -> String {
 pub async fn outputs(envs: &Environments, env: EnvName) -> Result<OutputsReport, Error> {
     target_env(envs, env, "outputs")?;
     let name = StackKind::Catalog.stack_name(envs, env);
-    let stacks = stacks_in(envs, env).await?;
+    let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
     let stack = stacks.describe(&name).await?.ok_or_else(|| {
         Error::Refused(format!(
             "stack {name} does not exist in account {}; deploy it first with `deployer deploy {env}`",

@@ -2,6 +2,7 @@
 //! pipeline, sandbox and prod accounts.
 
 pub mod aws;
+pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod deploy;
@@ -30,6 +31,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Deploy { env } => {
             let renderer = Renderer::load(&g.templates)?;
             emit(g.output, &deploy::deploy(&envs, &renderer, env).await?);
+        }
+        Command::Bootstrap { env } => {
+            let renderer = Renderer::load(&g.templates)?;
+            let report =
+                bootstrap::bootstrap(&envs, &renderer, env, &mut deploy::print_event).await?;
+            emit(g.output, &report);
         }
         Command::Outputs { env } => emit(g.output, &deploy::outputs(&envs, env).await?),
     }

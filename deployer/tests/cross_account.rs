@@ -19,10 +19,17 @@ async fn stack_names(cfn: &aws_sdk_cloudformation::Client) -> Vec<String> {
         .collect()
 }
 
+/// A project signed in to the pipeline account, with sandbox bootstrapped.
+fn bootstrapped(emu: &Emulator) -> Project {
+    let p = Project::new().signed_in(emu, PIPELINE);
+    p.run_as(emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
+    p
+}
+
 #[tokio::test]
 async fn deploy_assumes_a_role_in_sandbox_and_the_stack_stays_there() {
     let emu = Emulator::start();
-    let p = Project::new().signed_in(&emu, PIPELINE);
+    let p = bootstrapped(&emu);
 
     let run = p.run(&["deploy", "sandbox", "--output", "json"]).expect(0);
     let report = run.json();
@@ -39,10 +46,9 @@ async fn deploy_assumes_a_role_in_sandbox_and_the_stack_stays_there() {
     // Events stream on stderr while stdout carries the one JSON report.
     assert!(run.stderr().contains("CREATE_COMPLETE"), "{}", run.stderr());
 
-    assert_eq!(
-        stack_names(&cloudformation(&emu, SANDBOX)).await,
-        ["catalog-sandbox"]
-    );
+    let mut sandbox = stack_names(&cloudformation(&emu, SANDBOX)).await;
+    sandbox.sort();
+    assert_eq!(sandbox, ["catalog-bootstrap", "catalog-sandbox"]);
     assert!(
         stack_names(&cloudformation(&emu, PIPELINE))
             .await
@@ -82,7 +88,7 @@ async fn deploy_assumes_a_role_in_sandbox_and_the_stack_stays_there() {
 #[tokio::test]
 async fn a_template_change_updates_the_stack() {
     let emu = Emulator::start();
-    let p = Project::new().signed_in(&emu, PIPELINE);
+    let p = bootstrapped(&emu);
     p.run(&["deploy", "sandbox"]).expect(0);
     p.edit(
         "environments/sandbox.toml",
@@ -127,4 +133,80 @@ fn unreachable_aws_fails_with_exit_1_and_says_how_to_sign_in() {
     let err = run.expect(1).stderr();
     assert!(err.contains("cannot tell which AWS account"), "{err}");
     assert!(err.contains("aws sso login"), "{err}");
+}
+
+#[test]
+fn deploy_before_bootstrap_is_refused_naming_the_command() {
+    let emu = Emulator::start();
+    let p = Project::new().signed_in(&emu, PIPELINE);
+    let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
+    assert!(
+        err.contains("sandbox (account 222222222222) is not bootstrapped"),
+        "{err}"
+    );
+    assert!(err.contains("run `deployer bootstrap sandbox`"), "{err}");
+}
+
+#[test]
+fn bootstrap_needs_credentials_in_the_account_it_prepares() {
+    let emu = Emulator::start();
+    let p = Project::new().signed_in(&emu, PIPELINE);
+    let err = p.run(&["bootstrap", "prod"]).expect(2).stderr();
+    assert!(
+        err.contains("needs credentials in its account 333333333333"),
+        "{err}"
+    );
+    assert!(err.contains("these are for account 111111111111"), "{err}");
+}
+
+#[tokio::test]
+async fn bootstrap_all_three_accounts_then_again_changes_nothing() {
+    let emu = Emulator::start();
+    let p = Project::new();
+    for (env, account) in [("pipeline", PIPELINE), ("sandbox", SANDBOX), ("prod", PROD)] {
+        let first = p
+            .run_as(&emu, account, &["bootstrap", env, "--output", "json"])
+            .expect(0)
+            .json();
+        assert_eq!(first["outcome"], "created", "{env}: {first}");
+        let again = p
+            .run_as(&emu, account, &["bootstrap", env, "--output", "json"])
+            .expect(0)
+            .json();
+        assert_eq!(again["outcome"], "no-changes", "{env}: {again}");
+        assert_eq!(
+            stack_names(&cloudformation(&emu, account)).await,
+            ["catalog-bootstrap"]
+        );
+    }
+    let boot = cloudformation(&emu, PIPELINE)
+        .get_template()
+        .stack_name("catalog-bootstrap")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        boot.template_body()
+            .unwrap()
+            .contains("AWS::ECR::Repository")
+    );
+}
+
+#[test]
+fn a_stale_bootstrap_is_refused() {
+    let emu = Emulator::start();
+    let p = Project::new().signed_in(&emu, PIPELINE);
+    // An older bootstrap wrote version 0.
+    p.edit(
+        "templates/bootstrap-target.json.hbs",
+        "\"Value\": \"{{bootstrap_version}}\",",
+        "\"Value\": \"0\",",
+    );
+    p.run_as(&emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
+    let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
+    assert!(
+        err.contains("has bootstrap version 0 but this deployer needs 1"),
+        "{err}"
+    );
+    assert!(err.contains("run `deployer bootstrap sandbox`"), "{err}");
 }

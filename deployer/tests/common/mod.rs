@@ -85,6 +85,14 @@ impl Project {
         self.run_with(args, &[])
     }
 
+    /// Runs signed in to `account` of `emu` for this run only.
+    pub fn run_as(&self, emu: &Emulator, account: &str, args: &[&str]) -> Run {
+        let mut env = emu.credentials(account);
+        env.push(("AWS_ENDPOINT_URL".into(), emu.url.clone()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.run_with(args, &env)
+    }
+
     /// Runs with extra environment variables on top of the project's.
     pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));

@@ -1,0 +1,81 @@
+//! `deployer bootstrap ENV`: the stack that prepares an account (roles, artifact bucket, KMS key,
+//! ECR repository, version marker), and the check that `deploy` makes against its marker.
+
+use crate::aws::{self, Session};
+use crate::config::{EnvName, Environments};
+use crate::error::Error;
+use crate::render::{BOOTSTRAP_VERSION, Renderer, StackKind};
+use crate::stack::{DeployReport, Event, StackSpec, Stacks};
+
+/// The SSM parameter the target bootstrap writes its version to.
+pub fn marker_name(envs: &Environments) -> String {
+    format!("/{}/bootstrap/version", envs.prefix().as_str())
+}
+
+pub async fn bootstrap(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<DeployReport, Error> {
+    let kind = StackKind::for_env(env)[0];
+    let rendered = renderer.render(envs, env, kind)?;
+    let operator = aws::operator_config().await;
+    // The deploy role does not exist before the first bootstrap: bootstrapping needs the
+    // operator's own credentials in that account.
+    let caller = aws::caller_account(&operator).await?;
+    let account = envs.account(env);
+    if caller != account.as_str() {
+        return Err(Error::Refused(format!(
+            "bootstrapping {env} needs credentials in its account {account} ({}), but these are for account {caller}; sign in there first, e.g. AWS_PROFILE=<a profile of {account}> deployer bootstrap {env}",
+            envs.file(env).display()
+        )));
+    }
+    let session = aws::session_in(&operator, account, envs.region(env), "unused").await?;
+    let spec = StackSpec {
+        name: rendered.stack_name.clone(),
+        template_body: rendered.to_compact(),
+        parameters: vec![],
+        tags: crate::deploy::stack_tags(envs, env, None),
+        execution_role_arn: None,
+    };
+    Ok(Stacks::new(session.cloudformation())
+        .deploy(&spec, on_event)
+        .await?)
+}
+
+/// Refuses targets whose bootstrap is missing or older than this deployer needs.
+pub async fn check_marker(
+    envs: &Environments,
+    env: EnvName,
+    session: &Session,
+) -> Result<(), Error> {
+    let name = marker_name(envs);
+    let fix = format!(
+        "run `deployer bootstrap {env}` with credentials in account {}",
+        envs.account(env)
+    );
+    let found = match session.ssm().get_parameter().name(&name).send().await {
+        Ok(out) => out.parameter.and_then(|p| p.value),
+        Err(e) if aws::error_text(&e).contains("ParameterNotFound") => None,
+        Err(e) => {
+            return Err(Error::Aws(aws::Error::Call {
+                action: "ssm:GetParameter",
+                target: name,
+                message: aws::error_text(&e),
+            }));
+        }
+    };
+    match found.as_deref().map(str::parse::<u32>) {
+        None => Err(Error::Refused(format!(
+            "{env} (account {}) is not bootstrapped: {name} does not exist; {fix}",
+            envs.account(env)
+        ))),
+        Some(Ok(v)) if v >= BOOTSTRAP_VERSION => Ok(()),
+        Some(_) => Err(Error::Refused(format!(
+            "{env} (account {}) has bootstrap version {} but this deployer needs {BOOTSTRAP_VERSION}; {fix}",
+            envs.account(env),
+            found.unwrap_or_default()
+        ))),
+    }
+}
