@@ -70,6 +70,9 @@ pub enum Command {
     Deploy {
         #[arg(value_enum)]
         env: EnvName,
+        /// First finish the rollback of a stack left in UPDATE_ROLLBACK_FAILED (ContinueUpdateRollback).
+        #[arg(long)]
+        continue_rollback: bool,
     },
     /// Print the outputs of an environment's catalog stack.
     Outputs {

@@ -56,6 +56,7 @@ pub async fn deploy(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
+    continue_rollback: bool,
 ) -> Result<DeployReport, Error> {
     target_env(envs, env, "deploy")?;
     let target = envs.target(env).expect("checked above");
@@ -82,6 +83,11 @@ pub async fn deploy(
         )),
     };
     let stacks = Stacks::new(session.cloudformation());
+    if continue_rollback {
+        stacks
+            .continue_rollback(&spec.name, &mut print_event)
+            .await?;
+    }
     Ok(stacks.deploy(&spec, &mut print_event).await?)
 }
 

@@ -28,9 +28,13 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let which: Vec<EnvName> = env.map_or_else(|| EnvName::ALL.to_vec(), |e| vec![e]);
             emit(g.output, &synth::synth(&envs, &renderer, &which, &out)?);
         }
-        Command::Deploy { env } => {
+        Command::Deploy {
+            env,
+            continue_rollback,
+        } => {
             let renderer = Renderer::load(&g.templates)?;
-            emit(g.output, &deploy::deploy(&envs, &renderer, env).await?);
+            let report = deploy::deploy(&envs, &renderer, env, continue_rollback).await?;
+            emit(g.output, &report);
         }
         Command::Bootstrap { env } => {
             let renderer = Renderer::load(&g.templates)?;

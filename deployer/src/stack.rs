@@ -270,6 +270,25 @@ impl Stacks {
         Ok(true)
     }
 
+    /// Resumes the rollback of a stack in UPDATE_ROLLBACK_FAILED (after the operator fixed the
+    /// resource that blocked it), and waits until it is rolled back.
+    pub async fn continue_rollback(
+        &self,
+        name: &str,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<(), Error> {
+        self.cfn
+            .continue_update_rollback()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| api("ContinueUpdateRollback", name, &e))?;
+        match self.wait(name, on_event).await {
+            Err(Error::Failed { status, .. }) if status == "UPDATE_ROLLBACK_COMPLETE" => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     async fn unchanged(&self, name: &str) -> Result<DeployReport, Error> {
         let stack = self.describe(name).await?;
         Ok(DeployReport {
@@ -349,6 +368,11 @@ impl Stacks {
             let stack = match self.cfn.describe_stacks().stack_name(name).send().await {
                 Ok(out) => out.stacks.unwrap_or_default().into_iter().next(),
                 Err(e) if error_text(&e).contains("does not exist") => None,
+                // The SDK already retried; a long wait outlasts throttling rather than failing.
+                Err(e) if is_throttling(&error_text(&e)) => {
+                    tokio::time::sleep(delay.max(self.max_poll)).await;
+                    continue;
+                }
                 Err(e) => return Err(api("DescribeStacks", name, &e)),
             };
             let events = self.new_events(name, since_secs, &mut seen).await?;
@@ -404,7 +428,12 @@ impl Stacks {
             .await
         {
             Ok(out) => out,
-            Err(e) if error_text(&e).contains("does not exist") => return Ok(vec![]),
+            // Events missed now are read on the next poll.
+            Err(e)
+                if error_text(&e).contains("does not exist") || is_throttling(&error_text(&e)) =>
+            {
+                return Ok(vec![]);
+            }
             Err(e) => return Err(api("DescribeStackEvents", name, &e)),
         };
         let mut fresh: Vec<&StackEvent> = out
@@ -460,6 +489,10 @@ pub fn outputs_of(stack: &Stack) -> BTreeMap<String, String> {
         .iter()
         .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
         .collect()
+}
+
+fn is_throttling(text: &str) -> bool {
+    text.contains("Throttling") || text.contains("Rate exceeded")
 }
 
 /// AWS says "didn't contain changes" on a change set; the emulator refuses the change set

@@ -1,0 +1,403 @@
+//! What the emulator cannot show: failed creates and their rollback, UPDATE_ROLLBACK_FAILED,
+//! throttling, per-resource events and "didn't contain changes". The responses are shaped as the
+//! CloudFormation API reference documents them, served by aws-smithy-mocks.
+
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::error::ErrorMetadata;
+use aws_sdk_cloudformation::operation::continue_update_rollback::ContinueUpdateRollbackOutput;
+use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
+use aws_sdk_cloudformation::operation::delete_change_set::DeleteChangeSetOutput;
+use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
+use aws_sdk_cloudformation::operation::describe_stack_events::{
+    DescribeStackEventsError, DescribeStackEventsOutput,
+};
+use aws_sdk_cloudformation::operation::describe_stacks::{
+    DescribeStacksError, DescribeStacksOutput,
+};
+use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetOutput;
+use aws_sdk_cloudformation::types::{
+    Change, ChangeAction, ChangeSetStatus, ChangeType, ResourceChange, ResourceStatus, Stack,
+    StackEvent, StackStatus,
+};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_types::DateTime;
+use deployer::stack::{Error, Event, Outcome, StackSpec, Stacks};
+use std::time::{Duration, SystemTime};
+
+const NAME: &str = "catalog-sandbox";
+
+fn spec() -> StackSpec {
+    StackSpec {
+        name: NAME.into(),
+        template_body: "{}".into(),
+        parameters: vec![],
+        tags: vec![("env".into(), "sandbox".into())],
+        execution_role_arn: None,
+    }
+}
+
+fn stacks(client: Client) -> Stacks {
+    let mut s = Stacks::new(client);
+    s.poll = Duration::ZERO;
+    s.max_poll = Duration::ZERO;
+    s
+}
+
+fn stack(status: StackStatus) -> DescribeStacksOutput {
+    DescribeStacksOutput::builder()
+        .stacks(
+            Stack::builder()
+                .stack_name(NAME)
+                .stack_status(status)
+                .creation_time(DateTime::from(SystemTime::now()))
+                .build(),
+        )
+        .build()
+}
+
+/// DescribeStacks on a missing stack: a ValidationError, as AWS sends it.
+fn no_stack() -> DescribeStacksError {
+    DescribeStacksError::generic(
+        ErrorMetadata::builder()
+            .code("ValidationError")
+            .message(format!("Stack with id {NAME} does not exist"))
+            .build(),
+    )
+}
+
+fn event(
+    id: &str,
+    logical: &str,
+    kind: &str,
+    status: ResourceStatus,
+    reason: Option<&str>,
+) -> StackEvent {
+    StackEvent::builder()
+        .stack_id("arn:aws:cloudformation:us-east-1:222222222222:stack/catalog-sandbox/1")
+        .event_id(id)
+        .stack_name(NAME)
+        .logical_resource_id(logical)
+        .resource_type(kind)
+        .timestamp(DateTime::from(SystemTime::now()))
+        .resource_status(status)
+        .set_resource_status_reason(reason.map(str::to_string))
+        .build()
+}
+
+/// DescribeStackEvents lists newest first.
+fn events(newest_first: Vec<StackEvent>) -> DescribeStackEventsOutput {
+    DescribeStackEventsOutput::builder()
+        .set_stack_events(Some(newest_first))
+        .build()
+}
+
+fn change_set_ready() -> DescribeChangeSetOutput {
+    DescribeChangeSetOutput::builder()
+        .status(ChangeSetStatus::CreateComplete)
+        .changes(
+            Change::builder()
+                .r#type(ChangeType::Resource)
+                .resource_change(
+                    ResourceChange::builder()
+                        .action(ChangeAction::Add)
+                        .logical_resource_id("Table")
+                        .resource_type("AWS::DynamoDB::Table")
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn a_failed_create_names_the_resource_and_reason_and_the_final_state() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .error(no_stack)
+        .output(|| stack(StackStatus::CreateInProgress))
+        .output(|| stack(StackStatus::RollbackInProgress))
+        .output(|| stack(StackStatus::RollbackComplete))
+        .build();
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let ready = mock!(Client::describe_change_set).then_output(change_set_ready);
+    let execute =
+        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build());
+    let failed = vec![
+        event(
+            "4",
+            NAME,
+            "AWS::CloudFormation::Stack",
+            ResourceStatus::RollbackComplete,
+            None,
+        ),
+        event(
+            "3",
+            "Table",
+            "AWS::DynamoDB::Table",
+            ResourceStatus::DeleteComplete,
+            None,
+        ),
+        event(
+            "2",
+            "Table",
+            "AWS::DynamoDB::Table",
+            ResourceStatus::CreateFailed,
+            Some(
+                "Resource handler returned message: \"One or more parameter values were invalid: Missing the key sk in the item\"",
+            ),
+        ),
+        event(
+            "1",
+            "Table",
+            "AWS::DynamoDB::Table",
+            ResourceStatus::CreateInProgress,
+            None,
+        ),
+    ];
+    let stack_events = mock!(Client::describe_stack_events)
+        .sequence()
+        .output(|| events(vec![]))
+        .output(move || events(failed.clone()))
+        .repeatedly()
+        .build();
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &ready, &execute, &stack_events]
+    );
+
+    let mut seen: Vec<Event> = vec![];
+    let err = stacks(client)
+        .deploy(&spec(), &mut |e| seen.push(e.clone()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::Failed { ref status, .. } if status == "ROLLBACK_COMPLETE"),
+        "{err:?}"
+    );
+    assert!(
+        text.contains("resource Table (AWS::DynamoDB::Table) went CREATE_FAILED"),
+        "{text}"
+    );
+    assert!(text.contains("Missing the key sk"), "{text}");
+    assert!(text.contains("ended in ROLLBACK_COMPLETE"), "{text}");
+    // Per-resource events stream oldest first, each once.
+    let order: Vec<&str> = seen.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "CREATE_IN_PROGRESS",
+            "CREATE_FAILED",
+            "DELETE_COMPLETE",
+            "ROLLBACK_COMPLETE"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_rolled_back_first_create_is_deleted_and_created_again() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::RollbackComplete)) // deploy looks
+        .output(|| stack(StackStatus::RollbackComplete)) // delete looks
+        .error(no_stack) // delete waited: gone
+        .output(|| stack(StackStatus::CreateComplete)) // create waited: done
+        .repeatedly()
+        .build();
+    let delete = mock!(Client::delete_stack).then_output(|| {
+        aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput::builder().build()
+    });
+    let create = mock!(Client::create_change_set)
+        .match_requests(|r| {
+            r.change_set_type() == Some(&aws_sdk_cloudformation::types::ChangeSetType::Create)
+        })
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let ready = mock!(Client::describe_change_set).then_output(change_set_ready);
+    let execute =
+        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build());
+    let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &delete, &create, &ready, &execute, &stack_events]
+    );
+
+    let mut notes = vec![];
+    let report = stacks(client)
+        .deploy(&spec(), &mut |e| notes.push(e.reason.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.outcome, report.status.as_str()),
+        (Outcome::Created, "CREATE_COMPLETE")
+    );
+    assert_eq!(delete.num_calls(), 1);
+    assert_eq!(create.num_calls(), 1, "the change set is a CREATE");
+    assert!(
+        notes
+            .iter()
+            .flatten()
+            .any(|r| r.contains("the first create had failed; deleting")),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test]
+async fn update_rollback_failed_stops_and_names_the_way_out() {
+    let describe =
+        mock!(Client::describe_stacks).then_output(|| stack(StackStatus::UpdateRollbackFailed));
+    let create =
+        mock!(Client::create_change_set).then_output(|| CreateChangeSetOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create]
+    );
+    let err = stacks(client)
+        .deploy(&spec(), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RollbackFailed { .. }), "{err:?}");
+    assert!(err.to_string().contains("--continue-rollback"), "{err}");
+    assert_eq!(
+        create.num_calls(),
+        0,
+        "nothing is attempted on a stuck stack"
+    );
+}
+
+#[tokio::test]
+async fn continue_rollback_resumes_and_accepts_the_rolled_back_state() {
+    let resume = mock!(Client::continue_update_rollback)
+        .then_output(|| ContinueUpdateRollbackOutput::builder().build());
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateRollbackCompleteCleanupInProgress))
+        .output(|| stack(StackStatus::UpdateRollbackComplete))
+        .build();
+    let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&resume, &describe, &stack_events]
+    );
+    stacks(client)
+        .continue_rollback(NAME, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(resume.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_change_set_without_changes_is_deleted_and_nothing_runs() {
+    let describe =
+        mock!(Client::describe_stacks).then_output(|| stack(StackStatus::UpdateComplete));
+    let create = mock!(Client::create_change_set)
+        .match_requests(|r| {
+            r.change_set_type() == Some(&aws_sdk_cloudformation::types::ChangeSetType::Update)
+        })
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let failed = mock!(Client::describe_change_set).then_output(|| {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::Failed)
+            .status_reason("The submitted information didn't contain changes. Submit different information to create a change set.")
+            .build()
+    });
+    let delete =
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let execute =
+        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &failed, &delete, &execute]
+    );
+    let report = stacks(client).deploy(&spec(), &mut |_| {}).await.unwrap();
+    assert_eq!(
+        (report.outcome, report.status.as_str()),
+        (Outcome::NoChanges, "UPDATE_COMPLETE")
+    );
+    assert_eq!((delete.num_calls(), execute.num_calls()), (1, 0));
+}
+
+#[tokio::test]
+async fn a_change_set_failing_for_a_real_reason_is_an_error_with_that_reason() {
+    let describe =
+        mock!(Client::describe_stacks).then_output(|| stack(StackStatus::UpdateComplete));
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let failed = mock!(Client::describe_change_set).then_output(|| {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::Failed)
+            .status_reason("Template format error: Unresolved resource dependencies [Tabel] in the Resources block of the template")
+            .build()
+    });
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &failed]
+    );
+    let err = stacks(client)
+        .deploy(&spec(), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Unresolved resource dependencies [Tabel]"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn throttling_while_waiting_is_outlasted() {
+    let throttled = || {
+        DescribeStackEventsError::generic(
+            ErrorMetadata::builder()
+                .code("Throttling")
+                .message("Rate exceeded")
+                .build(),
+        )
+    };
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateInProgress)) // deploy finds someone else's update
+        .error(|| {
+            DescribeStacksError::generic(
+                ErrorMetadata::builder()
+                    .code("Throttling")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        })
+        .output(|| stack(StackStatus::UpdateInProgress))
+        .output(|| stack(StackStatus::UpdateComplete))
+        .repeatedly()
+        .build();
+    let stack_events = mock!(Client::describe_stack_events)
+        .sequence()
+        .error(throttled)
+        .times(3)
+        .output(|| events(vec![]))
+        .repeatedly()
+        .build();
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let ready = mock!(Client::describe_change_set).then_output(change_set_ready);
+    let execute =
+        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build());
+    // No SDK retries here: the deployer's own waiting must carry it.
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &stack_events, &create, &ready, &execute],
+        |c| c.retry_config(aws_sdk_cloudformation::config::retry::RetryConfig::disabled())
+    );
+    let report = stacks(client).deploy(&spec(), &mut |_| {}).await.unwrap();
+    assert_eq!(
+        (report.outcome, report.status.as_str()),
+        (Outcome::Updated, "UPDATE_COMPLETE")
+    );
+    assert!(stack_events.num_calls() >= 3);
+}
