@@ -32,9 +32,11 @@ pub async fn bootstrap(
         )));
     }
     let session = aws::session_in(&operator, account, envs.region(env), "unused").await?;
+    let template_body = rendered.to_compact();
     let spec = StackSpec {
         name: rendered.stack_name.clone(),
-        template_body: rendered.to_compact(),
+        fingerprint: crate::deploy::fingerprint(&template_body, &[]),
+        template_body,
         parameters: vec![],
         tags: crate::deploy::stack_tags(envs, env, None),
         execution_role_arn: None,

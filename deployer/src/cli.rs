@@ -70,9 +70,24 @@ pub enum Command {
     Deploy {
         #[arg(value_enum)]
         env: EnvName,
+        /// The manifest `deployer package` wrote; its zip is what the function runs.
+        #[arg(long, default_value = "dist/manifest.json")]
+        artifact: PathBuf,
         /// First finish the rollback of a stack left in UPDATE_ROLLBACK_FAILED (ContinueUpdateRollback).
         #[arg(long)]
         continue_rollback: bool,
+    },
+    /// Build the app for Lambda, zip it deterministically and write a manifest with its sha256.
+    Package {
+        /// The environment whose lambda.architecture to build for.
+        #[arg(long, value_enum, default_value_t = EnvName::Sandbox)]
+        env: EnvName,
+        /// Zip this prebuilt binary instead of building (e.g. one cross-built for arm64).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Where the zip and manifest.json go.
+        #[arg(long, default_value = "dist")]
+        out: PathBuf,
     },
     /// Print the outputs of an environment's catalog stack.
     Outputs {

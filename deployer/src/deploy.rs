@@ -35,6 +35,21 @@ async fn session_in(envs: &Environments, env: EnvName) -> Result<aws::Session, E
     .await?)
 }
 
+/// What the stack is made from: the same template, parameters and artifact give the same
+/// fingerprint, and a stack tagged with it needs no change set.
+pub fn fingerprint(template_body: &str, parameters: &[(String, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(template_body.as_bytes());
+    for (k, v) in parameters {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+    }
+    crate::synth::hex(&h.finalize())
+}
+
 /// What every stack the deployer makes is tagged with.
 pub fn stack_tags(
     envs: &Environments,
@@ -56,6 +71,7 @@ pub async fn deploy(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
+    artifact_path: &std::path::Path,
     continue_rollback: bool,
 ) -> Result<DeployReport, Error> {
     target_env(envs, env, "deploy")?;
@@ -69,13 +85,44 @@ pub async fn deploy(
         )));
     }
     let rendered = renderer.render(envs, env, StackKind::Catalog)?;
+    let (manifest, zip) = crate::artifact::load(artifact_path).map_err(|e| match e {
+        crate::artifact::Error::Read { path, .. } if path == artifact_path => {
+            Error::Refused(format!(
+                "no artifact at {}: build one with `deployer package`, or name it with --artifact",
+                path.display()
+            ))
+        }
+        other => other.into(),
+    })?;
+    if manifest.architecture != target.lambda.architecture {
+        return Err(Error::Refused(format!(
+            "{} holds a {:?} build but {} sets lambda.architecture = {:?}; package for {env} again",
+            artifact_path.display(),
+            manifest.architecture,
+            envs.file(env).display(),
+            target.lambda.architecture
+        )));
+    }
     let session = session_in(envs, env).await?;
     crate::bootstrap::check_marker(envs, env, &session).await?;
+    let bucket = format!(
+        "{}-artifacts-{}-{}",
+        envs.prefix().as_str(),
+        envs.account(env),
+        envs.region(env).as_str()
+    );
+    let uploaded = crate::artifact::upload(&session.s3(), &bucket, &manifest, zip).await?;
+    let parameters = vec![
+        ("ArtifactBucket".to_string(), bucket),
+        ("ArtifactKey".to_string(), manifest.s3_key()),
+    ];
+    let template_body = rendered.to_compact();
     let spec = StackSpec {
         name: rendered.stack_name.clone(),
-        template_body: rendered.to_compact(),
-        parameters: vec![],
-        tags: stack_tags(envs, env, None),
+        fingerprint: fingerprint(&template_body, &parameters),
+        template_body,
+        parameters,
+        tags: stack_tags(envs, env, Some(&manifest.sha256)),
         execution_role_arn: Some(format!(
             "arn:aws:iam::{}:role/{}-cfn-exec",
             envs.account(env),
@@ -88,7 +135,12 @@ pub async fn deploy(
             .continue_rollback(&spec.name, &mut print_event)
             .await?;
     }
-    Ok(stacks.deploy(&spec, &mut print_event).await?)
+    let mut report = stacks.deploy(&spec, &mut print_event).await?;
+    report.artifact = Some(crate::stack::ArtifactInfo {
+        sha256: manifest.sha256,
+        uploaded,
+    });
+    Ok(report)
 }
 
 /// Stack events as lines on stderr, so stdout stays one clean report.

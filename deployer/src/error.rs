@@ -1,6 +1,6 @@
 //! The one error type commands return, with the exit status it maps to.
 
-use crate::{aws, config, render, stack};
+use crate::{artifact, aws, config, render, stack};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +13,8 @@ pub enum Error {
     Aws(#[from] aws::Error),
     #[error(transparent)]
     Stack(#[from] stack::Error),
+    #[error(transparent)]
+    Artifact(#[from] artifact::Error),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -28,6 +30,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Render(_) | Error::Refused(_) => 2,
+            Error::Artifact(
+                artifact::Error::Build(_) | artifact::Error::Zip(_) | artifact::Error::Write { .. },
+            ) => 1,
+            // A missing, malformed or mismatched manifest is the caller's input.
+            Error::Artifact(_) => 2,
             Error::Aws(_) | Error::Stack(_) | Error::Write { .. } => 1,
         }
     }

@@ -1,6 +1,7 @@
 //! The deployer: renders the catalog's CloudFormation templates and deploys them across the
 //! pipeline, sandbox and prod accounts.
 
+pub mod artifact;
 pub mod aws;
 pub mod bootstrap;
 pub mod cli;
@@ -30,10 +31,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Deploy {
             env,
+            artifact,
             continue_rollback,
         } => {
             let renderer = Renderer::load(&g.templates)?;
-            let report = deploy::deploy(&envs, &renderer, env, continue_rollback).await?;
+            let report =
+                deploy::deploy(&envs, &renderer, env, &artifact, continue_rollback).await?;
             emit(g.output, &report);
         }
         Command::Bootstrap { env } => {
@@ -41,6 +44,22 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let report =
                 bootstrap::bootstrap(&envs, &renderer, env, &mut deploy::print_event).await?;
             emit(g.output, &report);
+        }
+        Command::Package { env, binary, out } => {
+            let architecture = envs
+                .target(env)
+                .ok_or_else(|| {
+                    Error::Refused(
+                        "package for sandbox or prod: the pipeline account runs no function".into(),
+                    )
+                })?
+                .lambda
+                .architecture;
+            let binary = match binary {
+                Some(path) => path,
+                None => artifact::build_app(architecture)?,
+            };
+            emit(g.output, &artifact::package(&binary, architecture, &out)?);
         }
         Command::Outputs { env } => emit(g.output, &deploy::outputs(&envs, env).await?),
     }

@@ -57,6 +57,8 @@ pub struct FailedResource {
 #[derive(Debug, Clone)]
 pub struct StackSpec {
     pub name: String,
+    /// A digest of everything the stack is made from, kept in the `deployer-fingerprint` tag.
+    pub fingerprint: String,
     pub template_body: String,
     pub parameters: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
@@ -94,8 +96,17 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct ArtifactInfo {
+    pub sha256: String,
+    /// False when the bucket already held it.
+    pub uploaded: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct DeployReport {
     pub stack: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ArtifactInfo>,
     pub outcome: Outcome,
     pub changes: Vec<Change>,
     pub status: String,
@@ -164,6 +175,17 @@ impl Stacks {
             Some("UPDATE_ROLLBACK_FAILED") => {
                 return Err(Error::RollbackFailed { stack: name.into() });
             }
+            // Already made from exactly this: no change set, no waiting.
+            Some(status)
+                if is_settled_ok(status)
+                    && existing.as_ref().is_some_and(|s| {
+                        s.tags().iter().any(|t| {
+                            t.key() == Some(FINGERPRINT_TAG) && t.value() == Some(&spec.fingerprint)
+                        })
+                    }) =>
+            {
+                return self.unchanged(name).await;
+            }
             Some(_) => ChangeSetType::Update,
         };
 
@@ -189,6 +211,7 @@ impl Stacks {
             .set_tags(Some(
                 spec.tags
                     .iter()
+                    .chain([&(FINGERPRINT_TAG.to_string(), spec.fingerprint.clone())])
                     .map(|(k, v)| Tag::builder().key(k).value(v).build())
                     .collect(),
             ))
@@ -209,9 +232,13 @@ impl Stacks {
             });
         }
 
+        // A ready change set is executed even when it lists no resource changes: its parameters
+        // or tags differ from the stack's (the fingerprint said so), and only executing applies
+        // them. (AWS fails such a change set instead; the emulator, whose diff ignores
+        // parameters, returns it ready and empty.)
         let changes = match self.await_change_set(name, &change_set_name).await? {
-            Some(changes) if !changes.is_empty() => changes,
-            _ => {
+            Some(changes) => changes,
+            None => {
                 self.cfn
                     .delete_change_set()
                     .stack_name(name)
@@ -240,6 +267,7 @@ impl Stacks {
             })?;
         Ok(DeployReport {
             stack: name.into(),
+            artifact: None,
             outcome: if change_set_type == ChangeSetType::Create {
                 Outcome::Created
             } else {
@@ -293,6 +321,7 @@ impl Stacks {
         let stack = self.describe(name).await?;
         Ok(DeployReport {
             stack: name.into(),
+            artifact: None,
             outcome: Outcome::NoChanges,
             changes: vec![],
             status: stack.as_ref().map(status_of).unwrap_or("NONE").into(),
@@ -395,8 +424,7 @@ impl Stacks {
             };
             let status = status_of(&stack).to_string();
             if !status.ends_with("_IN_PROGRESS") {
-                let ok = status.ends_with("_COMPLETE") && !status.contains("ROLLBACK");
-                return if ok {
+                return if is_settled_ok(&status) {
                     Ok(Some(stack))
                 } else if status == "UPDATE_ROLLBACK_FAILED" {
                     Err(Error::RollbackFailed { stack: name.into() })
@@ -489,6 +517,13 @@ pub fn outputs_of(stack: &Stack) -> BTreeMap<String, String> {
         .iter()
         .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
         .collect()
+}
+
+pub const FINGERPRINT_TAG: &str = "deployer-fingerprint";
+
+/// A finished operation that did what it was asked (not a rollback).
+fn is_settled_ok(status: &str) -> bool {
+    status.ends_with("_COMPLETE") && !status.contains("ROLLBACK")
 }
 
 fn is_throttling(text: &str) -> bool {

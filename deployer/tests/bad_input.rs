@@ -16,6 +16,15 @@ fn synth_fails_after(file: &str, from: &str, to: &str) -> String {
     run.stderr()
 }
 
+/// The 1-based line of the shipped file that holds `needle`.
+fn line_of(file: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(common::repo_root().join(file)).unwrap();
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in file")
+        + 1
+}
+
 fn assert_has(text: &str, parts: &[&str]) {
     for part in parts {
         assert!(text.contains(part), "expected {part:?} in:\n{text}");
@@ -127,10 +136,10 @@ fn values_out_of_range_name_their_key() {
     );
     let err = synth_fails_after(
         "environments/prod.toml",
-        "architecture = \"arm64\"",
+        "architecture = \"x86_64\"",
         "architecture = \"arm\"",
     );
-    assert_has(&err, &["environments/prod.toml:14:", "`arm64` or `x86_64`"]);
+    assert_has(&err, &["environments/prod.toml:15:", "`arm64` or `x86_64`"]);
     let err = synth_fails_after(
         "environments/prod.toml",
         "log_retention_days = 90",
@@ -210,7 +219,10 @@ fn undefined_template_variable_names_template_line_and_variable() {
     assert_has(
         &err,
         &[
-            "templates/catalog.json.hbs:32:",
+            &format!(
+                "templates/catalog.json.hbs:{}:",
+                line_of("templates/catalog.json.hbs", "log_retention_days")
+            ),
             "the variable `target.lambda.retention` is not defined",
             "rendering for sandbox",
         ],
@@ -239,7 +251,13 @@ fn if_on_an_undefined_or_non_boolean_value_is_an_error() {
     assert_has(
         &err,
         &[
-            "templates/catalog.json.hbs:7:",
+            &format!(
+                "templates/catalog.json.hbs:{}:",
+                line_of(
+                    "templates/catalog.json.hbs",
+                    "{{#if target.safety.retain_data}}"
+                )
+            ),
             "`target.safety.retain` is not defined",
         ],
     );

@@ -19,11 +19,143 @@ async fn stack_names(cfn: &aws_sdk_cloudformation::Client) -> Vec<String> {
         .collect()
 }
 
-/// A project signed in to the pipeline account, with sandbox bootstrapped.
+/// A project signed in to the pipeline account, with sandbox bootstrapped and an artifact
+/// packaged (a stand-in binary: the emulator never runs it).
 fn bootstrapped(emu: &Emulator) -> Project {
     let p = Project::new().signed_in(emu, PIPELINE);
     p.run_as(emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
+    package(&p, "v1");
     p
+}
+
+fn package(p: &Project, version: &str) -> serde_json::Value {
+    p.write("app-binary", &format!("#!/bin/sh\necho {version}\n"));
+    p.run(&["package", "--binary", "app-binary", "--output", "json"])
+        .expect(0)
+        .json()
+}
+
+async fn code_sha256(emu: &Emulator, function: &str) -> String {
+    let creds: std::collections::HashMap<_, _> = emu.credentials(SANDBOX).into_iter().collect();
+    let conf = aws_sdk_lambda::Config::builder()
+        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+        .endpoint_url(&emu.url)
+        .http_client(deployer::aws::http_client())
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            &creds["AWS_ACCESS_KEY_ID"],
+            &creds["AWS_SECRET_ACCESS_KEY"],
+            Some(creds["AWS_SESSION_TOKEN"].clone()),
+            None,
+            "test",
+        ))
+        .build();
+    aws_sdk_lambda::Client::from_conf(conf)
+        .get_function()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap()
+        .configuration
+        .unwrap()
+        .code_sha256
+        .unwrap()
+}
+
+/// The manifest's hex sha256 as Lambda reports CodeSha256: base64 of the digest.
+fn lambda_sha(hex: &str) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn change_set_count(emu: &Emulator) -> usize {
+    cloudformation(emu, SANDBOX)
+        .list_change_sets()
+        .stack_name("catalog-sandbox")
+        .send()
+        .await
+        .unwrap()
+        .summaries()
+        .len()
+}
+
+#[tokio::test]
+async fn the_function_runs_the_packaged_zip_uploaded_once_and_code_changes_update_it() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    let v1 = package(&p, "v1");
+    let first = p
+        .run(&["deploy", "sandbox", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(first["artifact"]["uploaded"], true);
+    assert_eq!(first["artifact"]["sha256"], v1["sha256"]);
+    assert_eq!(
+        code_sha256(&emu, "catalog-sandbox-api").await,
+        lambda_sha(v1["sha256"].as_str().unwrap())
+    );
+
+    // Nothing changed: no upload, no change set.
+    let sets = change_set_count(&emu).await;
+    let again = p
+        .run(&["deploy", "sandbox", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(again["outcome"], "no-changes");
+    assert_eq!(again["artifact"]["uploaded"], false);
+    assert_eq!(change_set_count(&emu).await, sets);
+
+    let v2 = package(&p, "v2");
+    assert_ne!(v1["sha256"], v2["sha256"]);
+    let updated = p
+        .run(&["deploy", "sandbox", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(updated["outcome"], "updated", "{updated}");
+    assert_eq!(updated["artifact"]["uploaded"], true);
+    assert_eq!(
+        code_sha256(&emu, "catalog-sandbox-api").await,
+        lambda_sha(v2["sha256"].as_str().unwrap())
+    );
+}
+
+#[test]
+fn deploy_without_a_package_says_how_to_make_one() {
+    let p = Project::new();
+    let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
+    assert!(err.contains("no artifact at dist/manifest.json"), "{err}");
+    assert!(err.contains("deployer package"), "{err}");
+}
+
+#[test]
+fn a_zip_that_does_not_match_its_manifest_is_refused() {
+    let p = Project::new();
+    let manifest = package(&p, "v1");
+    p.write(
+        &format!("dist/{}", manifest["zip"].as_str().unwrap()),
+        "tampered",
+    );
+    let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
+    assert!(err.contains("does not match dist/manifest.json"), "{err}");
+}
+
+#[test]
+fn packaging_is_deterministic() {
+    let p = Project::new();
+    let a = package(&p, "same");
+    let bytes_a = std::fs::read(p.path(&format!("dist/{}", a["zip"].as_str().unwrap()))).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a different mtime would show
+    let b = package(&p, "same");
+    let bytes_b = std::fs::read(p.path(&format!("dist/{}", b["zip"].as_str().unwrap()))).unwrap();
+    assert_eq!(
+        (a["sha256"].clone(), bytes_a),
+        (b["sha256"].clone(), bytes_b)
+    );
+    assert_eq!(a["architecture"], "x86_64");
 }
 
 #[tokio::test]
@@ -125,6 +257,7 @@ fn the_pipeline_account_has_no_catalog_stack() {
 #[test]
 fn unreachable_aws_fails_with_exit_1_and_says_how_to_sign_in() {
     let p = Project::new();
+    package(&p, "v1");
     // A closed port: nothing listens, the way an absent network looks.
     let run = p.run_with(
         &["deploy", "sandbox"],
@@ -139,6 +272,7 @@ fn unreachable_aws_fails_with_exit_1_and_says_how_to_sign_in() {
 fn deploy_before_bootstrap_is_refused_naming_the_command() {
     let emu = Emulator::start();
     let p = Project::new().signed_in(&emu, PIPELINE);
+    package(&p, "v1");
     let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
     assert!(
         err.contains("sandbox (account 222222222222) is not bootstrapped"),
@@ -203,6 +337,7 @@ fn a_stale_bootstrap_is_refused() {
         "\"Value\": \"0\",",
     );
     p.run_as(&emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
+    package(&p, "v1");
     let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
     assert!(
         err.contains("has bootstrap version 0 but this deployer needs 1"),

@@ -29,6 +29,7 @@ const NAME: &str = "catalog-sandbox";
 fn spec() -> StackSpec {
     StackSpec {
         name: NAME.into(),
+        fingerprint: "f1".into(),
         template_body: "{}".into(),
         parameters: vec![],
         tags: vec![("env".into(), "sandbox".into())],

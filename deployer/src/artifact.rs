@@ -1,0 +1,196 @@
+//! `deployer package` and the artifact a deploy ships: the app's `bootstrap` binary in a zip
+//! whose bytes depend on the binary only, and a manifest naming its sha256.
+
+use crate::config::Architecture;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a deployer manifest: {message}; make a new one with `deployer package`")]
+    BadManifest { path: PathBuf, message: String },
+    #[error(
+        "{zip} does not match {manifest}: its sha256 is {actual}, the manifest says {expected}; run `deployer package` again rather than editing either"
+    )]
+    Tampered {
+        zip: PathBuf,
+        manifest: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("building the app failed: {0}")]
+    Build(String),
+    #[error("zipping failed: {0}")]
+    Zip(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// sha256 of the zip, lowercase hex.
+    pub sha256: String,
+    pub size: u64,
+    pub architecture: Architecture,
+    /// The zip's file name, beside the manifest.
+    pub zip: String,
+}
+
+impl Manifest {
+    /// Where the zip lives in a target's artifact bucket: by content, so it is uploaded once.
+    pub fn s3_key(&self) -> String {
+        format!("catalog/{}.zip", self.sha256)
+    }
+}
+
+/// Builds `app` in release mode for Lambda and returns the binary's path.
+pub fn build_app(architecture: Architecture) -> Result<PathBuf, Error> {
+    let host = match std::env::consts::ARCH {
+        "x86_64" => Architecture::X86_64,
+        "aarch64" => Architecture::Arm64,
+        other => {
+            return Err(Error::Build(format!(
+                "no Lambda architecture for host {other}"
+            )));
+        }
+    };
+    if host != architecture {
+        return Err(Error::Build(format!(
+            "this machine builds {host:?} binaries but the environment asks for {architecture:?}; build the app for that target yourself (e.g. with cargo zigbuild) and pass it with --binary, or set lambda.architecture"
+        )));
+    }
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "-p", "app"])
+            .status()
+            .map_err(|e| Error::Build(format!("cannot run cargo: {e}")))?;
+    if !status.success() {
+        return Err(Error::Build(format!("cargo build exited with {status}")));
+    }
+    Ok(PathBuf::from("target/release/app"))
+}
+
+/// Zips `binary` as `bootstrap` into `out`, writes `out/manifest.json`, returns the manifest.
+pub fn package(binary: &Path, architecture: Architecture, out: &Path) -> Result<Manifest, Error> {
+    let bytes = std::fs::read(binary).map_err(|source| Error::Read {
+        path: binary.to_path_buf(),
+        source,
+    })?;
+    let zip = zip_bootstrap(&bytes)?;
+    let sha256 = crate::synth::hex(&Sha256::digest(&zip));
+    let manifest = Manifest {
+        zip: format!("catalog-{}.zip", &sha256[..16]),
+        size: zip.len() as u64,
+        sha256,
+        architecture,
+    };
+    let write = |path: PathBuf, data: &[u8]| {
+        std::fs::write(&path, data).map_err(|source| Error::Write { path, source })
+    };
+    std::fs::create_dir_all(out).map_err(|source| Error::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    write(out.join(&manifest.zip), &zip)?;
+    let text = serde_json::to_string_pretty(&manifest).expect("a manifest serializes");
+    write(out.join("manifest.json"), text.as_bytes())?;
+    Ok(manifest)
+}
+
+/// Fixed timestamp and mode: the same binary always gives the same zip bytes.
+fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>, Error> {
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(9))
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o755);
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file("bootstrap", options)
+        .map_err(|e| Error::Zip(e.to_string()))?;
+    writer
+        .write_all(binary)
+        .map_err(|e| Error::Zip(e.to_string()))?;
+    Ok(writer
+        .finish()
+        .map_err(|e| Error::Zip(e.to_string()))?
+        .into_inner())
+}
+
+/// Reads a manifest and its zip, refusing a zip whose bytes are not the ones it names.
+pub fn load(manifest_path: &Path) -> Result<(Manifest, Vec<u8>), Error> {
+    let text = std::fs::read_to_string(manifest_path).map_err(|source| Error::Read {
+        path: manifest_path.to_path_buf(),
+        source,
+    })?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| Error::BadManifest {
+        path: manifest_path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let zip_path = manifest_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&manifest.zip);
+    let zip = std::fs::read(&zip_path).map_err(|source| Error::Read {
+        path: zip_path.clone(),
+        source,
+    })?;
+    let actual = crate::synth::hex(&Sha256::digest(&zip));
+    if actual != manifest.sha256 {
+        return Err(Error::Tampered {
+            zip: zip_path,
+            manifest: manifest_path.to_path_buf(),
+            expected: manifest.sha256,
+            actual,
+        });
+    }
+    Ok((manifest, zip))
+}
+
+/// Puts the zip in `bucket` unless an object with its key is already there. True if uploaded.
+pub async fn upload(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    manifest: &Manifest,
+    zip: Vec<u8>,
+) -> Result<bool, crate::aws::Error> {
+    let key = manifest.s3_key();
+    let call_error = |action, message| crate::aws::Error::Call {
+        action,
+        target: format!("s3://{bucket}/{key}"),
+        message,
+    };
+    match s3.head_object().bucket(bucket).key(&key).send().await {
+        Ok(_) => return Ok(false),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => {}
+        Err(e) => return Err(call_error("s3:HeadObject", crate::aws::error_text(&e))),
+    }
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(zip.into())
+        .send()
+        .await
+        .map_err(|e| call_error("s3:PutObject", crate::aws::error_text(&e)))?;
+    Ok(true)
+}
+
+impl crate::output::Report for Manifest {
+    fn human(&self) -> String {
+        format!(
+            "{} ({} bytes, {:?})\nsha256 {}\n",
+            self.zip, self.size, self.architecture, self.sha256
+        )
+    }
+}
