@@ -67,7 +67,7 @@ pub fn build_app(architecture: Architecture) -> Result<PathBuf, Error> {
     };
     if host != architecture {
         return Err(Error::Build(format!(
-            "this machine builds {host:?} binaries but the environment asks for {architecture:?}; build the app for that target yourself (e.g. with cargo zigbuild) and pass it with --binary, or set lambda.architecture"
+            "this machine builds {host} binaries but the environment asks for {architecture}; build the app for that target yourself (e.g. with cargo zigbuild) and pass it with --binary, or set lambda.architecture"
         )));
     }
     let status =
@@ -189,7 +189,7 @@ pub async fn upload(
 impl crate::output::Report for Manifest {
     fn human(&self) -> String {
         format!(
-            "{} ({} bytes, {:?})\nsha256 {}\n",
+            "{} ({} bytes, {})\nsha256 {}\n",
             self.zip, self.size, self.architecture, self.sha256
         )
     }

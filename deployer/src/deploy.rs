@@ -96,7 +96,7 @@ pub async fn deploy(
     })?;
     if manifest.architecture != target.lambda.architecture {
         return Err(Error::Refused(format!(
-            "{} holds a {:?} build but {} sets lambda.architecture = {:?}; package for {env} again",
+            "{} holds a {} build but {} sets lambda.architecture = \"{}\"; package for {env} again",
             artifact_path.display(),
             manifest.architecture,
             envs.file(env).display(),
