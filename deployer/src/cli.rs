@@ -77,6 +77,19 @@ pub enum Command {
         #[arg(long)]
         continue_rollback: bool,
     },
+    /// Show what `deploy` would change (through a change set that is then deleted).
+    Diff {
+        #[arg(value_enum)]
+        env: EnvName,
+        /// The manifest the deploy would ship.
+        #[arg(long, default_value = "dist/manifest.json")]
+        artifact: PathBuf,
+    },
+    /// Delete the catalog stack of sandbox (prod is refused).
+    Destroy {
+        #[arg(value_enum)]
+        env: EnvName,
+    },
     /// Build the app for Lambda, zip it deterministically and write a manifest with its sha256.
     Package {
         /// The environment whose lambda.architecture to build for.

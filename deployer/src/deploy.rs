@@ -9,6 +9,7 @@ use crate::stack::{DeployReport, Event, Outcome, StackSpec, Stacks};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// The role every target account's bootstrap creates for the deployer to assume.
 pub fn deploy_role_name(envs: &Environments) -> String {
@@ -67,23 +68,22 @@ pub fn stack_tags(
     tags
 }
 
-pub async fn deploy(
+/// Everything a deploy or diff of the catalog stack needs, checked before any change.
+struct Prepared {
+    session: aws::Session,
+    manifest: crate::artifact::Manifest,
+    zip: Vec<u8>,
+    bucket: String,
+    spec: StackSpec,
+}
+
+async fn prepare(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
-    artifact_path: &std::path::Path,
-    continue_rollback: bool,
-) -> Result<DeployReport, Error> {
-    target_env(envs, env, "deploy")?;
-    let target = envs.target(env).expect("checked above");
-    // Prod takes only what the pipeline promoted. CodeBuild sets CODEBUILD_BUILD_ID; the IAM
-    // trust on prod's deploy role is what really keeps others out, this stops accidents.
-    if target.safety.require_approval && std::env::var_os("CODEBUILD_BUILD_ID").is_none() {
-        return Err(Error::Refused(format!(
-            "{env} deploys need the pipeline's manual approval (safety.require_approval = true in {}); approve the pending execution with `deployer approve`, or set require_approval = false there if this environment really takes direct deploys",
-            envs.file(env).display()
-        )));
-    }
+    artifact_path: &Path,
+) -> Result<Prepared, Error> {
+    let target = envs.target(env).expect("callers check target_env");
     let rendered = renderer.render(envs, env, StackKind::Catalog)?;
     let (manifest, zip) = crate::artifact::load(artifact_path).map_err(|e| match e {
         crate::artifact::Error::Read { path, .. } if path == artifact_path => {
@@ -111,9 +111,8 @@ pub async fn deploy(
         envs.account(env),
         envs.region(env).as_str()
     );
-    let uploaded = crate::artifact::upload(&session.s3(), &bucket, &manifest, zip).await?;
     let parameters = vec![
-        ("ArtifactBucket".to_string(), bucket),
+        ("ArtifactBucket".to_string(), bucket.clone()),
         ("ArtifactKey".to_string(), manifest.s3_key()),
     ];
     let template_body = rendered.to_compact();
@@ -129,18 +128,116 @@ pub async fn deploy(
             envs.prefix().as_str()
         )),
     };
-    let stacks = Stacks::new(session.cloudformation());
+    Ok(Prepared {
+        session,
+        manifest,
+        zip,
+        bucket,
+        spec,
+    })
+}
+
+pub async fn deploy(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+    artifact_path: &Path,
+    continue_rollback: bool,
+) -> Result<DeployReport, Error> {
+    target_env(envs, env, "deploy")?;
+    let target = envs.target(env).expect("checked above");
+    // Prod takes only what the pipeline promoted. CodeBuild sets CODEBUILD_BUILD_ID; the IAM
+    // trust on prod's deploy role is what really keeps others out, this stops accidents.
+    if target.safety.require_approval && std::env::var_os("CODEBUILD_BUILD_ID").is_none() {
+        return Err(Error::Refused(format!(
+            "{env} deploys need the pipeline's manual approval (safety.require_approval = true in {}); approve the pending execution with `deployer approve`, or set require_approval = false there if this environment really takes direct deploys",
+            envs.file(env).display()
+        )));
+    }
+    let p = prepare(envs, renderer, env, artifact_path).await?;
+    let uploaded = crate::artifact::upload(&p.session.s3(), &p.bucket, &p.manifest, p.zip).await?;
+    let stacks = Stacks::new(p.session.cloudformation());
     if continue_rollback {
         stacks
-            .continue_rollback(&spec.name, &mut print_event)
+            .continue_rollback(&p.spec.name, &mut print_event)
             .await?;
     }
-    let mut report = stacks.deploy(&spec, &mut print_event).await?;
+    let mut report = stacks.deploy(&p.spec, &mut print_event).await?;
     report.artifact = Some(crate::stack::ArtifactInfo {
-        sha256: manifest.sha256,
+        sha256: p.manifest.sha256,
         uploaded,
     });
     Ok(report)
+}
+
+#[derive(Debug, Serialize)]
+pub struct DiffReport {
+    pub stack: String,
+    pub changed: bool,
+    pub changes: Vec<crate::stack::Change>,
+}
+
+impl Report for DiffReport {
+    fn human(&self) -> String {
+        if !self.changed {
+            return format!("{}: no changes\n", self.stack);
+        }
+        let mut s = format!("{}: would change\n", self.stack);
+        s.push_str(&changes_text(&self.changes));
+        s
+    }
+}
+
+/// `deployer diff ENV`: the change set a deploy would make, then deleted.
+pub async fn diff(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+    artifact_path: &Path,
+) -> Result<DiffReport, Error> {
+    target_env(envs, env, "diff")?;
+    let p = prepare(envs, renderer, env, artifact_path).await?;
+    let changes = Stacks::new(p.session.cloudformation())
+        .diff(&p.spec)
+        .await?;
+    Ok(DiffReport {
+        stack: p.spec.name,
+        changed: changes.is_some(),
+        changes: changes.unwrap_or_default(),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct DestroyReport {
+    pub stack: String,
+    pub deleted: bool,
+}
+
+impl Report for DestroyReport {
+    fn human(&self) -> String {
+        if self.deleted {
+            format!("{}: deleted\n", self.stack)
+        } else {
+            format!("{}: there was no such stack\n", self.stack)
+        }
+    }
+}
+
+/// `deployer destroy ENV`: removes the catalog stack; prod is never destroyed this way.
+pub async fn destroy(envs: &Environments, env: EnvName) -> Result<DestroyReport, Error> {
+    target_env(envs, env, "destroy")?;
+    if env == EnvName::Prod {
+        return Err(Error::Refused(
+            "the deployer never destroys prod; if prod really must go, delete its stack in the AWS console after turning off termination protection".into(),
+        ));
+    }
+    let name = StackKind::Catalog.stack_name(envs, env);
+    let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
+    let deleted = stacks.delete(&name, &mut print_event).await?;
+    Ok(DestroyReport {
+        stack: name,
+        deleted,
+    })
 }
 
 /// Stack events as lines on stderr, so stdout stays one clean report.
@@ -167,20 +264,7 @@ impl Report for DeployReport {
             }
             Outcome::Created | Outcome::Updated => {
                 let _ = writeln!(s, "{}: {}", self.stack, self.status);
-                for c in &self.changes {
-                    let _ = writeln!(
-                        s,
-                        "  {:<8} {:<28} {}{}",
-                        c.action,
-                        c.logical_id,
-                        c.resource_type,
-                        c.replacement
-                            .as_deref()
-                            .filter(|r| *r != "False")
-                            .map(|r| format!(" (replacement: {r})"))
-                            .unwrap_or_default()
-                    );
-                }
+                s.push_str(&changes_text(&self.changes));
             }
         }
         s.push_str(&outputs_text(&self.outputs));
@@ -204,6 +288,27 @@ impl Report for OutputsReport {
             outputs_text(&self.outputs)
         )
     }
+}
+
+fn changes_text(changes: &[crate::stack::Change]) -> String {
+    if changes.is_empty() {
+        return "  (no resource changes: parameters or tags only)\n".into();
+    }
+    changes.iter().fold(String::new(), |mut s, c| {
+        let _ = writeln!(
+            s,
+            "  {:<8} {:<28} {}{}",
+            c.action,
+            c.logical_id,
+            c.resource_type,
+            c.replacement
+                .as_deref()
+                .filter(|r| *r != "False")
+                .map(|r| format!(" (replacement: {r})"))
+                .unwrap_or_default()
+        );
+        s
+    })
 }
 
 fn outputs_text(outputs: &BTreeMap<String, String>) -> String {

@@ -45,6 +45,14 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 bootstrap::bootstrap(&envs, &renderer, env, &mut deploy::print_event).await?;
             emit(g.output, &report);
         }
+        Command::Diff { env, artifact } => {
+            let renderer = Renderer::load(&g.templates)?;
+            emit(
+                g.output,
+                &deploy::diff(&envs, &renderer, env, &artifact).await?,
+            );
+        }
+        Command::Destroy { env } => emit(g.output, &deploy::destroy(&envs, env).await?),
         Command::Package { env, binary, out } => {
             let architecture = envs
                 .target(env)

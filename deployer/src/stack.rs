@@ -178,76 +178,18 @@ impl Stacks {
             // Already made from exactly this: no change set, no waiting.
             Some(status)
                 if is_settled_ok(status)
-                    && existing.as_ref().is_some_and(|s| {
-                        s.tags().iter().any(|t| {
-                            t.key() == Some(FINGERPRINT_TAG) && t.value() == Some(&spec.fingerprint)
-                        })
-                    }) =>
+                    && existing
+                        .as_ref()
+                        .is_some_and(|s| has_fingerprint(s, &spec.fingerprint)) =>
             {
                 return self.unchanged(name).await;
             }
             Some(_) => ChangeSetType::Update,
         };
 
-        let change_set_name = format!("deployer-{}", unix_millis());
-        let created = self
-            .cfn
-            .create_change_set()
-            .stack_name(name)
-            .change_set_name(&change_set_name)
-            .change_set_type(change_set_type.clone())
-            .template_body(&spec.template_body)
-            .set_parameters(Some(
-                spec.parameters
-                    .iter()
-                    .map(|(k, v)| {
-                        Parameter::builder()
-                            .parameter_key(k)
-                            .parameter_value(v)
-                            .build()
-                    })
-                    .collect(),
-            ))
-            .set_tags(Some(
-                spec.tags
-                    .iter()
-                    .chain([&(FINGERPRINT_TAG.to_string(), spec.fingerprint.clone())])
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect(),
-            ))
-            .capabilities(Capability::CapabilityIam)
-            .capabilities(Capability::CapabilityNamedIam)
-            .set_role_arn(spec.execution_role_arn.clone())
-            .send()
-            .await;
-        if let Err(e) = created {
-            let text = error_text(&e);
-            if is_no_changes(&text) {
-                return self.unchanged(name).await;
-            }
-            return Err(Error::Api {
-                action: "CreateChangeSet",
-                stack: name.into(),
-                message: text,
-            });
-        }
-
-        // A ready change set is executed even when it lists no resource changes: its parameters
-        // or tags differ from the stack's (the fingerprint said so), and only executing applies
-        // them. (AWS fails such a change set instead; the emulator, whose diff ignores
-        // parameters, returns it ready and empty.)
-        let changes = match self.await_change_set(name, &change_set_name).await? {
-            Some(changes) => changes,
-            None => {
-                self.cfn
-                    .delete_change_set()
-                    .stack_name(name)
-                    .change_set_name(&change_set_name)
-                    .send()
-                    .await
-                    .map_err(|e| api("DeleteChangeSet", name, &e))?;
-                return self.unchanged(name).await;
-            }
+        let Some((change_set_name, changes)) = self.propose(spec, change_set_type.clone()).await?
+        else {
+            return self.unchanged(name).await;
         };
 
         self.cfn
@@ -277,6 +219,111 @@ impl Stacks {
             status: status_of(&stack).into(),
             outputs: outputs_of(&stack),
         })
+    }
+
+    /// Makes a change set for `spec` and waits until it is ready: its name and rows, or None
+    /// when the stack is already as asked (the failed change set is deleted).
+    async fn propose(
+        &self,
+        spec: &StackSpec,
+        change_set_type: ChangeSetType,
+    ) -> Result<Option<(String, Vec<Change>)>, Error> {
+        let name = spec.name.as_str();
+        let change_set_name = format!("deployer-{}", unix_millis());
+        let created = self
+            .cfn
+            .create_change_set()
+            .stack_name(name)
+            .change_set_name(&change_set_name)
+            .change_set_type(change_set_type)
+            .template_body(&spec.template_body)
+            .set_parameters(Some(
+                spec.parameters
+                    .iter()
+                    .map(|(k, v)| {
+                        Parameter::builder()
+                            .parameter_key(k)
+                            .parameter_value(v)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .set_tags(Some(
+                spec.tags
+                    .iter()
+                    .chain([&(FINGERPRINT_TAG.to_string(), spec.fingerprint.clone())])
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .set_role_arn(spec.execution_role_arn.clone())
+            .send()
+            .await;
+        if let Err(e) = created {
+            let text = error_text(&e);
+            if is_no_changes(&text) {
+                return Ok(None);
+            }
+            return Err(Error::Api {
+                action: "CreateChangeSet",
+                stack: name.into(),
+                message: text,
+            });
+        }
+        // A ready change set is executed even when it lists no resource changes: its parameters
+        // or tags differ from the stack's (the fingerprint said so), and only executing applies
+        // them. (AWS fails such a change set instead; the emulator, whose diff ignores
+        // parameters, returns it ready and empty.)
+        match self.await_change_set(name, &change_set_name).await? {
+            Some(changes) => Ok(Some((change_set_name, changes))),
+            None => {
+                self.delete_change_set(name, &change_set_name).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn delete_change_set(&self, name: &str, change_set: &str) -> Result<(), Error> {
+        self.cfn
+            .delete_change_set()
+            .stack_name(name)
+            .change_set_name(change_set)
+            .send()
+            .await
+            .map_err(|e| api("DeleteChangeSet", name, &e))?;
+        Ok(())
+    }
+
+    /// What a deploy of `spec` would change, leaving nothing behind. None: nothing would.
+    pub async fn diff(&self, spec: &StackSpec) -> Result<Option<Vec<Change>>, Error> {
+        let existing = self.describe(&spec.name).await?;
+        let creating = existing.is_none();
+        if existing
+            .as_ref()
+            .is_some_and(|s| has_fingerprint(s, &spec.fingerprint))
+        {
+            return Ok(None);
+        }
+        let change_set_type = if creating {
+            ChangeSetType::Create
+        } else {
+            ChangeSetType::Update
+        };
+        let Some((change_set, changes)) = self.propose(spec, change_set_type).await? else {
+            return Ok(None);
+        };
+        self.delete_change_set(&spec.name, &change_set).await?;
+        if creating {
+            // A CREATE change set leaves an empty stack in REVIEW_IN_PROGRESS behind.
+            self.cfn
+                .delete_stack()
+                .stack_name(&spec.name)
+                .send()
+                .await
+                .map_err(|e| api("DeleteStack", &spec.name, &e))?;
+        }
+        Ok(Some(changes))
     }
 
     /// Deletes the stack and waits until it is gone. Absent stacks are already gone.
@@ -520,6 +567,13 @@ pub fn outputs_of(stack: &Stack) -> BTreeMap<String, String> {
 }
 
 pub const FINGERPRINT_TAG: &str = "deployer-fingerprint";
+
+fn has_fingerprint(stack: &Stack, fingerprint: &str) -> bool {
+    stack
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some(FINGERPRINT_TAG) && t.value() == Some(fingerprint))
+}
 
 /// A finished operation that did what it was asked (not a rollback).
 fn is_settled_ok(status: &str) -> bool {

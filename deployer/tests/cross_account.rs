@@ -345,3 +345,52 @@ fn a_stale_bootstrap_is_refused() {
     );
     assert!(err.contains("run `deployer bootstrap sandbox`"), "{err}");
 }
+
+#[tokio::test]
+async fn diff_shows_changes_and_leaves_nothing_behind() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    let before = p
+        .run(&["diff", "sandbox", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(before["changed"], true);
+    let adds: Vec<&str> = before["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["logical_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        adds.contains(&"Function") && adds.contains(&"Table"),
+        "{adds:?}"
+    );
+    // The CREATE change set's empty stack is gone again.
+    let mut names = stack_names(&cloudformation(&emu, SANDBOX)).await;
+    names.retain(|n| n == "catalog-sandbox");
+    assert!(names.is_empty(), "diff left {names:?}");
+
+    p.run(&["deploy", "sandbox"]).expect(0);
+    let after = p.run(&["diff", "sandbox"]).expect(0).stdout();
+    assert_eq!(after, "catalog-sandbox: no changes\n");
+}
+
+#[tokio::test]
+async fn destroy_removes_sandbox_and_refuses_prod() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    p.run(&["deploy", "sandbox"]).expect(0);
+    let gone = p
+        .run(&["destroy", "sandbox", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(gone["deleted"], true);
+    assert_eq!(
+        stack_names(&cloudformation(&emu, SANDBOX)).await,
+        ["catalog-bootstrap"]
+    );
+    let again = p.run(&["destroy", "sandbox"]).expect(0).stdout();
+    assert!(again.contains("there was no such stack"), "{again}");
+    let err = p.run(&["destroy", "prod"]).expect(2).stderr();
+    assert!(err.contains("never destroys prod"), "{err}");
+}
