@@ -5,7 +5,7 @@ use crate::aws::{self, Session};
 use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use crate::render::{BOOTSTRAP_VERSION, Renderer, StackKind};
-use crate::stack::{DeployReport, Event, StackSpec, Stacks};
+use crate::stack::{DeployReport, Observer, StackSpec, Stacks};
 
 /// The SSM parameter the target bootstrap writes its version to.
 pub fn marker_name(envs: &Environments) -> String {
@@ -16,7 +16,7 @@ pub async fn bootstrap(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
-    on_event: &mut dyn FnMut(&Event),
+    on_event: &mut dyn Observer,
 ) -> Result<DeployReport, Error> {
     let kind = StackKind::for_env(env)[0];
     let rendered = renderer.render(envs, env, kind)?;

@@ -5,10 +5,11 @@ use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use crate::output::Report;
 use crate::render::{Renderer, StackKind};
-use crate::stack::{DeployReport, Event, Outcome, StackSpec, Stacks};
+use crate::stack::{DeployReport, Event, Observer, Outcome, StackSpec, Stacks};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
 use std::path::Path;
 
 /// The role every target account's bootstrap creates for the deployer to assume.
@@ -143,6 +144,7 @@ pub async fn deploy(
     env: EnvName,
     artifact_path: &Path,
     continue_rollback: bool,
+    progress: &mut Progress,
 ) -> Result<DeployReport, Error> {
     target_env(envs, env, "deploy")?;
     let target = envs.target(env).expect("checked above");
@@ -158,11 +160,9 @@ pub async fn deploy(
     let uploaded = crate::artifact::upload(&p.session.s3(), &p.bucket, &p.manifest, p.zip).await?;
     let stacks = Stacks::new(p.session.cloudformation());
     if continue_rollback {
-        stacks
-            .continue_rollback(&p.spec.name, &mut print_event)
-            .await?;
+        stacks.continue_rollback(&p.spec.name, progress).await?;
     }
-    let mut report = stacks.deploy(&p.spec, &mut print_event).await?;
+    let mut report = stacks.deploy(&p.spec, progress).await?;
     report.artifact = Some(crate::stack::ArtifactInfo {
         sha256: p.manifest.sha256,
         uploaded,
@@ -224,7 +224,11 @@ impl Report for DestroyReport {
 }
 
 /// `deployer destroy ENV`: removes the catalog stack; prod is never destroyed this way.
-pub async fn destroy(envs: &Environments, env: EnvName) -> Result<DestroyReport, Error> {
+pub async fn destroy(
+    envs: &Environments,
+    env: EnvName,
+    progress: &mut Progress,
+) -> Result<DestroyReport, Error> {
     target_env(envs, env, "destroy")?;
     if env == EnvName::Prod {
         return Err(Error::Refused(
@@ -233,26 +237,69 @@ pub async fn destroy(envs: &Environments, env: EnvName) -> Result<DestroyReport,
     }
     let name = StackKind::Catalog.stack_name(envs, env);
     let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
-    let deleted = stacks.delete(&name, &mut print_event).await?;
+    let deleted = stacks.delete(&name, progress).await?;
     Ok(DestroyReport {
         stack: name,
         deleted,
     })
 }
 
-/// Stack events as lines on stderr, so stdout stays one clean report.
-pub fn print_event(e: &Event) {
-    eprintln!(
-        "{}  {:<28} {:<36} {}{}",
-        e.timestamp,
-        e.logical_id,
-        e.resource_type,
-        e.status,
-        e.reason
-            .as_deref()
-            .map(|r| format!("  {r}"))
-            .unwrap_or_default()
-    );
+/// Stack events as lines on stderr, so stdout stays one clean report; on a terminal, also a
+/// line that shows the stack's state and the time it has taken so far.
+pub struct Progress {
+    live: bool,
+    spinner: usize,
+}
+
+impl Progress {
+    pub fn new(no_progress: bool) -> Self {
+        Progress {
+            live: !no_progress && std::io::stderr().is_terminal(),
+            spinner: 0,
+        }
+    }
+
+    fn clear(&self) {
+        if self.live {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+impl Observer for Progress {
+    fn event(&mut self, e: &Event) {
+        self.clear();
+        eprintln!(
+            "{}  {:<28} {:<36} {}{}",
+            e.timestamp,
+            e.logical_id,
+            e.resource_type,
+            e.status,
+            e.reason
+                .as_deref()
+                .map(|r| format!("  {r}"))
+                .unwrap_or_default()
+        );
+    }
+
+    fn waiting(&mut self, stack: &str, status: &str, elapsed: std::time::Duration) {
+        if self.live {
+            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+            self.spinner = (self.spinner + 1) % FRAMES.len();
+            eprint!(
+                "\r\x1b[2K{} {stack} {status} {:.0}s",
+                FRAMES[self.spinner],
+                elapsed.as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
 }
 
 impl Report for DeployReport {

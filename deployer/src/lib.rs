@@ -35,14 +35,24 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             continue_rollback,
         } => {
             let renderer = Renderer::load(&g.templates)?;
-            let report =
-                deploy::deploy(&envs, &renderer, env, &artifact, continue_rollback).await?;
+            let mut progress = deploy::Progress::new(g.no_progress);
+            let report = deploy::deploy(
+                &envs,
+                &renderer,
+                env,
+                &artifact,
+                continue_rollback,
+                &mut progress,
+            )
+            .await?;
+            drop(progress);
             emit(g.output, &report);
         }
         Command::Bootstrap { env } => {
             let renderer = Renderer::load(&g.templates)?;
-            let report =
-                bootstrap::bootstrap(&envs, &renderer, env, &mut deploy::print_event).await?;
+            let mut progress = deploy::Progress::new(g.no_progress);
+            let report = bootstrap::bootstrap(&envs, &renderer, env, &mut progress).await?;
+            drop(progress); // clears the progress line before the report prints
             emit(g.output, &report);
         }
         Command::Diff { env, artifact } => {
@@ -52,7 +62,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 &deploy::diff(&envs, &renderer, env, &artifact).await?,
             );
         }
-        Command::Destroy { env } => emit(g.output, &deploy::destroy(&envs, env).await?),
+        Command::Destroy { env } => {
+            let mut progress = deploy::Progress::new(g.no_progress);
+            let report = deploy::destroy(&envs, env, &mut progress).await?;
+            drop(progress);
+            emit(g.output, &report);
+        }
         Command::Package { env, binary, out } => {
             let architecture = envs
                 .target(env)

@@ -66,6 +66,19 @@ pub struct StackSpec {
     pub execution_role_arn: Option<String>,
 }
 
+/// Who watches a stack operation: each new event, and each poll while it waits.
+pub trait Observer {
+    fn event(&mut self, event: &Event);
+    fn waiting(&mut self, _stack: &str, _status: &str, _elapsed: Duration) {}
+}
+
+/// Any closure over events observes; it ignores the waiting.
+impl<F: FnMut(&Event)> Observer for F {
+    fn event(&mut self, event: &Event) {
+        self(event)
+    }
+}
+
 /// One line of the stack's event stream.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
@@ -148,7 +161,7 @@ impl Stacks {
     pub async fn deploy(
         &self,
         spec: &StackSpec,
-        on_event: &mut dyn FnMut(&Event),
+        on_event: &mut dyn Observer,
     ) -> Result<DeployReport, Error> {
         let name = spec.name.as_str();
         let mut existing = self.describe(name).await?;
@@ -164,7 +177,7 @@ impl Stacks {
             None | Some("REVIEW_IN_PROGRESS") => ChangeSetType::Create,
             Some("ROLLBACK_COMPLETE") => {
                 // A failed first create leaves a stack that can only be deleted.
-                on_event(&note(
+                on_event.event(&note(
                     name,
                     "ROLLBACK_COMPLETE",
                     "the first create had failed; deleting the stack to create it again",
@@ -327,11 +340,7 @@ impl Stacks {
     }
 
     /// Deletes the stack and waits until it is gone. Absent stacks are already gone.
-    pub async fn delete(
-        &self,
-        name: &str,
-        on_event: &mut dyn FnMut(&Event),
-    ) -> Result<bool, Error> {
+    pub async fn delete(&self, name: &str, on_event: &mut dyn Observer) -> Result<bool, Error> {
         if self.describe(name).await?.is_none() {
             return Ok(false);
         }
@@ -350,7 +359,7 @@ impl Stacks {
     pub async fn continue_rollback(
         &self,
         name: &str,
-        on_event: &mut dyn FnMut(&Event),
+        on_event: &mut dyn Observer,
     ) -> Result<(), Error> {
         self.cfn
             .continue_update_rollback()
@@ -432,13 +441,14 @@ impl Stacks {
     pub async fn wait(
         &self,
         name: &str,
-        on_event: &mut dyn FnMut(&Event),
+        on_event: &mut dyn Observer,
     ) -> Result<Option<Stack>, Error> {
         let mut seen = HashSet::new();
         let mut first_failure: Option<Box<FailedResource>> = None;
         // Only events from now on: older ones belong to earlier operations.
         let since = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
         let since_secs = since.secs() - 1;
+        let started = std::time::Instant::now();
         let mut delay = self.poll;
         loop {
             let stack = match self.cfn.describe_stacks().stack_name(name).send().await {
@@ -464,12 +474,13 @@ impl Stacks {
                             .unwrap_or_else(|| "no reason given".into()),
                     }));
                 }
-                on_event(ev);
+                on_event.event(ev);
             }
             let Some(stack) = stack else {
                 return Ok(None);
             };
             let status = status_of(&stack).to_string();
+            on_event.waiting(name, &status, started.elapsed());
             if !status.ends_with("_IN_PROGRESS") {
                 return if is_settled_ok(&status) {
                     Ok(Some(stack))

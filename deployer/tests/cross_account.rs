@@ -177,6 +177,8 @@ async fn deploy_assumes_a_role_in_sandbox_and_the_stack_stays_there() {
     assert!(changed.contains(&"Table"), "{changed:?}");
     // Events stream on stderr while stdout carries the one JSON report.
     assert!(run.stderr().contains("CREATE_COMPLETE"), "{}", run.stderr());
+    // Not a terminal: plain lines, no progress display.
+    assert!(!run.stderr().contains('\x1b'), "{:?}", run.stderr());
 
     let mut sandbox = stack_names(&cloudformation(&emu, SANDBOX)).await;
     sandbox.sort();

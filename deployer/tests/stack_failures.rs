@@ -170,7 +170,7 @@ async fn a_failed_create_names_the_resource_and_reason_and_the_final_state() {
 
     let mut seen: Vec<Event> = vec![];
     let err = stacks(client)
-        .deploy(&spec(), &mut |e| seen.push(e.clone()))
+        .deploy(&spec(), &mut |e: &Event| seen.push(e.clone()))
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -227,7 +227,7 @@ async fn a_rolled_back_first_create_is_deleted_and_created_again() {
 
     let mut notes = vec![];
     let report = stacks(client)
-        .deploy(&spec(), &mut |e| notes.push(e.reason.clone()))
+        .deploy(&spec(), &mut |e: &Event| notes.push(e.reason.clone()))
         .await
         .unwrap();
     assert_eq!(
@@ -257,7 +257,7 @@ async fn update_rollback_failed_stops_and_names_the_way_out() {
         [&describe, &create]
     );
     let err = stacks(client)
-        .deploy(&spec(), &mut |_| {})
+        .deploy(&spec(), &mut |_: &Event| {})
         .await
         .unwrap_err();
     assert!(matches!(err, Error::RollbackFailed { .. }), "{err:?}");
@@ -285,7 +285,7 @@ async fn continue_rollback_resumes_and_accepts_the_rolled_back_state() {
         [&resume, &describe, &stack_events]
     );
     stacks(client)
-        .continue_rollback(NAME, &mut |_| {})
+        .continue_rollback(NAME, &mut |_: &Event| {})
         .await
         .unwrap();
     assert_eq!(resume.num_calls(), 1);
@@ -315,7 +315,10 @@ async fn a_change_set_without_changes_is_deleted_and_nothing_runs() {
         RuleMode::MatchAny,
         [&describe, &create, &failed, &delete, &execute]
     );
-    let report = stacks(client).deploy(&spec(), &mut |_| {}).await.unwrap();
+    let report = stacks(client)
+        .deploy(&spec(), &mut |_: &Event| {})
+        .await
+        .unwrap();
     assert_eq!(
         (report.outcome, report.status.as_str()),
         (Outcome::NoChanges, "UPDATE_COMPLETE")
@@ -341,7 +344,7 @@ async fn a_change_set_failing_for_a_real_reason_is_an_error_with_that_reason() {
         [&describe, &create, &failed]
     );
     let err = stacks(client)
-        .deploy(&spec(), &mut |_| {})
+        .deploy(&spec(), &mut |_: &Event| {})
         .await
         .unwrap_err();
     assert!(
@@ -395,7 +398,10 @@ async fn throttling_while_waiting_is_outlasted() {
         [&describe, &stack_events, &create, &ready, &execute],
         |c| c.retry_config(aws_sdk_cloudformation::config::retry::RetryConfig::disabled())
     );
-    let report = stacks(client).deploy(&spec(), &mut |_| {}).await.unwrap();
+    let report = stacks(client)
+        .deploy(&spec(), &mut |_: &Event| {})
+        .await
+        .unwrap();
     assert_eq!(
         (report.outcome, report.status.as_str()),
         (Outcome::Updated, "UPDATE_COMPLETE")
