@@ -102,6 +102,11 @@ pub enum Command {
         #[arg(long, default_value = "dist")]
         out: PathBuf,
     },
+    /// The state of every stack the deployer keeps, in one environment or all three.
+    Status {
+        #[arg(value_enum)]
+        env: Option<EnvName>,
+    },
     /// Print the outputs of an environment's catalog stack.
     Outputs {
         #[arg(value_enum)]

@@ -385,3 +385,71 @@ pub async fn outputs(envs: &Environments, env: EnvName) -> Result<OutputsReport,
         stack: name,
     })
 }
+
+#[derive(Debug, Serialize)]
+pub struct StackState {
+    pub env: EnvName,
+    pub stack: String,
+    /// None when the stack does not exist.
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_sha256: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub stacks: Vec<StackState>,
+}
+
+impl Report for StatusReport {
+    fn human(&self) -> String {
+        self.stacks.iter().fold(String::new(), |mut s, st| {
+            let _ = writeln!(
+                s,
+                "{:<8} {:<24} {:<24} {}{}",
+                st.env.as_str(),
+                st.stack,
+                st.status.as_deref().unwrap_or("(none)"),
+                st.updated.as_deref().unwrap_or(""),
+                st.artifact_sha256
+                    .as_deref()
+                    .map(|sha| format!("  artifact {}", &sha[..sha.len().min(12)]))
+                    .unwrap_or_default()
+            );
+            s
+        })
+    }
+}
+
+/// `deployer status [ENV]`: every stack the deployer keeps in the environment's account.
+pub async fn status(envs: &Environments, which: &[EnvName]) -> Result<StatusReport, Error> {
+    let mut rows = vec![];
+    for &env in which {
+        let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
+        for kind in StackKind::for_env(env) {
+            let name = kind.stack_name(envs, env);
+            let stack = stacks.describe(&name).await?;
+            rows.push(StackState {
+                env,
+                status: stack
+                    .as_ref()
+                    .map(|s| crate::stack::status_of(s).to_string()),
+                updated: stack.as_ref().and_then(|s| {
+                    s.last_updated_time()
+                        .or(s.creation_time())
+                        .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+                }),
+                artifact_sha256: stack.as_ref().and_then(|s| {
+                    s.tags()
+                        .iter()
+                        .find(|t| t.key() == Some("artifact-sha256"))
+                        .and_then(|t| t.value().map(str::to_string))
+                }),
+                stack: name,
+            });
+        }
+    }
+    Ok(StatusReport { stacks: rows })
+}

@@ -26,7 +26,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Synth { env, all: _, out } => {
             let renderer = Renderer::load(&g.templates)?;
-            let which: Vec<EnvName> = env.map_or_else(|| EnvName::ALL.to_vec(), |e| vec![e]);
+            let which = one_or_all(env);
             emit(g.output, &synth::synth(&envs, &renderer, &which, &out)?);
         }
         Command::Deploy {
@@ -84,7 +84,14 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             };
             emit(g.output, &artifact::package(&binary, architecture, &out)?);
         }
+        Command::Status { env } => {
+            emit(g.output, &deploy::status(&envs, &one_or_all(env)).await?);
+        }
         Command::Outputs { env } => emit(g.output, &deploy::outputs(&envs, env).await?),
     }
     Ok(())
+}
+
+fn one_or_all(env: Option<EnvName>) -> Vec<EnvName> {
+    env.map_or_else(|| EnvName::ALL.to_vec(), |e| vec![e])
 }

@@ -396,3 +396,41 @@ async fn destroy_removes_sandbox_and_refuses_prod() {
     let err = p.run(&["destroy", "prod"]).expect(2).stderr();
     assert!(err.contains("never destroys prod"), "{err}");
 }
+
+#[test]
+fn status_lists_every_stack_of_every_account() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    let v1 = package(&p, "v1");
+    p.run(&["deploy", "sandbox"]).expect(0);
+    let report = p.run(&["status", "--output", "json"]).expect(0).json();
+    let rows: Vec<(&str, &str, Option<&str>)> = report["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["env"].as_str().unwrap(),
+                r["stack"].as_str().unwrap(),
+                r["status"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("pipeline", "catalog-bootstrap", None),
+            ("pipeline", "catalog-pipeline", None),
+            ("sandbox", "catalog-bootstrap", Some("CREATE_COMPLETE")),
+            ("sandbox", "catalog-sandbox", Some("CREATE_COMPLETE")),
+            ("prod", "catalog-bootstrap", None),
+            ("prod", "catalog-prod", None),
+        ]
+    );
+    assert_eq!(report["stacks"][3]["artifact_sha256"], v1["sha256"]);
+    let text = p.run(&["status", "sandbox"]).expect(0).stdout();
+    assert!(
+        text.contains("catalog-sandbox") && !text.contains("catalog-prod"),
+        "{text}"
+    );
+}
