@@ -5,6 +5,13 @@ use crate::config::{AccountId, Region};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,11 +44,45 @@ pub async fn operator_config() -> SdkConfig {
         .await
 }
 
-/// rustls with ring: no OpenSSL and no aws-lc C build.
-pub fn http_client() -> aws_sdk_sts::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+/// rustls with ring: no OpenSSL and no aws-lc C build. Every request through it is counted.
+pub fn http_client() -> SharedHttpClient {
+    SharedHttpClient::new(Counting(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https(),
+    ))
+}
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// HTTP requests sent to AWS by this process so far, retries included.
+pub fn calls() -> usize {
+    CALLS.load(Ordering::Relaxed)
+}
+
+#[derive(Debug)]
+struct Counting(SharedHttpClient);
+
+impl HttpClient for Counting {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(CountingConnector(
+            self.0.http_connector(settings, components),
+        ))
+    }
+}
+
+#[derive(Debug)]
+struct CountingConnector(SharedHttpConnector);
+
+impl HttpConnector for CountingConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        self.0.call(request)
+    }
 }
 
 /// A set of credentials in one account and region.

@@ -8,7 +8,12 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = deployer::cli::Cli::parse();
-    match deployer::run(cli).await {
+    let result = deployer::run(cli).await;
+    // For benchmarks: how many requests the command cost.
+    if std::env::var_os("DEPLOYER_STATS").is_some() {
+        eprintln!("aws api calls: {}", deployer::aws::calls());
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -195,14 +195,14 @@ impl Stacks {
                         .as_ref()
                         .is_some_and(|s| has_fingerprint(s, &spec.fingerprint)) =>
             {
-                return self.unchanged(name).await;
+                return Ok(unchanged(name, existing.as_ref()));
             }
             Some(_) => ChangeSetType::Update,
         };
 
         let Some((change_set_name, changes)) = self.propose(spec, change_set_type.clone()).await?
         else {
-            return self.unchanged(name).await;
+            return Ok(unchanged(name, existing.as_ref()));
         };
 
         self.cfn
@@ -371,18 +371,6 @@ impl Stacks {
             Err(Error::Failed { status, .. }) if status == "UPDATE_ROLLBACK_COMPLETE" => Ok(()),
             other => other.map(|_| ()),
         }
-    }
-
-    async fn unchanged(&self, name: &str) -> Result<DeployReport, Error> {
-        let stack = self.describe(name).await?;
-        Ok(DeployReport {
-            stack: name.into(),
-            artifact: None,
-            outcome: Outcome::NoChanges,
-            changes: vec![],
-            status: stack.as_ref().map(status_of).unwrap_or("NONE").into(),
-            outputs: stack.as_ref().map(outputs_of).unwrap_or_default(),
-        })
     }
 
     /// The change set's rows once it is ready; None when it holds no changes.
@@ -578,6 +566,18 @@ pub fn outputs_of(stack: &Stack) -> BTreeMap<String, String> {
 }
 
 pub const FINGERPRINT_TAG: &str = "deployer-fingerprint";
+
+/// The report of a deploy that found `stack` already as asked.
+fn unchanged(name: &str, stack: Option<&Stack>) -> DeployReport {
+    DeployReport {
+        stack: name.into(),
+        artifact: None,
+        outcome: Outcome::NoChanges,
+        changes: vec![],
+        status: stack.map(status_of).unwrap_or("NONE").into(),
+        outputs: stack.map(outputs_of).unwrap_or_default(),
+    }
+}
 
 fn has_fingerprint(stack: &Stack, fingerprint: &str) -> bool {
     stack

@@ -434,3 +434,32 @@ fn status_lists_every_stack_of_every_account() {
         "{text}"
     );
 }
+
+fn api_calls(run: &common::Run) -> usize {
+    run.stderr()
+        .lines()
+        .find_map(|l| l.strip_prefix("aws api calls: "))
+        .expect("DEPLOYER_STATS prints the count")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_no_op_deploy_costs_a_handful_of_calls() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    let first = p
+        .run_with(&["deploy", "sandbox"], &[("DEPLOYER_STATS", "1")])
+        .expect(0);
+    let again = p
+        .run_with(&["deploy", "sandbox"], &[("DEPLOYER_STATS", "1")])
+        .expect(0);
+    // Caller identity, assume role, bootstrap marker, artifact check, stack description:
+    // nothing more when nothing changed.
+    assert_eq!(api_calls(&again), 5, "{}", again.stderr());
+    assert!(
+        api_calls(&first) > api_calls(&again) + 4,
+        "{}",
+        first.stderr()
+    );
+}
