@@ -39,6 +39,7 @@ pub async fn bootstrap(
         template_body,
         parameters: vec![],
         tags: crate::deploy::stack_tags(envs, env, None),
+        termination_protection: false,
         execution_role_arn: None,
     };
     Ok(Stacks::new(session.cloudformation())

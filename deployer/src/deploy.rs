@@ -123,6 +123,7 @@ async fn prepare(
         template_body,
         parameters,
         tags: stack_tags(envs, env, Some(&manifest.sha256)),
+        termination_protection: target.safety.termination_protection,
         execution_role_arn: Some(format!(
             "arn:aws:iam::{}:role/{}-cfn-exec",
             envs.account(env),

@@ -62,6 +62,8 @@ pub struct StackSpec {
     pub template_body: String,
     pub parameters: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
+    /// Keep the stack from being deleted (prod).
+    pub termination_protection: bool,
     /// The role CloudFormation acts as; None acts as the caller.
     pub execution_role_arn: Option<String>,
 }
@@ -157,12 +159,38 @@ impl Stacks {
         }
     }
 
-    /// Creates or updates the stack to match `spec`, calling `on_event` for each stack event.
+    /// Creates or updates the stack to match `spec`, calling `on_event` for each stack event,
+    /// and turns termination protection on when the spec asks for it.
     pub async fn deploy(
         &self,
         spec: &StackSpec,
         on_event: &mut dyn Observer,
     ) -> Result<DeployReport, Error> {
+        let (report, stack) = self.apply(spec, on_event).await?;
+        let protected = stack.and_then(|s| s.enable_termination_protection);
+        if spec.termination_protection && protected != Some(true) {
+            self.cfn
+                .update_termination_protection()
+                .stack_name(&spec.name)
+                .enable_termination_protection(true)
+                .send()
+                .await
+                .map_err(|e| api("UpdateTerminationProtection", &spec.name, &e))?;
+            on_event.event(&note(
+                &spec.name,
+                &report.status,
+                "termination protection turned on",
+            ));
+        }
+        Ok(report)
+    }
+
+    /// The change itself: the report, and the stack as it ended.
+    async fn apply(
+        &self,
+        spec: &StackSpec,
+        on_event: &mut dyn Observer,
+    ) -> Result<(DeployReport, Option<Stack>), Error> {
         let name = spec.name.as_str();
         let mut existing = self.describe(name).await?;
         if let Some(stack) = &existing {
@@ -195,14 +223,14 @@ impl Stacks {
                         .as_ref()
                         .is_some_and(|s| has_fingerprint(s, &spec.fingerprint)) =>
             {
-                return Ok(unchanged(name, existing.as_ref()));
+                return Ok((unchanged(name, existing.as_ref()), existing));
             }
             Some(_) => ChangeSetType::Update,
         };
 
         let Some((change_set_name, changes)) = self.propose(spec, change_set_type.clone()).await?
         else {
-            return Ok(unchanged(name, existing.as_ref()));
+            return Ok((unchanged(name, existing.as_ref()), existing));
         };
 
         self.cfn
@@ -220,7 +248,7 @@ impl Stacks {
                 status: "DELETE_COMPLETE".into(),
                 failure: None,
             })?;
-        Ok(DeployReport {
+        let report = DeployReport {
             stack: name.into(),
             artifact: None,
             outcome: if change_set_type == ChangeSetType::Create {
@@ -231,7 +259,8 @@ impl Stacks {
             changes,
             status: status_of(&stack).into(),
             outputs: outputs_of(&stack),
-        })
+        };
+        Ok((report, Some(stack)))
     }
 
     /// Makes a change set for `spec` and waits until it is ready: its name and rows, or None

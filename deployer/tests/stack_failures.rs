@@ -33,6 +33,7 @@ fn spec() -> StackSpec {
         template_body: "{}".into(),
         parameters: vec![],
         tags: vec![("env".into(), "sandbox".into())],
+        termination_protection: false,
         execution_role_arn: None,
     }
 }
@@ -407,4 +408,89 @@ async fn throttling_while_waiting_is_outlasted() {
         (Outcome::Updated, "UPDATE_COMPLETE")
     );
     assert!(stack_events.num_calls() >= 3);
+}
+
+#[tokio::test]
+async fn protected_stacks_get_termination_protection_once() {
+    // The emulator does not implement UpdateTerminationProtection.
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateComplete))
+        .output(|| stack(StackStatus::UpdateComplete))
+        .repeatedly()
+        .build();
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let ready = mock!(Client::describe_change_set).then_output(change_set_ready);
+    let execute =
+        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build());
+    let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+    let protect = mock!(Client::update_termination_protection)
+        .match_requests(|r| r.stack_name() == Some(NAME) && r.enable_termination_protection() == Some(true))
+        .then_output(|| aws_sdk_cloudformation::operation::update_termination_protection::UpdateTerminationProtectionOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [
+            &describe,
+            &create,
+            &ready,
+            &execute,
+            &stack_events,
+            &protect
+        ]
+    );
+    let mut protected_spec = spec();
+    protected_spec.termination_protection = true;
+    stacks(client)
+        .deploy(&protected_spec, &mut |_: &Event| {})
+        .await
+        .unwrap();
+    assert_eq!(protect.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn an_unchanged_protected_stack_costs_one_call() {
+    let describe = mock!(Client::describe_stacks).then_output(|| {
+        DescribeStacksOutput::builder()
+            .stacks(
+                Stack::builder()
+                    .stack_name(NAME)
+                    .stack_status(StackStatus::UpdateComplete)
+                    .creation_time(DateTime::from(SystemTime::now()))
+                    .enable_termination_protection(true)
+                    .tags(
+                        aws_sdk_cloudformation::types::Tag::builder()
+                            .key("deployer-fingerprint")
+                            .value("f1")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let create =
+        mock!(Client::create_change_set).then_output(|| CreateChangeSetOutput::builder().build());
+    let protect = mock!(Client::update_termination_protection)
+        .then_output(|| aws_sdk_cloudformation::operation::update_termination_protection::UpdateTerminationProtectionOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &protect]
+    );
+    let mut protected_spec = spec();
+    protected_spec.termination_protection = true;
+    let report = stacks(client)
+        .deploy(&protected_spec, &mut |_: &Event| {})
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::NoChanges);
+    assert_eq!(
+        (
+            describe.num_calls(),
+            create.num_calls(),
+            protect.num_calls()
+        ),
+        (1, 0, 0)
+    );
 }
