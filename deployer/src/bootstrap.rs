@@ -4,7 +4,7 @@
 use crate::aws::{self, Session};
 use crate::config::{EnvName, Environments};
 use crate::error::Error;
-use crate::render::{BOOTSTRAP_VERSION, Renderer, StackKind};
+use crate::render::{BOOTSTRAP_VERSION, Options, Renderer, StackKind};
 use crate::stack::{DeployReport, Observer, StackSpec, Stacks};
 
 /// The SSM parameter the target bootstrap writes its version to.
@@ -16,10 +16,11 @@ pub async fn bootstrap(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
+    options: &Options,
     on_event: &mut dyn Observer,
 ) -> Result<DeployReport, Error> {
     let kind = StackKind::for_env(env)[0];
-    let rendered = renderer.render(envs, env, kind)?;
+    let rendered = renderer.render_with(envs, env, kind, options)?;
     let operator = aws::operator_config().await;
     // The deploy role does not exist before the first bootstrap: bootstrapping needs the
     // operator's own credentials in that account.

@@ -65,6 +65,10 @@ pub enum Command {
     Bootstrap {
         #[arg(value_enum)]
         env: EnvName,
+        /// Give the CloudFormation execution role AdministratorAccess instead of its scoped
+        /// policy (sandbox and prod). Each bootstrap without it takes it away again.
+        #[arg(long)]
+        admin_execution_role: bool,
     },
     /// Create or update the catalog stack of sandbox or prod through a change set.
     Deploy {

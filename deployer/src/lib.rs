@@ -48,10 +48,17 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             drop(progress);
             emit(g.output, &report);
         }
-        Command::Bootstrap { env } => {
+        Command::Bootstrap {
+            env,
+            admin_execution_role,
+        } => {
             let renderer = Renderer::load(&g.templates)?;
+            let options = render::Options {
+                admin_execution_role,
+            };
             let mut progress = deploy::Progress::new(g.no_progress);
-            let report = bootstrap::bootstrap(&envs, &renderer, env, &mut progress).await?;
+            let report =
+                bootstrap::bootstrap(&envs, &renderer, env, &options, &mut progress).await?;
             drop(progress); // clears the progress line before the report prints
             emit(g.output, &report);
         }

@@ -109,6 +109,13 @@ impl StackKind {
     }
 }
 
+/// What an operator chooses per run rather than per environment file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Options {
+    /// Give CloudFormation's execution role AdministratorAccess instead of its scoped policy.
+    pub admin_execution_role: bool,
+}
+
 /// A template rendered for one environment.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -181,9 +188,20 @@ impl Renderer {
         env: EnvName,
         kind: StackKind,
     ) -> Result<Rendered, Error> {
+        self.render_with(envs, env, kind, &Options::default())
+    }
+
+    pub fn render_with(
+        &self,
+        envs: &Environments,
+        env: EnvName,
+        kind: StackKind,
+        options: &Options,
+    ) -> Result<Rendered, Error> {
         let path = template_path(&self.dir, kind);
         let stack_name = kind.stack_name(envs, env);
-        let ctx = context(envs, env, &stack_name);
+        let mut ctx = context(envs, env, &stack_name);
+        ctx["options"] = json!(options);
         let text = self
             .hb
             .render(kind.template_name(), &ctx)
@@ -315,10 +333,10 @@ impl HelperDef for StrictIf {
 fn render_error(e: HbError, path: &Path, env: EnvName) -> Error {
     let message = match e.reason() {
         RenderErrorReason::MissingVariable(Some(var)) => format!(
-            "the variable `{var}` is not defined; templates may use env, stack_name, prefix, account_id, region, accounts.*, pipeline.*, target.* and bootstrap_version"
+            "the variable `{var}` is not defined; templates may use env, stack_name, prefix, account_id, region, accounts.*, pipeline.*, target.*, options.* and bootstrap_version"
         ),
         RenderErrorReason::MissingVariable(None) => {
-            "a variable is not defined; templates may use env, stack_name, prefix, account_id, region, accounts.*, pipeline.*, target.* and bootstrap_version".to_string()
+            "a variable is not defined; templates may use env, stack_name, prefix, account_id, region, accounts.*, pipeline.*, target.*, options.* and bootstrap_version".to_string()
         }
         other => other.to_string(),
     };

@@ -594,6 +594,9 @@ pub fn outputs_of(stack: &Stack) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// On AWS, executing a change set updates the stack's tags. The emulator keeps the tags the stack
+/// was created with, so there a deploy of A, then B, then A again finds A's tag and reports no
+/// changes for the third: tests on the emulator avoid going back to an earlier state.
 pub const FINGERPRINT_TAG: &str = "deployer-fingerprint";
 
 /// The report of a deploy that found `stack` already as asked.

@@ -463,3 +463,65 @@ fn a_no_op_deploy_costs_a_handful_of_calls() {
         first.stderr()
     );
 }
+
+async fn template_of(emu: &Emulator, account: &str, stack: &str) -> String {
+    cloudformation(emu, account)
+        .get_template()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap()
+        .template_body()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn admin_execution_role_only_while_asked_for() {
+    let emu = Emulator::start();
+    let p = Project::new();
+    p.run_as(
+        &emu,
+        SANDBOX,
+        &["bootstrap", "sandbox", "--admin-execution-role"],
+    )
+    .expect(0);
+    assert!(
+        template_of(&emu, SANDBOX, "catalog-bootstrap")
+            .await
+            .contains("AdministratorAccess")
+    );
+    let report = p
+        .run_as(&emu, SANDBOX, &["bootstrap", "sandbox", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(report["outcome"], "updated", "{report}");
+    assert!(
+        !template_of(&emu, SANDBOX, "catalog-bootstrap")
+            .await
+            .contains("AdministratorAccess")
+    );
+}
+
+#[test]
+fn trust_follows_the_config_whole() {
+    // Rendered, not deployed: the emulator fails to update a stack holding a KMS key
+    // ("Fn::GetAtt references undefined resource ArtifactKey").
+    let p = Project::new();
+    p.run(&["synth", "pipeline", "--out", "before"]).expect(0);
+    p.edit(
+        "environments/prod.toml",
+        "account_id = \"333333333333\"",
+        "account_id = \"444444444444\"",
+    );
+    p.run(&["synth", "pipeline", "--out", "after"]).expect(0);
+    let before = p.read("before/pipeline-bootstrap-pipeline.json");
+    let after = p.read("after/pipeline-bootstrap-pipeline.json");
+    assert_eq!(
+        before.matches(PROD).count(),
+        2,
+        "KMS grant and CodeBuild's assume-role"
+    );
+    assert!(!after.contains(PROD), "{after}");
+    assert_eq!(after.matches("444444444444").count(), 2);
+}
