@@ -36,21 +36,7 @@ fn package(p: &Project, version: &str) -> serde_json::Value {
 }
 
 async fn code_sha256(emu: &Emulator, function: &str) -> String {
-    let creds: std::collections::HashMap<_, _> = emu.credentials(SANDBOX).into_iter().collect();
-    let conf = aws_sdk_lambda::Config::builder()
-        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
-        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
-        .endpoint_url(&emu.url)
-        .http_client(deployer::aws::http_client())
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-            &creds["AWS_ACCESS_KEY_ID"],
-            &creds["AWS_SECRET_ACCESS_KEY"],
-            Some(creds["AWS_SESSION_TOKEN"].clone()),
-            None,
-            "test",
-        ))
-        .build();
-    aws_sdk_lambda::Client::from_conf(conf)
+    aws_sdk_lambda::Client::new(&common::sdk_config(emu, SANDBOX))
         .get_function()
         .function_name(function)
         .send()

@@ -19,7 +19,7 @@ use aws_sdk_cloudformation::types::{
     Change, ChangeAction, ChangeSetStatus, ChangeType, ResourceChange, ResourceStatus, Stack,
     StackEvent, StackStatus,
 };
-use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
 use deployer::stack::{Error, Event, Outcome, StackSpec, Stacks};
 use std::time::{Duration, SystemTime};
@@ -111,6 +111,16 @@ fn change_set_ready() -> DescribeChangeSetOutput {
         .build()
 }
 
+/// CreateChangeSet, DescribeChangeSet (ready, one Add) and ExecuteChangeSet, all accepted.
+fn change_set_accepted() -> [Rule; 3] {
+    [
+        mock!(Client::create_change_set)
+            .then_output(|| CreateChangeSetOutput::builder().id("cs").build()),
+        mock!(Client::describe_change_set).then_output(change_set_ready),
+        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build()),
+    ]
+}
+
 #[tokio::test]
 async fn a_failed_create_names_the_resource_and_reason_and_the_final_state() {
     let describe = mock!(Client::describe_stacks)
@@ -120,11 +130,7 @@ async fn a_failed_create_names_the_resource_and_reason_and_the_final_state() {
         .output(|| stack(StackStatus::RollbackInProgress))
         .output(|| stack(StackStatus::RollbackComplete))
         .build();
-    let create = mock!(Client::create_change_set)
-        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
-    let ready = mock!(Client::describe_change_set).then_output(change_set_ready);
-    let execute =
-        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build());
+    let [create, ready, execute] = change_set_accepted();
     let failed = vec![
         event(
             "4",
@@ -387,11 +393,7 @@ async fn throttling_while_waiting_is_outlasted() {
         .output(|| events(vec![]))
         .repeatedly()
         .build();
-    let create = mock!(Client::create_change_set)
-        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
-    let ready = mock!(Client::describe_change_set).then_output(change_set_ready);
-    let execute =
-        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build());
+    let [create, ready, execute] = change_set_accepted();
     // No SDK retries here: the deployer's own waiting must carry it.
     let client = mock_client!(
         aws_sdk_cloudformation,
@@ -419,11 +421,7 @@ async fn protected_stacks_get_termination_protection_once() {
         .output(|| stack(StackStatus::UpdateComplete))
         .repeatedly()
         .build();
-    let create = mock!(Client::create_change_set)
-        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
-    let ready = mock!(Client::describe_change_set).then_output(change_set_ready);
-    let execute =
-        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build());
+    let [create, ready, execute] = change_set_accepted();
     let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
     let protect = mock!(Client::update_termination_protection)
         .match_requests(|r| r.stack_name() == Some(NAME) && r.enable_termination_protection() == Some(true))

@@ -17,23 +17,28 @@ pub fn repo_root() -> PathBuf {
 
 pub use emulator::Emulator;
 
-/// A CloudFormation client acting as `account`, for checks from outside the deployer.
-pub fn cloudformation(emu: &Emulator, account: &str) -> aws_sdk_cloudformation::Client {
+/// SDK settings acting as `account` in `emu`, for checks from outside the deployer.
+pub fn sdk_config(emu: &Emulator, account: &str) -> aws_config::SdkConfig {
     let creds: std::collections::HashMap<_, _> = emu.credentials(account).into_iter().collect();
-    let conf = aws_sdk_cloudformation::Config::builder()
-        .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
-        .region(aws_sdk_cloudformation::config::Region::new("us-east-1"))
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&emu.url)
         .http_client(deployer::aws::http_client())
-        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-            &creds["AWS_ACCESS_KEY_ID"],
-            &creds["AWS_SECRET_ACCESS_KEY"],
-            Some(creds["AWS_SESSION_TOKEN"].clone()),
-            None,
-            "test",
+        .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+            aws_sdk_sts::config::Credentials::new(
+                &creds["AWS_ACCESS_KEY_ID"],
+                &creds["AWS_SECRET_ACCESS_KEY"],
+                Some(creds["AWS_SESSION_TOKEN"].clone()),
+                None,
+                "test",
+            ),
         ))
-        .build();
-    aws_sdk_cloudformation::Client::from_conf(conf)
+        .build()
+}
+
+pub fn cloudformation(emu: &Emulator, account: &str) -> aws_sdk_cloudformation::Client {
+    aws_sdk_cloudformation::Client::new(&sdk_config(emu, account))
 }
 
 /// A scratch project: copies of environments/ and templates/ that a test may break.
