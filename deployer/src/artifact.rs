@@ -32,6 +32,9 @@ pub enum Error {
     },
     #[error("building the app failed: {0}")]
     Build(String),
+    /// The binary would not run on Lambda.
+    #[error("{0}")]
+    Unfit(String),
     #[error("zipping failed: {0}")]
     Zip(String),
 }
@@ -81,12 +84,55 @@ pub fn build_app(architecture: Architecture) -> Result<PathBuf, Error> {
     Ok(PathBuf::from("target/release/app"))
 }
 
+/// The newest glibc that Lambda's provided.al2023 runtime has.
+pub const LAMBDA_GLIBC: (u32, u32) = (2, 34);
+
+/// The newest `GLIBC_x.y` symbol version named in `objdump -T` output.
+pub fn newest_glibc(objdump: &str) -> Option<(u32, u32)> {
+    objdump
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter_map(|word| word.strip_prefix("GLIBC_"))
+        .filter_map(|v| {
+            let (major, minor) = v.split_once('.')?;
+            Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
+        })
+        .max()
+}
+
+/// Refuses a binary that needs a newer glibc than Lambda has: it would fail at its first cold
+/// start, not here. Without objdump (binutils) the check cannot run, and says so.
+fn check_glibc(binary: &Path) -> Result<(), Error> {
+    let Ok(out) = std::process::Command::new("objdump")
+        .arg("-T")
+        .arg(binary)
+        .output()
+    else {
+        eprintln!(
+            "warning: objdump (binutils) not found: cannot check {} against Lambda's glibc 2.34",
+            binary.display()
+        );
+        return Ok(());
+    };
+    match newest_glibc(&String::from_utf8_lossy(&out.stdout)) {
+        Some(needed) if needed > LAMBDA_GLIBC => Err(Error::Unfit(format!(
+            "{} needs glibc {}.{} but Lambda's provided.al2023 has {}.{}; build against an older glibc, e.g. cargo zigbuild --release -p app --target x86_64-unknown-linux-gnu.2.34, and pass it with --binary",
+            binary.display(),
+            needed.0,
+            needed.1,
+            LAMBDA_GLIBC.0,
+            LAMBDA_GLIBC.1
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Zips `binary` as `bootstrap` into `out`, writes `out/manifest.json`, returns the manifest.
 pub fn package(binary: &Path, architecture: Architecture, out: &Path) -> Result<Manifest, Error> {
     let bytes = std::fs::read(binary).map_err(|source| Error::Read {
         path: binary.to_path_buf(),
         source,
     })?;
+    check_glibc(binary)?;
     let zip = zip_bootstrap(&bytes)?;
     let sha256 = crate::synth::hex(&Sha256::digest(&zip));
     let manifest = Manifest {
@@ -192,5 +238,20 @@ impl crate::output::Report for Manifest {
             "{} ({} bytes, {})\nsha256 {}\n",
             self.zip, self.size, self.architecture, self.sha256
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_glibc_reads_objdump_symbol_versions() {
+        let objdump = "0000000000000000      DF *UND*  0000000000000000 (GLIBC_2.2.5) free\n\
+                       0000000000000000      DF *UND*  0000000000000000 (GLIBC_2.34) __libc_start_main\n\
+                       0000000000000000  w   DF *UND*  0000000000000000  GLIBC_2.17  clock_gettime\n";
+        assert_eq!(newest_glibc(objdump), Some((2, 34)));
+        assert_eq!(newest_glibc("no versions here"), None);
+        assert!(newest_glibc("(GLIBC_2.35) x").unwrap() > LAMBDA_GLIBC);
     }
 }
