@@ -43,9 +43,59 @@ pub async fn bootstrap(
         termination_protection: false,
         execution_role_arn: None,
     };
-    Ok(Stacks::new(session.cloudformation())
+    let report = Stacks::new(session.cloudformation())
         .deploy(&spec, on_event)
-        .await?)
+        .await?;
+    if kind == StackKind::BootstrapTarget {
+        ensure_signing_secret(envs, env, &session).await?;
+    }
+    Ok(report)
+}
+
+/// The SSM parameter holding the app's token signing secret in `env`.
+pub fn secret_name(envs: &Environments, env: EnvName) -> String {
+    format!("/{}/{env}/jwt-secret", envs.prefix().as_str())
+}
+
+/// Creates the app's signing secret once, as a SecureString (CloudFormation cannot make those).
+/// An existing secret is never read or replaced: rotating it signs everyone out.
+async fn ensure_signing_secret(
+    envs: &Environments,
+    env: EnvName,
+    session: &Session,
+) -> Result<(), Error> {
+    let name = secret_name(envs, env);
+    let mut bytes = [0u8; 48];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").map_err(|source| Error::Write {
+            path: "/dev/urandom".into(),
+            source,
+        })?,
+        &mut bytes,
+    )
+    .map_err(|source| Error::Write {
+        path: "/dev/urandom".into(),
+        source,
+    })?;
+    let result = session
+        .ssm()
+        .put_parameter()
+        .name(&name)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .value(crate::synth::hex(&bytes))
+        .overwrite(false)
+        .description("Signs the catalog's login tokens; made once by deployer bootstrap")
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if aws::error_text(&e).contains("ParameterAlreadyExists") => Ok(()),
+        Err(e) => Err(Error::Aws(aws::Error::Call {
+            action: "ssm:PutParameter",
+            target: name,
+            message: aws::error_text(&e),
+        })),
+    }
 }
 
 /// Refuses targets whose bootstrap is missing or older than this deployer needs.

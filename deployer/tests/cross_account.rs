@@ -511,3 +511,29 @@ fn trust_follows_the_config_whole() {
     assert!(!after.contains(PROD), "{after}");
     assert_eq!(after.matches("444444444444").count(), 2);
 }
+
+#[tokio::test]
+async fn bootstrap_makes_the_signing_secret_once() {
+    let emu = Emulator::start();
+    let p = Project::new();
+    p.run_as(&emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
+    let ssm = aws_sdk_ssm::Client::new(&common::sdk_config(&emu, SANDBOX));
+    let read = || async {
+        ssm.get_parameter()
+            .name("/catalog/sandbox/jwt-secret")
+            .with_decryption(true)
+            .send()
+            .await
+            .unwrap()
+            .parameter
+            .unwrap()
+    };
+    let first = read().await;
+    assert_eq!(
+        first.r#type(),
+        Some(&aws_sdk_ssm::types::ParameterType::SecureString)
+    );
+    assert_eq!(first.value().unwrap().len(), 96, "48 random bytes in hex");
+    p.run_as(&emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
+    assert_eq!(read().await.value(), first.value(), "never replaced");
+}
