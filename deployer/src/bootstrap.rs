@@ -20,15 +20,34 @@ pub async fn bootstrap(
     on_event: &mut dyn Observer,
 ) -> Result<DeployReport, Error> {
     let kind = StackKind::for_env(env)[0];
-    let rendered = renderer.render_with(envs, env, kind, options)?;
-    let operator = aws::operator_config().await;
     // The deploy role does not exist before the first bootstrap: bootstrapping needs the
     // operator's own credentials in that account.
+    let (report, session) =
+        deploy_as_operator(envs, renderer, env, kind, options, "bootstrap", on_event).await?;
+    if kind == StackKind::BootstrapTarget {
+        ensure_signing_secret(envs, env, &session).await?;
+    }
+    Ok(report)
+}
+
+/// Deploys a stack of `env` with the operator's own credentials, which must be in that account
+/// (`verb` names the command for the message that says so).
+pub async fn deploy_as_operator(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+    kind: StackKind,
+    options: &Options,
+    verb: &str,
+    on_event: &mut dyn Observer,
+) -> Result<(DeployReport, Session), Error> {
+    let rendered = renderer.render_with(envs, env, kind, options)?;
+    let operator = aws::operator_config().await;
     let caller = aws::caller_account(&operator).await?;
     let account = envs.account(env);
     if caller != account.as_str() {
         return Err(Error::Refused(format!(
-            "bootstrapping {env} needs credentials in its account {account} ({}), but these are for account {caller}; sign in there first, e.g. AWS_PROFILE=<a profile of {account}> deployer bootstrap {env}",
+            "`deployer {verb}` for {env} needs credentials in its account {account} ({}), but these are for account {caller}; sign in there first, e.g. AWS_PROFILE=<a profile of {account}> deployer {verb}",
             envs.file(env).display()
         )));
     }
@@ -46,10 +65,7 @@ pub async fn bootstrap(
     let report = Stacks::new(session.cloudformation())
         .deploy(&spec, on_event)
         .await?;
-    if kind == StackKind::BootstrapTarget {
-        ensure_signing_secret(envs, env, &session).await?;
-    }
-    Ok(report)
+    Ok((report, session))
 }
 
 /// The SSM parameter holding the app's token signing secret in `env`.

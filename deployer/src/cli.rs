@@ -111,9 +111,39 @@ pub enum Command {
         #[arg(value_enum)]
         env: Option<EnvName>,
     },
+    /// The delivery pipeline in the pipeline account.
+    Pipeline {
+        #[command(subcommand)]
+        action: PipelineAction,
+    },
+    /// Approve the pipeline execution waiting to promote sandbox's artifact to prod.
+    Approve {
+        #[arg(long)]
+        comment: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Reject the pipeline execution waiting for approval.
+    Reject {
+        /// Why: it is recorded with the rejection.
+        #[arg(long)]
+        comment: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Print the outputs of an environment's catalog stack.
     Outputs {
         #[arg(value_enum)]
         env: EnvName,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineAction {
+    /// Create or update the pipeline stack (credentials in the pipeline account).
+    Deploy,
+    /// Each stage's latest state, and what waits for approval.
+    Status,
 }

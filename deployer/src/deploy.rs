@@ -26,6 +26,12 @@ fn target_env(envs: &Environments, env: EnvName, verb: &str) -> Result<(), Error
     Ok(())
 }
 
+/// CodePipeline in the pipeline account.
+pub async fn codepipeline(envs: &Environments) -> Result<aws_sdk_codepipeline::Client, Error> {
+    let session = session_in(envs, EnvName::Pipeline).await?;
+    Ok(aws_sdk_codepipeline::Client::new(&session.config))
+}
+
 async fn session_in(envs: &Environments, env: EnvName) -> Result<aws::Session, Error> {
     let operator = aws::operator_config().await;
     Ok(aws::session_in(

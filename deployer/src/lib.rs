@@ -9,11 +9,12 @@ pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod output;
+pub mod pipeline;
 pub mod render;
 pub mod stack;
 pub mod synth;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, PipelineAction};
 use config::{EnvName, Environments};
 use error::Error;
 use output::emit;
@@ -94,6 +95,46 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Status { env } => {
             emit(g.output, &deploy::status(&envs, &one_or_all(env)).await?);
         }
+        Command::Pipeline { action } => {
+            let renderer = Renderer::load(&g.templates)?;
+            match action {
+                PipelineAction::Deploy => {
+                    let mut progress = deploy::Progress::new(g.no_progress);
+                    let (report, _) = bootstrap::deploy_as_operator(
+                        &envs,
+                        &renderer,
+                        EnvName::Pipeline,
+                        render::StackKind::Pipeline,
+                        &render::Options::default(),
+                        "pipeline deploy",
+                        &mut progress,
+                    )
+                    .await?;
+                    drop(progress);
+                    emit(g.output, &report);
+                }
+                PipelineAction::Status => {
+                    let cp = deploy::codepipeline(&envs).await?;
+                    emit(
+                        g.output,
+                        &pipeline::status(&cp, envs.prefix().as_str()).await?,
+                    );
+                }
+            }
+        }
+        Command::Approve { comment, yes } => {
+            let comment = comment.unwrap_or_else(|| "approved with deployer".into());
+            emit(
+                g.output,
+                &answer_approval(&envs, true, &comment, yes).await?,
+            );
+        }
+        Command::Reject { comment, yes } => {
+            emit(
+                g.output,
+                &answer_approval(&envs, false, &comment, yes).await?,
+            );
+        }
         Command::Outputs { env } => emit(g.output, &deploy::outputs(&envs, env).await?),
     }
     Ok(())
@@ -101,4 +142,47 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
 
 fn one_or_all(env: Option<EnvName>) -> Vec<EnvName> {
     env.map_or_else(|| EnvName::ALL.to_vec(), |e| vec![e])
+}
+
+/// Finds the pending approval, shows what prod would receive, confirms, answers.
+async fn answer_approval(
+    envs: &Environments,
+    approve: bool,
+    comment: &str,
+    yes: bool,
+) -> Result<pipeline::ApprovalReport, Error> {
+    use std::io::IsTerminal;
+    let name = envs.prefix().as_str();
+    let cp = deploy::codepipeline(envs).await?;
+    let pending = pipeline::pending(&cp, name).await?;
+    let sandbox = match deploy::status(envs, &[EnvName::Sandbox]).await {
+        Ok(report) => report
+            .stacks
+            .iter()
+            .map(|s| format!("{} {}", s.stack, s.status.as_deref().unwrap_or("(none)")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => format!("unknown ({e})"),
+    };
+    eprintln!(
+        "execution {} waits at {}/{}: prod would receive artifact {}; sandbox now: {sandbox}",
+        pending.execution_id,
+        pending.stage,
+        pending.action,
+        pending.artifact_sha256.as_deref().unwrap_or("unknown"),
+    );
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Refused(
+                "not a terminal, so nothing can be confirmed: pass --yes".into(),
+            ));
+        }
+        eprint!("{} it? [y/N] ", if approve { "Approve" } else { "Reject" });
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Err(Error::Refused("not confirmed; nothing was sent".into()));
+        }
+    }
+    pipeline::decide(&cp, name, &pending, approve, comment).await
 }

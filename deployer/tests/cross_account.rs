@@ -275,7 +275,7 @@ fn bootstrap_needs_credentials_in_the_account_it_prepares() {
     let p = Project::new().signed_in(&emu, PIPELINE);
     let err = p.run(&["bootstrap", "prod"]).expect(2).stderr();
     assert!(
-        err.contains("needs credentials in its account 333333333333"),
+        err.contains("`deployer bootstrap` for prod needs credentials in its account 333333333333"),
         "{err}"
     );
     assert!(err.contains("these are for account 111111111111"), "{err}");
@@ -536,4 +536,39 @@ async fn bootstrap_makes_the_signing_secret_once() {
     assert_eq!(first.value().unwrap().len(), 96, "48 random bytes in hex");
     p.run_as(&emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
     assert_eq!(read().await.value(), first.value(), "never replaced");
+}
+
+#[tokio::test]
+async fn pipeline_deploy_creates_the_pipeline_stack_then_changes_nothing() {
+    // The emulator accepts CodeBuild and CodePipeline resources without making them: this
+    // asserts on the stack and the template it keeps.
+    let emu = Emulator::start();
+    let p = Project::new();
+    p.run_as(&emu, PIPELINE, &["bootstrap", "pipeline"])
+        .expect(0);
+    let first = p
+        .run_as(&emu, PIPELINE, &["pipeline", "deploy", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(first["outcome"], "created", "{first}");
+    assert!(
+        template_of(&emu, PIPELINE, "catalog-pipeline")
+            .await
+            .contains("AWS::CodePipeline::Pipeline")
+    );
+    let again = p
+        .run_as(&emu, PIPELINE, &["pipeline", "deploy", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(again["outcome"], "no-changes");
+    let err = p
+        .run_as(&emu, SANDBOX, &["pipeline", "deploy"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains(
+            "`deployer pipeline deploy` for pipeline needs credentials in its account 111111111111"
+        ),
+        "{err}"
+    );
 }

@@ -109,3 +109,69 @@ fn synth_needs_an_environment_or_all() {
     let err = p.run(&["synth", "staging"]).expect(2).stderr();
     assert!(err.contains("pipeline, sandbox, prod"), "{err}");
 }
+
+#[test]
+fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
+    let p = Project::new();
+    p.run(&["synth", "pipeline"]).expect(0);
+    let t: serde_json::Value = serde_json::from_str(&p.read("out/pipeline-pipeline.json")).unwrap();
+    let pipeline = &t["Resources"]["Pipeline"]["Properties"];
+    assert_eq!(pipeline["PipelineType"], "V2");
+    let stages: Vec<&serde_json::Value> = pipeline["Stages"].as_array().unwrap().iter().collect();
+    let names: Vec<&str> = stages.iter().map(|s| s["Name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["Source", "Build", "DeploySandbox", "Approval", "DeployProd"]
+    );
+    let action = |i: usize| &stages[i]["Actions"][0];
+    assert_eq!(action(3)["ActionTypeId"]["Provider"], "Manual");
+    // Both deploys take the one Build output, and nothing else.
+    assert_eq!(
+        action(2)["InputArtifacts"],
+        serde_json::json!([{"Name": "Build"}])
+    );
+    assert_eq!(action(4)["InputArtifacts"], action(2)["InputArtifacts"]);
+    assert_eq!(
+        action(1)["OutputArtifacts"],
+        serde_json::json!([{"Name": "Build"}])
+    );
+    let spec = |project: &str| {
+        t["Resources"][project]["Properties"]["Source"]["BuildSpec"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        spec("DeploySandboxProject")
+            .contains("deployer deploy sandbox --no-progress --artifact dist/manifest.json")
+    );
+    assert!(
+        spec("DeployProdProject")
+            .contains("deployer deploy prod --no-progress --artifact dist/manifest.json")
+    );
+    assert!(spec("BuildProject").contains("deployer pipeline deploy"));
+    // On push to the configured branch only.
+    assert_eq!(
+        pipeline["Triggers"][0]["GitConfiguration"]["Push"][0]["Branches"]["Includes"],
+        serde_json::json!(["main"])
+    );
+    // CodeBuild may assume the deploy roles of sandbox and prod, nothing else.
+    p.run(&["synth", "pipeline"]).expect(0);
+    let boot: serde_json::Value =
+        serde_json::from_str(&p.read("out/pipeline-bootstrap-pipeline.json")).unwrap();
+    let statements = boot["Resources"]["CodeBuildRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let assume: Vec<&serde_json::Value> = statements
+        .iter()
+        .filter(|s| s["Action"] == "sts:AssumeRole")
+        .collect();
+    assert_eq!(assume.len(), 1);
+    assert_eq!(
+        assume[0]["Resource"],
+        serde_json::json!([
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::222222222222:role/catalog-deploy"},
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::333333333333:role/catalog-deploy"}
+        ])
+    );
+}

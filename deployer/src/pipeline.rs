@@ -1,0 +1,240 @@
+//! The delivery pipeline: `pipeline deploy`, `pipeline status`, and the manual approval that
+//! promotes sandbox's artifact to prod (`approve`, `reject`).
+//!
+//! The emulator implements neither GetPipelineState nor PutApprovalResult nor
+//! ListActionExecutions: status and approvals are tested with aws-smithy-mocks.
+
+use crate::aws::error_text;
+use crate::error::Error;
+use crate::output::Report;
+use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::types::{ActionExecutionStatus, ApprovalResult, ApprovalStatus};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+fn call_error(action: &'static str, pipeline: &str, message: String) -> Error {
+    Error::Aws(crate::aws::Error::Call {
+        action,
+        target: format!("pipeline {pipeline}"),
+        message,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct StageState {
+    pub stage: String,
+    pub status: Option<String>,
+    pub execution_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub pipeline: String,
+    pub stages: Vec<StageState>,
+    /// The approval waiting for `deployer approve`, if any.
+    pub pending_approval: Option<Pending>,
+}
+
+impl Report for StatusReport {
+    fn human(&self) -> String {
+        let mut s = format!("pipeline {}\n", self.pipeline);
+        for st in &self.stages {
+            let _ = writeln!(
+                s,
+                "  {:<16} {:<12} {}",
+                st.stage,
+                st.status.as_deref().unwrap_or("-"),
+                st.execution_id.as_deref().unwrap_or("")
+            );
+        }
+        match &self.pending_approval {
+            Some(p) => {
+                let _ = writeln!(
+                    s,
+                    "waiting for approval: execution {} (artifact {}); run `deployer approve` or `deployer reject --comment ...`",
+                    p.execution_id,
+                    p.artifact_sha256.as_deref().unwrap_or("unknown")
+                );
+            }
+            None => s.push_str("no approval pending\n"),
+        }
+        s
+    }
+}
+
+/// An approval action in progress, with what it would promote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    pub stage: String,
+    pub action: String,
+    pub execution_id: String,
+    #[serde(skip)]
+    pub token: String,
+    pub artifact_sha256: Option<String>,
+}
+
+pub async fn status(cp: &Client, pipeline: &str) -> Result<StatusReport, Error> {
+    let state = cp
+        .get_pipeline_state()
+        .name(pipeline)
+        .send()
+        .await
+        .map_err(|e| call_error("codepipeline:GetPipelineState", pipeline, error_text(&e)))?;
+    let stages = state
+        .stage_states()
+        .iter()
+        .map(|st| StageState {
+            stage: st.stage_name().unwrap_or_default().into(),
+            status: st
+                .latest_execution()
+                .map(|e| e.status().as_str().to_string()),
+            execution_id: st
+                .latest_execution()
+                .map(|e| e.pipeline_execution_id().to_string()),
+        })
+        .collect();
+    let pending = find_pending(&state);
+    let pending_approval = match pending {
+        Some(p) => Some(with_artifact(cp, pipeline, p).await?),
+        None => None,
+    };
+    Ok(StatusReport {
+        pipeline: pipeline.into(),
+        stages,
+        pending_approval,
+    })
+}
+
+fn find_pending(
+    state: &aws_sdk_codepipeline::operation::get_pipeline_state::GetPipelineStateOutput,
+) -> Option<Pending> {
+    state.stage_states().iter().find_map(|st| {
+        let execution_id = st.latest_execution()?.pipeline_execution_id().to_string();
+        st.action_states().iter().find_map(|a| {
+            let latest = a.latest_execution()?;
+            (latest.status() == Some(&ActionExecutionStatus::InProgress))
+                .then_some(())
+                .and(latest.token())
+                .map(|token| Pending {
+                    stage: st.stage_name().unwrap_or_default().into(),
+                    action: a.action_name().unwrap_or_default().into(),
+                    execution_id: execution_id.clone(),
+                    token: token.into(),
+                    artifact_sha256: None,
+                })
+        })
+    })
+}
+
+/// The artifact sha the Build action exported for this execution.
+async fn with_artifact(cp: &Client, pipeline: &str, mut p: Pending) -> Result<Pending, Error> {
+    let actions = cp
+        .list_action_executions()
+        .pipeline_name(pipeline)
+        .filter(
+            aws_sdk_codepipeline::types::ActionExecutionFilter::builder()
+                .pipeline_execution_id(&p.execution_id)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            call_error(
+                "codepipeline:ListActionExecutions",
+                pipeline,
+                error_text(&e),
+            )
+        })?;
+    p.artifact_sha256 = actions
+        .action_execution_details()
+        .iter()
+        .filter_map(|d| d.output()?.output_variables()?.get("ARTIFACT_SHA"))
+        .next()
+        .cloned();
+    Ok(p)
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApprovalReport {
+    pub pipeline: String,
+    pub execution_id: String,
+    pub approved: bool,
+    pub artifact_sha256: Option<String>,
+}
+
+impl Report for ApprovalReport {
+    fn human(&self) -> String {
+        format!(
+            "{} execution {} of {} (artifact {})\n",
+            if self.approved {
+                "approved"
+            } else {
+                "rejected"
+            },
+            self.execution_id,
+            self.pipeline,
+            self.artifact_sha256.as_deref().unwrap_or("unknown")
+        )
+    }
+}
+
+/// The pending approval, or exit 2 when there is none.
+pub async fn pending(cp: &Client, pipeline: &str) -> Result<Pending, Error> {
+    status(cp, pipeline).await?.pending_approval.ok_or_else(|| {
+        Error::Refused(format!(
+            "nothing in pipeline {pipeline} waits for approval; `deployer pipeline status` shows where each execution is"
+        ))
+    })
+}
+
+/// Answers the approval `p` found; a token that expired or was already used exits 2.
+pub async fn decide(
+    cp: &Client,
+    pipeline: &str,
+    p: &Pending,
+    approve: bool,
+    comment: &str,
+) -> Result<ApprovalReport, Error> {
+    let result = ApprovalResult::builder()
+        .status(if approve {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::Rejected
+        })
+        .summary(comment)
+        .build()
+        .expect("status and summary set");
+    let sent = cp
+        .put_approval_result()
+        .pipeline_name(pipeline)
+        .stage_name(&p.stage)
+        .action_name(&p.action)
+        .token(&p.token)
+        .result(result)
+        .send()
+        .await;
+    match sent {
+        Ok(_) => Ok(ApprovalReport {
+            pipeline: pipeline.into(),
+            execution_id: p.execution_id.clone(),
+            approved: approve,
+            artifact_sha256: p.artifact_sha256.clone(),
+        }),
+        Err(e) => {
+            let text = error_text(&e);
+            if text.contains("InvalidApprovalToken") {
+                Err(Error::Refused(format!(
+                    "the approval of execution {} is no longer valid (it expired, or the execution moved on); run `deployer pipeline status` to see what waits now",
+                    p.execution_id
+                )))
+            } else if text.contains("ApprovalAlreadyCompleted") {
+                Err(Error::Refused(format!(
+                    "execution {} was already approved or rejected",
+                    p.execution_id
+                )))
+            } else {
+                Err(call_error("codepipeline:PutApprovalResult", pipeline, text))
+            }
+        }
+    }
+}
