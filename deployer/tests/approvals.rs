@@ -1,0 +1,235 @@
+//! `pipeline status`, `approve` and `reject` against CodePipeline responses shaped as its API
+//! reference documents them (the emulator lacks GetPipelineState, ListActionExecutions and
+//! PutApprovalResult).
+
+use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::error::ErrorMetadata;
+use aws_sdk_codepipeline::operation::get_pipeline_state::GetPipelineStateOutput;
+use aws_sdk_codepipeline::operation::list_action_executions::ListActionExecutionsOutput;
+use aws_sdk_codepipeline::operation::put_approval_result::{
+    PutApprovalResultError, PutApprovalResultOutput,
+};
+use aws_sdk_codepipeline::types::{
+    ActionExecution, ActionExecutionDetail, ActionExecutionOutput, ActionExecutionStatus,
+    ActionState, ApprovalStatus, StageExecution, StageExecutionStatus, StageState,
+};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use deployer::error::Error;
+use deployer::pipeline;
+
+const PIPELINE: &str = "catalog";
+const SHA: &str = "96c57d4f944633a8b5b11e20e78ce435a7d19ecdc5ac7480149fe63da55437b4";
+
+fn stage(
+    name: &str,
+    execution: &str,
+    status: StageExecutionStatus,
+    action: ActionState,
+) -> StageState {
+    StageState::builder()
+        .stage_name(name)
+        .latest_execution(
+            StageExecution::builder()
+                .pipeline_execution_id(execution)
+                .status(status)
+                .build()
+                .unwrap(),
+        )
+        .action_states(action)
+        .build()
+}
+
+fn action(name: &str, status: ActionExecutionStatus, token: Option<&str>) -> ActionState {
+    ActionState::builder()
+        .action_name(name)
+        .latest_execution(
+            ActionExecution::builder()
+                .status(status)
+                .set_token(token.map(str::to_string))
+                .build(),
+        )
+        .build()
+}
+
+/// Execution e-1 waits at the approval while the newer e-2 is deploying sandbox.
+fn state_waiting() -> GetPipelineStateOutput {
+    GetPipelineStateOutput::builder()
+        .pipeline_name(PIPELINE)
+        .stage_states(stage(
+            "Build",
+            "e-2",
+            StageExecutionStatus::Succeeded,
+            action("Build", ActionExecutionStatus::Succeeded, None),
+        ))
+        .stage_states(stage(
+            "DeploySandbox",
+            "e-2",
+            StageExecutionStatus::InProgress,
+            action("DeploySandbox", ActionExecutionStatus::InProgress, None),
+        ))
+        .stage_states(stage(
+            "Approval",
+            "e-1",
+            StageExecutionStatus::InProgress,
+            action(
+                "PromoteToProd",
+                ActionExecutionStatus::InProgress,
+                Some("token-e1"),
+            ),
+        ))
+        .stage_states(stage(
+            "DeployProd",
+            "e-0",
+            StageExecutionStatus::Succeeded,
+            action("DeployProd", ActionExecutionStatus::Succeeded, None),
+        ))
+        .build()
+}
+
+fn state_idle() -> GetPipelineStateOutput {
+    GetPipelineStateOutput::builder()
+        .pipeline_name(PIPELINE)
+        .stage_states(stage(
+            "Approval",
+            "e-1",
+            StageExecutionStatus::Succeeded,
+            action("PromoteToProd", ActionExecutionStatus::Succeeded, None),
+        ))
+        .build()
+}
+
+fn build_outputs() -> Rule {
+    mock!(Client::list_action_executions)
+        .match_requests(|r| r.filter().and_then(|f| f.pipeline_execution_id()) == Some("e-1"))
+        .then_output(|| {
+            ListActionExecutionsOutput::builder()
+                .action_execution_details(
+                    ActionExecutionDetail::builder()
+                        .action_name("Build")
+                        .output(
+                            ActionExecutionOutput::builder()
+                                .output_variables("ARTIFACT_SHA", SHA)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        })
+}
+
+#[tokio::test]
+async fn status_shows_each_stage_and_the_approval_of_the_older_execution() {
+    let state = mock!(Client::get_pipeline_state).then_output(state_waiting);
+    let outputs = build_outputs();
+    let cp = mock_client!(aws_sdk_codepipeline, RuleMode::MatchAny, [&state, &outputs]);
+    let report = pipeline::status(&cp, PIPELINE).await.unwrap();
+    let stages: Vec<(&str, Option<&str>)> = report
+        .stages
+        .iter()
+        .map(|s| (s.stage.as_str(), s.execution_id.as_deref()))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("Build", Some("e-2")),
+            ("DeploySandbox", Some("e-2")),
+            ("Approval", Some("e-1")),
+            ("DeployProd", Some("e-0"))
+        ]
+    );
+    let pending = report.pending_approval.unwrap();
+    assert_eq!(
+        (pending.execution_id.as_str(), pending.action.as_str()),
+        ("e-1", "PromoteToProd")
+    );
+    assert_eq!(pending.artifact_sha256.as_deref(), Some(SHA));
+    let json = serde_json::to_string(&pipeline::StatusReport {
+        pipeline: PIPELINE.into(),
+        stages: vec![],
+        pending_approval: Some(pending),
+    })
+    .unwrap();
+    assert!(
+        !json.contains("token-e1"),
+        "the token never leaves the process: {json}"
+    );
+}
+
+#[tokio::test]
+async fn approve_sends_the_token_of_the_pending_action() {
+    let state = mock!(Client::get_pipeline_state).then_output(state_waiting);
+    let outputs = build_outputs();
+    let put = mock!(Client::put_approval_result)
+        .match_requests(|r| {
+            r.token() == Some("token-e1")
+                && r.stage_name() == Some("Approval")
+                && r.action_name() == Some("PromoteToProd")
+                && r.result().map(|x| (x.status(), x.summary()))
+                    == Some((&ApprovalStatus::Approved, "ship it"))
+        })
+        .then_output(|| PutApprovalResultOutput::builder().build());
+    let cp = mock_client!(
+        aws_sdk_codepipeline,
+        RuleMode::MatchAny,
+        [&state, &outputs, &put]
+    );
+    let pending = pipeline::pending(&cp, PIPELINE).await.unwrap();
+    let report = pipeline::decide(&cp, PIPELINE, &pending, true, "ship it")
+        .await
+        .unwrap();
+    assert!(report.approved);
+    assert_eq!(
+        (
+            report.execution_id.as_str(),
+            report.artifact_sha256.as_deref()
+        ),
+        ("e-1", Some(SHA))
+    );
+    assert_eq!(put.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn nothing_pending_is_refused_with_exit_2() {
+    let state = mock!(Client::get_pipeline_state).then_output(state_idle);
+    let cp = mock_client!(aws_sdk_codepipeline, RuleMode::MatchAny, [&state]);
+    let err = pipeline::pending(&cp, PIPELINE).await.unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string()
+            .contains("nothing in pipeline catalog waits for approval"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_or_used_token_is_refused_with_exit_2() {
+    for (code, expected) in [
+        ("InvalidApprovalTokenException", "is no longer valid"),
+        (
+            "ApprovalAlreadyCompletedException",
+            "was already approved or rejected",
+        ),
+    ] {
+        let state = mock!(Client::get_pipeline_state).then_output(state_waiting);
+        let outputs = build_outputs();
+        let put = mock!(Client::put_approval_result).then_error(move || {
+            PutApprovalResultError::generic(
+                ErrorMetadata::builder()
+                    .code(code)
+                    .message("The token is not valid")
+                    .build(),
+            )
+        });
+        let cp = mock_client!(
+            aws_sdk_codepipeline,
+            RuleMode::MatchAny,
+            [&state, &outputs, &put]
+        );
+        let pending = pipeline::pending(&cp, PIPELINE).await.unwrap();
+        let err = pipeline::decide(&cp, PIPELINE, &pending, false, "broken")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{code}: {err:?}");
+        assert!(err.to_string().contains(expected), "{code}: {err}");
+    }
+}
