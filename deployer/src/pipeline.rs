@@ -28,8 +28,17 @@ pub struct StageState {
 }
 
 #[derive(Debug, Serialize)]
+pub struct Execution {
+    pub id: String,
+    pub status: String,
+    pub started: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub pipeline: String,
+    /// The latest executions, newest first.
+    pub executions: Vec<Execution>,
     pub stages: Vec<StageState>,
     /// The approval waiting for `deployer approve`, if any.
     pub pending_approval: Option<Pending>,
@@ -38,6 +47,15 @@ pub struct StatusReport {
 impl Report for StatusReport {
     fn human(&self) -> String {
         let mut s = format!("pipeline {}\n", self.pipeline);
+        for e in &self.executions {
+            let _ = writeln!(
+                s,
+                "  execution {} {} {}",
+                e.id,
+                e.status,
+                e.started.as_deref().unwrap_or("")
+            );
+        }
         for st in &self.stages {
             let _ = writeln!(
                 s,
@@ -93,6 +111,32 @@ pub async fn status(cp: &Client, pipeline: &str) -> Result<StatusReport, Error> 
                 .map(|e| e.pipeline_execution_id().to_string()),
         })
         .collect();
+    let executions = cp
+        .list_pipeline_executions()
+        .pipeline_name(pipeline)
+        .max_results(5)
+        .send()
+        .await
+        .map_err(|e| {
+            call_error(
+                "codepipeline:ListPipelineExecutions",
+                pipeline,
+                error_text(&e),
+            )
+        })?
+        .pipeline_execution_summaries()
+        .iter()
+        .map(|e| Execution {
+            id: e.pipeline_execution_id().unwrap_or_default().into(),
+            status: e
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            started: e
+                .start_time()
+                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+        })
+        .collect();
     let pending = find_pending(&state);
     let pending_approval = match pending {
         Some(p) => Some(with_artifact(cp, pipeline, p).await?),
@@ -100,6 +144,7 @@ pub async fn status(cp: &Client, pipeline: &str) -> Result<StatusReport, Error> 
     };
     Ok(StatusReport {
         pipeline: pipeline.into(),
+        executions,
         stages,
         pending_approval,
     })

@@ -6,12 +6,14 @@ use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::error::ErrorMetadata;
 use aws_sdk_codepipeline::operation::get_pipeline_state::GetPipelineStateOutput;
 use aws_sdk_codepipeline::operation::list_action_executions::ListActionExecutionsOutput;
+use aws_sdk_codepipeline::operation::list_pipeline_executions::ListPipelineExecutionsOutput;
 use aws_sdk_codepipeline::operation::put_approval_result::{
     PutApprovalResultError, PutApprovalResultOutput,
 };
 use aws_sdk_codepipeline::types::{
     ActionExecution, ActionExecutionDetail, ActionExecutionOutput, ActionExecutionStatus,
-    ActionState, ApprovalStatus, StageExecution, StageExecutionStatus, StageState,
+    ActionState, ApprovalStatus, PipelineExecutionStatus, PipelineExecutionSummary, StageExecution,
+    StageExecutionStatus, StageState,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use deployer::error::Error;
@@ -98,6 +100,23 @@ fn state_idle() -> GetPipelineStateOutput {
         .build()
 }
 
+/// Three executions, newest first, as ListPipelineExecutions returns them.
+fn executions() -> Rule {
+    mock!(Client::list_pipeline_executions).then_output(|| {
+        let summary = |id: &str, status| {
+            PipelineExecutionSummary::builder()
+                .pipeline_execution_id(id)
+                .status(status)
+                .build()
+        };
+        ListPipelineExecutionsOutput::builder()
+            .pipeline_execution_summaries(summary("e-2", PipelineExecutionStatus::InProgress))
+            .pipeline_execution_summaries(summary("e-1", PipelineExecutionStatus::InProgress))
+            .pipeline_execution_summaries(summary("e-0", PipelineExecutionStatus::Succeeded))
+            .build()
+    })
+}
+
 fn build_outputs() -> Rule {
     mock!(Client::list_action_executions)
         .match_requests(|r| r.filter().and_then(|f| f.pipeline_execution_id()) == Some("e-1"))
@@ -121,7 +140,11 @@ fn build_outputs() -> Rule {
 async fn status_shows_each_stage_and_the_approval_of_the_older_execution() {
     let state = mock!(Client::get_pipeline_state).then_output(state_waiting);
     let outputs = build_outputs();
-    let cp = mock_client!(aws_sdk_codepipeline, RuleMode::MatchAny, [&state, &outputs]);
+    let cp = mock_client!(
+        aws_sdk_codepipeline,
+        RuleMode::MatchAny,
+        [&state, &outputs, &executions()]
+    );
     let report = pipeline::status(&cp, PIPELINE).await.unwrap();
     let stages: Vec<(&str, Option<&str>)> = report
         .stages
@@ -145,6 +168,7 @@ async fn status_shows_each_stage_and_the_approval_of_the_older_execution() {
     assert_eq!(pending.artifact_sha256.as_deref(), Some(SHA));
     let json = serde_json::to_string(&pipeline::StatusReport {
         pipeline: PIPELINE.into(),
+        executions: vec![],
         stages: vec![],
         pending_approval: Some(pending),
     })
@@ -191,7 +215,11 @@ async fn approve_sends_the_token_of_the_pending_action() {
 #[tokio::test]
 async fn nothing_pending_is_refused_with_exit_2() {
     let state = mock!(Client::get_pipeline_state).then_output(state_idle);
-    let cp = mock_client!(aws_sdk_codepipeline, RuleMode::MatchAny, [&state]);
+    let cp = mock_client!(
+        aws_sdk_codepipeline,
+        RuleMode::MatchAny,
+        [&state, &executions()]
+    );
     let err = pipeline::pending(&cp, PIPELINE).await.unwrap_err();
     assert_eq!(err.exit_code(), 2);
     assert!(
