@@ -92,12 +92,7 @@ pub struct Pending {
 }
 
 pub async fn status(cp: &Client, pipeline: &str) -> Result<StatusReport, Error> {
-    let state = cp
-        .get_pipeline_state()
-        .name(pipeline)
-        .send()
-        .await
-        .map_err(|e| call_error("codepipeline:GetPipelineState", pipeline, error_text(&e)))?;
+    let state = pipeline_state(cp, pipeline).await?;
     let stages = state
         .stage_states()
         .iter()
@@ -225,11 +220,24 @@ impl Report for ApprovalReport {
 
 /// The pending approval, or exit 2 when there is none.
 pub async fn pending(cp: &Client, pipeline: &str) -> Result<Pending, Error> {
-    status(cp, pipeline).await?.pending_approval.ok_or_else(|| {
-        Error::Refused(format!(
+    let state = pipeline_state(cp, pipeline).await?;
+    let Some(found) = find_pending(&state) else {
+        return Err(Error::Refused(format!(
             "nothing in pipeline {pipeline} waits for approval; `deployer pipeline status` shows where each execution is"
-        ))
-    })
+        )));
+    };
+    with_artifact(cp, pipeline, found).await
+}
+
+async fn pipeline_state(
+    cp: &Client,
+    pipeline: &str,
+) -> Result<aws_sdk_codepipeline::operation::get_pipeline_state::GetPipelineStateOutput, Error> {
+    cp.get_pipeline_state()
+        .name(pipeline)
+        .send()
+        .await
+        .map_err(|e| call_error("codepipeline:GetPipelineState", pipeline, error_text(&e)))
 }
 
 /// Answers the approval `p` found; a token that expired or was already used exits 2.
