@@ -74,6 +74,9 @@ pub enum Command {
     Deploy {
         #[arg(value_enum)]
         env: EnvName,
+        /// Deploy this feature branch's own stack instead (sandbox only).
+        #[arg(long)]
+        branch: Option<String>,
         /// The manifest `deployer package` wrote; its zip is what the function runs.
         #[arg(long, default_value = "dist/manifest.json")]
         artifact: PathBuf,
@@ -93,6 +96,9 @@ pub enum Command {
     Destroy {
         #[arg(value_enum)]
         env: EnvName,
+        /// Delete this feature branch's stack instead.
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// Build the app for Lambda, zip it deterministically and write a manifest with its sha256.
     Package {
@@ -133,6 +139,11 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Feature-branch stacks in sandbox.
+    Branches {
+        #[command(subcommand)]
+        action: BranchesAction,
+    },
     /// Print the outputs of an environment's catalog stack.
     Outputs {
         #[arg(value_enum)]
@@ -146,4 +157,23 @@ pub enum PipelineAction {
     Deploy,
     /// Each stage's latest state, and what waits for approval.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BranchesAction {
+    /// Every branch stack with its branch, state and age.
+    List,
+    /// Remove branch stacks whose branch is gone or that outlived branches.ttl_days.
+    #[command(group(ArgGroup::new("branches").required(true).args(["keep", "keep_from_git"])))]
+    Gc {
+        /// The branches that still exist.
+        #[arg(long, num_args = 1..)]
+        keep: Vec<String>,
+        /// Read the branches that still exist from `git ls-remote --heads origin`.
+        #[arg(long)]
+        keep_from_git: bool,
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

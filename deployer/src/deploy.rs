@@ -32,7 +32,7 @@ pub async fn codepipeline(envs: &Environments) -> Result<aws_sdk_codepipeline::C
     Ok(aws_sdk_codepipeline::Client::new(&session.config))
 }
 
-async fn session_in(envs: &Environments, env: EnvName) -> Result<aws::Session, Error> {
+pub async fn session_in(envs: &Environments, env: EnvName) -> Result<aws::Session, Error> {
     let operator = aws::operator_config().await;
     Ok(aws::session_in(
         &operator,
@@ -88,10 +88,15 @@ async fn prepare(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
+    branch: Option<&str>,
     artifact_path: &Path,
 ) -> Result<Prepared, Error> {
     let target = envs.target(env).expect("callers check target_env");
-    let rendered = renderer.render(envs, env, StackKind::Catalog)?;
+    let options = crate::render::Options {
+        branch: branch.map(str::to_string),
+        ..Default::default()
+    };
+    let rendered = renderer.render_with(envs, env, StackKind::Catalog, &options)?;
     let (manifest, zip) = crate::artifact::load(artifact_path).map_err(|e| match e {
         crate::artifact::Error::Read { path, .. } if path == artifact_path => {
             Error::Refused(format!(
@@ -128,8 +133,14 @@ async fn prepare(
         fingerprint: fingerprint(&template_body, &parameters),
         template_body,
         parameters,
-        tags: stack_tags(envs, env, Some(&manifest.sha256)),
-        termination_protection: target.safety.termination_protection,
+        tags: {
+            let mut tags = stack_tags(envs, env, Some(&manifest.sha256));
+            if let Some(b) = branch {
+                tags.push((crate::branch::BRANCH_TAG.into(), b.into()));
+            }
+            tags
+        },
+        termination_protection: target.safety.termination_protection && branch.is_none(),
         execution_role_arn: Some(format!(
             "arn:aws:iam::{}:role/{}-cfn-exec",
             envs.account(env),
@@ -149,12 +160,19 @@ pub async fn deploy(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
+    branch: Option<&str>,
     artifact_path: &Path,
     continue_rollback: bool,
     progress: &mut Progress,
 ) -> Result<DeployReport, Error> {
     target_env(envs, env, "deploy")?;
     let target = envs.target(env).expect("checked above");
+    if branch.is_some() && !target.branches.enabled {
+        return Err(Error::Refused(format!(
+            "branch stacks are off in {env} (branches.enabled = false in {}); they belong in sandbox",
+            envs.file(env).display()
+        )));
+    }
     // Prod takes only what the pipeline promoted. CodeBuild sets CODEBUILD_BUILD_ID; the IAM
     // trust on prod's deploy role is what really keeps others out, this stops accidents.
     if target.safety.require_approval && std::env::var_os("CODEBUILD_BUILD_ID").is_none() {
@@ -163,9 +181,19 @@ pub async fn deploy(
             envs.file(env).display()
         )));
     }
-    let p = prepare(envs, renderer, env, artifact_path).await?;
-    let uploaded = crate::artifact::upload(&p.session.s3(), &p.bucket, &p.manifest, p.zip).await?;
+    let p = prepare(envs, renderer, env, branch, artifact_path).await?;
     let stacks = Stacks::new(p.session.cloudformation());
+    if branch.is_some() && stacks.describe(&p.spec.name).await?.is_none() {
+        let live = crate::branch::branch_stacks(&stacks, envs).await?.len();
+        let max = target.branches.max_stacks as usize;
+        if live >= max {
+            return Err(Error::Refused(format!(
+                "{env} already holds {live} branch stacks, the most branches.max_stacks in {} allows; remove some with `deployer branches gc` or `deployer destroy {env} --branch B`",
+                envs.file(env).display()
+            )));
+        }
+    }
+    let uploaded = crate::artifact::upload(&p.session.s3(), &p.bucket, &p.manifest, p.zip).await?;
     if continue_rollback {
         stacks.continue_rollback(&p.spec.name, progress).await?;
     }
@@ -203,7 +231,7 @@ pub async fn diff(
     artifact_path: &Path,
 ) -> Result<DiffReport, Error> {
     target_env(envs, env, "diff")?;
-    let p = prepare(envs, renderer, env, artifact_path).await?;
+    let p = prepare(envs, renderer, env, None, artifact_path).await?;
     let changes = Stacks::new(p.session.cloudformation())
         .diff(&p.spec)
         .await?;
@@ -234,9 +262,20 @@ impl Report for DestroyReport {
 pub async fn destroy(
     envs: &Environments,
     env: EnvName,
+    branch: Option<&str>,
     progress: &mut Progress,
 ) -> Result<DestroyReport, Error> {
     target_env(envs, env, "destroy")?;
+    if let Some(b) = branch {
+        let name = crate::branch::stack_name(envs.prefix().as_str(), b)
+            .map_err(|e| Error::Refused(e.to_string()))?;
+        let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
+        let deleted = stacks.delete(&name, progress).await?;
+        return Ok(DestroyReport {
+            stack: name,
+            deleted,
+        });
+    }
     if env == EnvName::Prod {
         return Err(Error::Refused(
             "the deployer never destroys prod; if prod really must go, delete its stack in the AWS console after turning off termination protection".into(),

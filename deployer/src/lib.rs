@@ -4,6 +4,7 @@
 pub mod artifact;
 pub mod aws;
 pub mod bootstrap;
+pub mod branch;
 pub mod cli;
 pub mod config;
 pub mod deploy;
@@ -14,7 +15,7 @@ pub mod render;
 pub mod stack;
 pub mod synth;
 
-use cli::{Cli, Command, PipelineAction};
+use cli::{BranchesAction, Cli, Command, PipelineAction};
 use config::{EnvName, Environments};
 use error::Error;
 use output::emit;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Deploy {
             env,
+            branch,
             artifact,
             continue_rollback,
         } => {
@@ -41,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 &envs,
                 &renderer,
                 env,
+                branch.as_deref(),
                 &artifact,
                 continue_rollback,
                 &mut progress,
@@ -56,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let renderer = Renderer::load(&g.templates)?;
             let options = render::Options {
                 admin_execution_role,
+                ..Default::default()
             };
             let mut progress = deploy::Progress::new(g.no_progress);
             let report =
@@ -70,9 +74,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 &deploy::diff(&envs, &renderer, env, &artifact).await?,
             );
         }
-        Command::Destroy { env } => {
+        Command::Destroy { env, branch } => {
             let mut progress = deploy::Progress::new(g.no_progress);
-            let report = deploy::destroy(&envs, env, &mut progress).await?;
+            let report = deploy::destroy(&envs, env, branch.as_deref(), &mut progress).await?;
             drop(progress);
             emit(g.output, &report);
         }
@@ -135,6 +139,24 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 &answer_approval(&envs, false, &comment, yes).await?,
             );
         }
+        Command::Branches { action } => match action {
+            BranchesAction::List => emit(g.output, &branch::commands::list(&envs).await?),
+            BranchesAction::Gc {
+                keep,
+                keep_from_git,
+                dry_run,
+            } => {
+                let keep = if keep_from_git {
+                    branch::commands::remote_branches()?
+                } else {
+                    keep
+                };
+                let mut progress = deploy::Progress::new(g.no_progress);
+                let report = branch::commands::gc(&envs, &keep, dry_run, &mut progress).await?;
+                drop(progress);
+                emit(g.output, &report);
+            }
+        },
         Command::Outputs { env } => emit(g.output, &deploy::outputs(&envs, env).await?),
     }
     Ok(())

@@ -46,6 +46,8 @@ pub enum Error {
         source: serde_json::Error,
         snippet: String,
     },
+    #[error(transparent)]
+    Branch(#[from] crate::branch::BadBranch),
     #[error("{path} rendered for {env} is not a CloudFormation template: {message}")]
     NotCloudFormation {
         path: PathBuf,
@@ -114,6 +116,8 @@ impl StackKind {
 pub struct Options {
     /// Give CloudFormation's execution role AdministratorAccess instead of its scoped policy.
     pub admin_execution_role: bool,
+    /// Render the catalog as this feature branch's own short-lived stack.
+    pub branch: Option<String>,
 }
 
 /// A template rendered for one environment.
@@ -199,9 +203,25 @@ impl Renderer {
         options: &Options,
     ) -> Result<Rendered, Error> {
         let path = template_path(&self.dir, kind);
-        let stack_name = kind.stack_name(envs, env);
+        let prefix = envs.prefix().as_str();
+        let (stack_name, resource_name) = match &options.branch {
+            Some(branch) => (
+                crate::branch::stack_name(prefix, branch)?,
+                crate::branch::resource_name(prefix, branch),
+            ),
+            None => {
+                let name = kind.stack_name(envs, env);
+                (name.clone(), name)
+            }
+        };
         let mut ctx = context(envs, env, &stack_name);
+        ctx["resource_name"] = json!(resource_name);
         ctx["options"] = json!(options);
+        if options.branch.is_some() {
+            // Branch data is never retained: the stack goes with the branch.
+            ctx["target"]["safety"]["retain_data"] = json!(false);
+            ctx["target"]["safety"]["termination_protection"] = json!(false);
+        }
         let text = self
             .hb
             .render(kind.template_name(), &ctx)
@@ -333,10 +353,10 @@ impl HelperDef for StrictIf {
 fn render_error(e: HbError, path: &Path, env: EnvName) -> Error {
     let message = match e.reason() {
         RenderErrorReason::MissingVariable(Some(var)) => format!(
-            "the variable `{var}` is not defined; templates may use env, stack_name, prefix, account_id, region, accounts.*, pipeline.*, target.*, options.* and bootstrap_version"
+            "the variable `{var}` is not defined; templates may use env, stack_name, resource_name, prefix, account_id, region, accounts.*, pipeline.*, target.*, options.* and bootstrap_version"
         ),
         RenderErrorReason::MissingVariable(None) => {
-            "a variable is not defined; templates may use env, stack_name, prefix, account_id, region, accounts.*, pipeline.*, target.*, options.* and bootstrap_version".to_string()
+            "a variable is not defined; templates may use env, stack_name, resource_name, prefix, account_id, region, accounts.*, pipeline.*, target.*, options.* and bootstrap_version".to_string()
         }
         other => other.to_string(),
     };

@@ -145,6 +145,17 @@ impl Stacks {
         }
     }
 
+    /// Every live stack in the account and region.
+    pub async fn all(&self) -> Result<Vec<Stack>, Error> {
+        let mut pages = self.cfn.describe_stacks().into_paginator().send();
+        let mut stacks = vec![];
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| api("DescribeStacks", "*", &e))?;
+            stacks.extend(page.stacks.unwrap_or_default());
+        }
+        Ok(stacks)
+    }
+
     /// The stack, or None when it does not exist (or was deleted).
     pub async fn describe(&self, name: &str) -> Result<Option<Stack>, Error> {
         match self.cfn.describe_stacks().stack_name(name).send().await {

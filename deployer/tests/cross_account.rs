@@ -572,3 +572,132 @@ async fn pipeline_deploy_creates_the_pipeline_stack_then_changes_nothing() {
         "{err}"
     );
 }
+
+fn branch_names(report: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = report["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["branch"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    p.run(&["deploy", "sandbox"]).expect(0);
+    for branch in ["feat/A", "feat-a", "фича/поиск"] {
+        let r = p
+            .run(&["deploy", "sandbox", "--branch", branch, "--output", "json"])
+            .expect(0)
+            .json();
+        assert_eq!(r["outcome"], "created", "{branch}: {r}");
+    }
+    let listed = p
+        .run(&["branches", "list", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(branch_names(&listed), ["feat-a", "feat/A", "фича/поиск"]);
+    // Each has its own function; branch data is never retained.
+    let names = stack_names(&cloudformation(&emu, SANDBOX)).await;
+    let a = names
+        .iter()
+        .find(|n| n.starts_with("catalog-br-feat-a-"))
+        .unwrap();
+    let template = template_of(&emu, SANDBOX, a).await;
+    assert!(
+        template.contains("\"DeletionPolicy\":\"Delete\""),
+        "{template}"
+    );
+
+    let gone = p
+        .run(&[
+            "destroy", "sandbox", "--branch", "feat-a", "--output", "json",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(gone["deleted"], true);
+    let again = p
+        .run(&["destroy", "sandbox", "--branch", "feat-a"])
+        .expect(0)
+        .stdout();
+    assert!(again.contains("there was no such stack"), "{again}");
+    let listed = p
+        .run(&["branches", "list", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(branch_names(&listed), ["feat/A", "фича/поиск"]);
+
+    let dry = p
+        .run(&[
+            "branches",
+            "gc",
+            "--keep",
+            "feat/A",
+            "--dry-run",
+            "--output",
+            "json",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(dry["removed"].as_array().unwrap().len(), 1, "{dry}");
+    assert_eq!(
+        branch_names(
+            &p.run(&["branches", "list", "--output", "json"])
+                .expect(0)
+                .json()
+        )
+        .len(),
+        2
+    );
+    p.run(&["branches", "gc", "--keep", "feat/A"]).expect(0);
+    assert_eq!(
+        branch_names(
+            &p.run(&["branches", "list", "--output", "json"])
+                .expect(0)
+                .json()
+        ),
+        ["feat/A"]
+    );
+    // Nothing but branch stacks is ever a candidate: sandbox and its bootstrap survive.
+    p.run(&["branches", "gc", "--keep", "nothing-left"])
+        .expect(0);
+    let mut left = stack_names(&cloudformation(&emu, SANDBOX)).await;
+    left.sort();
+    assert_eq!(left, ["catalog-bootstrap", "catalog-sandbox"]);
+}
+
+#[test]
+fn branch_stacks_are_refused_outside_sandbox_and_past_the_limit() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    let err = p
+        .run(&["deploy", "prod", "--branch", "feat/x"])
+        .expect(2)
+        .stderr();
+    assert!(err.contains("branch stacks are off in prod"), "{err}");
+    let err = p
+        .run(&["deploy", "sandbox", "--branch", "a..b"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("\"a..b\" is not a valid git branch name"),
+        "{err}"
+    );
+    p.edit(
+        "environments/sandbox.toml",
+        "max_stacks = 10",
+        "max_stacks = 1",
+    );
+    p.run(&["deploy", "sandbox", "--branch", "one"]).expect(0);
+    let err = p
+        .run(&["deploy", "sandbox", "--branch", "two"])
+        .expect(2)
+        .stderr();
+    assert!(err.contains("already holds 1 branch stacks"), "{err}");
+    // Updating an existing branch stack is no new stack.
+    p.run(&["deploy", "sandbox", "--branch", "one"]).expect(0);
+}
