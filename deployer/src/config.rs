@@ -198,6 +198,7 @@ pub struct Branches {
     pub enabled: bool,
     pub ttl_days: u32,
     pub max_stacks: u32,
+    pub github_repository: String,
 }
 
 /// sandbox or prod: an account the catalog runs in.
@@ -332,6 +333,24 @@ impl Target {
             return Err(invalid(
                 "branches.enabled = true is not allowed in prod: branch stacks live in sandbox only; set it to false".into(),
             ));
+        }
+        let repo_ok =
+            self.branches
+                .github_repository
+                .split_once('/')
+                .is_some_and(|(owner, name)| {
+                    let part = |p: &str| {
+                        !p.is_empty()
+                            && p.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    };
+                    part(owner) && part(name)
+                });
+        if !repo_ok {
+            return Err(invalid(format!(
+                "branches.github_repository must be \"owner/name\", got {:?}",
+                self.branches.github_repository
+            )));
         }
         if self.branches.ttl_days == 0 || self.branches.max_stacks == 0 {
             return Err(invalid(

@@ -311,3 +311,19 @@ fn template_without_resources_is_not_cloudformation() {
         ],
     );
 }
+
+#[test]
+fn a_malformed_github_repository_is_refused() {
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "github_repository = \"example-org/catalog\"",
+        "github_repository = \"https://github.com/example-org/catalog\"",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml",
+            "branches.github_repository must be \"owner/name\"",
+        ],
+    );
+}
