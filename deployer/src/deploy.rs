@@ -58,6 +58,9 @@ pub fn fingerprint(template_body: &str, parameters: &[(String, String)]) -> Stri
     crate::synth::hex(&h.finalize())
 }
 
+/// When a branch stack was first deployed.
+pub const CREATED_TAG: &str = "created";
+
 /// What every stack the deployer makes is tagged with.
 pub fn stack_tags(
     envs: &Environments,
@@ -181,17 +184,31 @@ pub async fn deploy(
             envs.file(env).display()
         )));
     }
-    let p = prepare(envs, renderer, env, branch, artifact_path).await?;
+    let mut p = prepare(envs, renderer, env, branch, artifact_path).await?;
     let stacks = Stacks::new(p.session.cloudformation());
-    if branch.is_some() && stacks.describe(&p.spec.name).await?.is_none() {
-        let live = crate::branch::branch_stacks(&stacks, envs).await?.len();
-        let max = target.branches.max_stacks as usize;
-        if live >= max {
-            return Err(Error::Refused(format!(
-                "{env} already holds {live} branch stacks, the most branches.max_stacks in {} allows; remove some with `deployer branches gc` or `deployer destroy {env} --branch B`",
-                envs.file(env).display()
-            )));
+    if branch.is_some() {
+        let existing = stacks.describe(&p.spec.name).await?;
+        if existing.is_none() {
+            let live = crate::branch::branch_stacks(&stacks, envs).await?.len();
+            let max = target.branches.max_stacks as usize;
+            if live >= max {
+                return Err(Error::Refused(format!(
+                    "{env} already holds {live} branch stacks, the most branches.max_stacks in {} allows; remove some with `deployer branches gc` or `deployer destroy {env} --branch B`",
+                    envs.file(env).display()
+                )));
+            }
         }
+        // Tags are set whole on every deploy: carry the first deploy's time forward.
+        let created = existing
+            .as_ref()
+            .and_then(|s| s.tags().iter().find(|t| t.key() == Some(CREATED_TAG)))
+            .and_then(|t| t.value().map(str::to_string))
+            .unwrap_or_else(|| {
+                aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+                    .fmt(aws_smithy_types::date_time::Format::DateTime)
+                    .unwrap_or_default()
+            });
+        p.spec.tags.push((CREATED_TAG.into(), created));
     }
     let uploaded = crate::artifact::upload(&p.session.s3(), &p.bucket, &p.manifest, p.zip).await?;
     if continue_rollback {
