@@ -203,11 +203,7 @@ pub async fn deploy(
             .as_ref()
             .and_then(|s| s.tags().iter().find(|t| t.key() == Some(CREATED_TAG)))
             .and_then(|t| t.value().map(str::to_string))
-            .unwrap_or_else(|| {
-                aws_smithy_types::DateTime::from(std::time::SystemTime::now())
-                    .fmt(aws_smithy_types::date_time::Format::DateTime)
-                    .unwrap_or_default()
-            });
+            .unwrap_or_else(crate::stack::now_text);
         p.spec.tags.push((CREATED_TAG.into(), created));
     }
     let uploaded = crate::artifact::upload(&p.session.s3(), &p.bucket, &p.manifest, p.zip).await?;

@@ -577,12 +577,17 @@ fn event_of(e: &StackEvent) -> Event {
     }
 }
 
+/// The current time as AWS writes timestamps (RFC 3339).
+pub fn now_text() -> String {
+    aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
 /// An event of the deployer's own, for what CloudFormation does not report itself.
 fn note(stack: &str, status: &str, reason: &str) -> Event {
     Event {
-        timestamp: aws_smithy_types::DateTime::from(std::time::SystemTime::now())
-            .fmt(aws_smithy_types::date_time::Format::DateTime)
-            .unwrap_or_default(),
+        timestamp: now_text(),
         logical_id: stack.into(),
         resource_type: "AWS::CloudFormation::Stack".into(),
         status: status.into(),
