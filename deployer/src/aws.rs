@@ -35,12 +35,26 @@ pub enum Error {
     },
 }
 
-/// The operator's credentials, from wherever aws-config finds them (profile, SSO, environment,
-/// `AWS_ENDPOINT_URL` for the emulator).
-pub async fn operator_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client())
-        .load()
+/// Whoever runs the deployer: their credentials, from wherever aws-config finds them (profile,
+/// SSO, environment, `AWS_ENDPOINT_URL` for the emulator), and the account they belong to.
+pub struct Operator {
+    pub config: SdkConfig,
+    pub account: String,
+}
+
+static OPERATOR: tokio::sync::OnceCell<Operator> = tokio::sync::OnceCell::const_new();
+
+/// The operator, resolved once per process: one config load, one GetCallerIdentity.
+pub async fn operator() -> Result<&'static Operator, Error> {
+    OPERATOR
+        .get_or_try_init(|| async {
+            let config = aws_config::defaults(BehaviorVersion::latest())
+                .http_client(http_client())
+                .load()
+                .await;
+            let account = caller_account(&config).await?;
+            Ok(Operator { config, account })
+        })
         .await
 }
 
@@ -110,8 +124,8 @@ impl Session {
     }
 }
 
-/// The account the operator's credentials belong to.
-pub async fn caller_account(config: &SdkConfig) -> Result<String, Error> {
+/// The account the credentials in `config` belong to.
+async fn caller_account(config: &SdkConfig) -> Result<String, Error> {
     let who = aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
@@ -124,56 +138,65 @@ pub async fn caller_account(config: &SdkConfig) -> Result<String, Error> {
     })
 }
 
-/// A session in `account`: the operator's own when they are already there, else the account's
-/// `role_name` assumed through STS.
-pub async fn session_in(
-    operator: &SdkConfig,
-    account: &AccountId,
-    region: &Region,
-    role_name: &str,
-) -> Result<Session, Error> {
-    let from = caller_account(operator).await?;
-    let regional = operator
-        .to_builder()
-        .region(aws_config::Region::new(region.as_str().to_string()))
-        .build();
-    if from == account.as_str() {
-        return Ok(Session {
-            config: regional,
-            account: from,
-        });
+impl Operator {
+    /// A session in the operator's own account, in `region`.
+    pub fn session_here(&self, region: &Region) -> Session {
+        Session {
+            config: self
+                .config
+                .to_builder()
+                .region(aws_config::Region::new(region.as_str().to_string()))
+                .build(),
+            account: self.account.clone(),
+        }
     }
-    let role_arn = format!("arn:aws:iam::{account}:role/{role_name}");
-    let assumed = aws_sdk_sts::Client::new(&regional)
-        .assume_role()
-        .role_arn(&role_arn)
-        .role_session_name(format!("deployer-{}", std::process::id()))
-        .send()
-        .await
-        .map_err(|e| Error::AssumeRole {
+
+    /// A session in `account`: the operator's own when they are already there, else the
+    /// account's `role_name` assumed through STS.
+    pub async fn session_in(
+        &self,
+        account: &AccountId,
+        region: &Region,
+        role_name: &str,
+    ) -> Result<Session, Error> {
+        let here = self.session_here(region);
+        if self.account == account.as_str() {
+            return Ok(here);
+        }
+        let from = &self.account;
+        let role_arn = format!("arn:aws:iam::{account}:role/{role_name}");
+        let assumed = aws_sdk_sts::Client::new(&here.config)
+            .assume_role()
+            .role_arn(&role_arn)
+            .role_session_name(format!("deployer-{}", std::process::id()))
+            .send()
+            .await
+            .map_err(|e| Error::AssumeRole {
+                role_arn: role_arn.clone(),
+                from: from.clone(),
+                message: error_text(&e),
+            })?;
+        let c = assumed.credentials.ok_or_else(|| Error::AssumeRole {
             role_arn: role_arn.clone(),
             from: from.clone(),
-            message: error_text(&e),
+            message: "STS returned no credentials".into(),
         })?;
-    let c = assumed.credentials.ok_or_else(|| Error::AssumeRole {
-        role_arn: role_arn.clone(),
-        from: from.clone(),
-        message: "STS returned no credentials".into(),
-    })?;
-    let creds = Credentials::new(
-        c.access_key_id,
-        c.secret_access_key,
-        Some(c.session_token),
-        std::time::SystemTime::try_from(c.expiration).ok(),
-        "deployer-assume-role",
-    );
-    Ok(Session {
-        config: regional
-            .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(creds))
-            .build(),
-        account: account.to_string(),
-    })
+        let creds = Credentials::new(
+            c.access_key_id,
+            c.secret_access_key,
+            Some(c.session_token),
+            std::time::SystemTime::try_from(c.expiration).ok(),
+            "deployer-assume-role",
+        );
+        Ok(Session {
+            config: here
+                .config
+                .to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(creds))
+                .build(),
+            account: account.to_string(),
+        })
+    }
 }
 
 /// The most useful line of an SDK error: the service's code and message when there is one.

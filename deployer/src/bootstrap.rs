@@ -42,8 +42,8 @@ pub async fn deploy_as_operator(
     on_event: &mut dyn Observer,
 ) -> Result<(DeployReport, Session), Error> {
     let rendered = renderer.render_with(envs, env, kind, options)?;
-    let operator = aws::operator_config().await;
-    let caller = aws::caller_account(&operator).await?;
+    let operator = aws::operator().await?;
+    let caller = &operator.account;
     let account = envs.account(env);
     if caller != account.as_str() {
         return Err(Error::Refused(format!(
@@ -51,7 +51,7 @@ pub async fn deploy_as_operator(
             envs.file(env).display()
         )));
     }
-    let session = aws::session_in(&operator, account, envs.region(env), "unused").await?;
+    let session = operator.session_here(envs.region(env));
     let template_body = rendered.to_compact();
     let spec = StackSpec {
         name: rendered.stack_name.clone(),

@@ -33,14 +33,10 @@ pub async fn codepipeline(envs: &Environments) -> Result<aws_sdk_codepipeline::C
 }
 
 pub async fn session_in(envs: &Environments, env: EnvName) -> Result<aws::Session, Error> {
-    let operator = aws::operator_config().await;
-    Ok(aws::session_in(
-        &operator,
-        envs.account(env),
-        envs.region(env),
-        &deploy_role_name(envs),
-    )
-    .await?)
+    Ok(aws::operator()
+        .await?
+        .session_in(envs.account(env), envs.region(env), &deploy_role_name(envs))
+        .await?)
 }
 
 /// What the stack is made from: the same template, parameters and artifact give the same
