@@ -255,7 +255,7 @@ pub mod commands {
                     branch: branch_of(s).unwrap_or_default().into(),
                     status: crate::stack::status_of(s).into(),
                     created: created
-                        .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+                        .and_then(crate::stack::time_text)
                         .unwrap_or_default(),
                     age_hours: created.map_or(0, |t| (now - t.secs()) / 3600),
                 }

@@ -494,7 +494,7 @@ pub async fn status(envs: &Environments, which: &[EnvName]) -> Result<StatusRepo
                 updated: stack.as_ref().and_then(|s| {
                     s.last_updated_time()
                         .or(s.creation_time())
-                        .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+                        .and_then(crate::stack::time_text)
                 }),
                 artifact_sha256: stack.as_ref().and_then(|s| {
                     s.tags()

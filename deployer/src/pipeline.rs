@@ -127,9 +127,7 @@ pub async fn status(cp: &Client, pipeline: &str) -> Result<StatusReport, Error> 
                 .status()
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
-            started: e
-                .start_time()
-                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+            started: e.start_time().and_then(crate::stack::time_text),
         })
         .collect();
     let pending = find_pending(&state);

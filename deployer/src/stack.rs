@@ -563,10 +563,7 @@ impl Stacks {
 
 fn event_of(e: &StackEvent) -> Event {
     Event {
-        timestamp: e
-            .timestamp()
-            .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
-            .unwrap_or_default(),
+        timestamp: e.timestamp().and_then(time_text).unwrap_or_default(),
         logical_id: e.logical_resource_id().unwrap_or_default().into(),
         resource_type: e.resource_type().unwrap_or_default().into(),
         status: e
@@ -577,11 +574,17 @@ fn event_of(e: &StackEvent) -> Event {
     }
 }
 
-/// The current time as AWS writes timestamps (RFC 3339).
+/// A time as AWS writes timestamps (RFC 3339).
+pub fn time_text(t: &aws_smithy_types::DateTime) -> Option<String> {
+    t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()
+}
+
+/// The current time as AWS writes timestamps.
 pub fn now_text() -> String {
-    aws_smithy_types::DateTime::from(std::time::SystemTime::now())
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default()
+    time_text(&aws_smithy_types::DateTime::from(
+        std::time::SystemTime::now(),
+    ))
+    .unwrap_or_default()
 }
 
 /// An event of the deployer's own, for what CloudFormation does not report itself.
