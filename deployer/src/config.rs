@@ -174,6 +174,39 @@ pub struct Pipeline {
     pub region: Region,
     pub prefix: Prefix,
     pub github: GitHub,
+    pub approval: Approval,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// Who hears that prod waits for approval; empty means no SNS topic at all.
+    pub notify_emails: Vec<Email>,
+}
+
+/// An address SNS can mail: checked for shape only, since SNS itself asks the owner to confirm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = s.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        }) && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        if ok {
+            Ok(Email(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "notify_emails holds \"{s}\", which is not an email address like \"ops@example.org\"; fix it or remove it"
+            )))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

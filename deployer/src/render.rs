@@ -270,7 +270,7 @@ pub fn template_path(dir: &Path, kind: StackKind) -> PathBuf {
 
 /// What a template can use. Strict mode makes any other name an error.
 fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
-    json!({
+    let mut ctx = json!({
         "env": env,
         "stack_name": stack_name,
         "prefix": envs.prefix(),
@@ -284,7 +284,10 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
         "pipeline": envs.pipeline,
         "target": envs.target(env),
         "bootstrap_version": BOOTSTRAP_VERSION,
-    })
+    });
+    // Strict `if` wants a boolean, not a list that may be empty.
+    ctx["pipeline"]["approval"]["notify"] = json!(!envs.pipeline.approval.notify_emails.is_empty());
+    ctx
 }
 
 /// A helper's first parameter, which must name a defined variable.

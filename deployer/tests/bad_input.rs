@@ -327,3 +327,21 @@ fn a_malformed_github_repository_is_refused() {
         ],
     );
 }
+
+#[test]
+fn a_malformed_notification_email_is_refused_with_its_line() {
+    let err = synth_fails_after(
+        "environments/pipeline.toml",
+        "notify_emails = []",
+        "notify_emails = [\"ops@example.org\", \"ops at example\"]",
+    );
+    let line = line_of("environments/pipeline.toml", "notify_emails = []");
+    assert_has(
+        &err,
+        &[
+            &format!("environments/pipeline.toml:{line}:"),
+            "\"ops at example\"",
+            "not an email address",
+        ],
+    );
+}

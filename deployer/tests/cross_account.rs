@@ -573,6 +573,50 @@ async fn pipeline_deploy_creates_the_pipeline_stack_then_changes_nothing() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn approval_notifications_subscribe_the_named_addresses() {
+    let emu = Emulator::start();
+    let p = Project::new();
+    p.edit(
+        "environments/pipeline.toml",
+        "notify_emails = []",
+        "notify_emails = [\"ops@example.org\"]",
+    );
+    p.run_as(&emu, PIPELINE, &["bootstrap", "pipeline"])
+        .expect(0);
+    p.run_as(&emu, PIPELINE, &["pipeline", "deploy"]).expect(0);
+    let sns = aws_sdk_sns::Client::new(&common::sdk_config(&emu, PIPELINE));
+    let topic = format!("arn:aws:sns:us-east-1:{PIPELINE}:catalog-approvals");
+    let subs = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap();
+    let endpoints: Vec<(&str, &str)> = subs
+        .subscriptions()
+        .iter()
+        .map(|s| (s.protocol().unwrap(), s.endpoint().unwrap()))
+        .collect();
+    assert_eq!(endpoints, [("email", "ops@example.org")]);
+    let policy = cloudformation(&emu, PIPELINE)
+        .describe_stack_resource()
+        .stack_name("catalog-pipeline")
+        .logical_resource_id("ApprovalNotifyPolicy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        policy
+            .stack_resource_detail()
+            .unwrap()
+            .resource_status()
+            .unwrap()
+            .as_str(),
+        "CREATE_COMPLETE"
+    );
+}
+
 fn branch_names(report: &serde_json::Value) -> Vec<String> {
     let mut names: Vec<String> = report["stacks"]
         .as_array()

@@ -175,3 +175,45 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
         ])
     );
 }
+
+#[test]
+fn approval_notifications_are_an_sns_topic_only_when_emails_are_named() {
+    let p = Project::new();
+    p.run(&["synth", "pipeline"]).expect(0);
+    let t: serde_json::Value = serde_json::from_str(&p.read("out/pipeline-pipeline.json")).unwrap();
+    let approval = |t: &serde_json::Value| {
+        t["Resources"]["Pipeline"]["Properties"]["Stages"][3]["Actions"][0]["Configuration"].clone()
+    };
+    assert!(approval(&t).get("NotificationArn").is_none());
+    assert!(t["Resources"].get("ApprovalTopic").is_none());
+
+    p.edit(
+        "environments/pipeline.toml",
+        "notify_emails = []",
+        "notify_emails = [\"ops@example.org\", \"lead@example.org\"]",
+    );
+    p.run(&["synth", "pipeline"]).expect(0);
+    let t: serde_json::Value = serde_json::from_str(&p.read("out/pipeline-pipeline.json")).unwrap();
+    let topic = serde_json::json!({"Ref": "ApprovalTopic"});
+    assert_eq!(approval(&t)["NotificationArn"], topic);
+    assert_eq!(t["Resources"]["ApprovalTopic"]["Type"], "AWS::SNS::Topic");
+    assert_eq!(
+        t["Resources"]["ApprovalTopic"]["Properties"]["Subscription"],
+        serde_json::json!([
+            {"Protocol": "email", "Endpoint": "ops@example.org"},
+            {"Protocol": "email", "Endpoint": "lead@example.org"}
+        ])
+    );
+    // The pipeline's role may publish to this topic and nothing else, before the pipeline runs.
+    let policy = &t["Resources"]["ApprovalNotifyPolicy"]["Properties"];
+    assert_eq!(policy["Roles"], serde_json::json!(["catalog-codepipeline"]));
+    assert_eq!(
+        policy["PolicyDocument"]["Statement"],
+        serde_json::json!([{"Effect": "Allow", "Action": "sns:Publish", "Resource": topic}])
+    );
+    assert_eq!(
+        t["Resources"]["Pipeline"]["DependsOn"],
+        "ApprovalNotifyPolicy"
+    );
+    assert_eq!(t["Outputs"]["ApprovalTopicArn"]["Value"], topic);
+}
