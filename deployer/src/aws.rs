@@ -199,11 +199,13 @@ impl Operator {
     }
 }
 
-/// The most useful line of an SDK error: the service's code and message when there is one.
-pub fn error_text<E, R>(e: &aws_sdk_sts::error::SdkError<E, R>) -> String
+/// The most useful line of an SDK error: the service's code and message when there is one, else
+/// what the endpoint actually answered (a proxy's page, an API the endpoint does not implement).
+pub fn error_text<E>(
+    e: &aws_sdk_sts::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> String
 where
     E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     use aws_sdk_sts::error::SdkError;
     match e {
@@ -212,7 +214,31 @@ where
             match (err.code(), err.message()) {
                 (Some(code), Some(msg)) => format!("{code}: {msg}"),
                 (Some(code), None) => code.to_string(),
-                _ => format!("{err}"),
+                _ => {
+                    let raw = se.raw();
+                    let body = String::from_utf8_lossy(raw.body().bytes().unwrap_or_default());
+                    // An HTML error page reads better without its tags.
+                    let mut in_tag = false;
+                    let text: String = body
+                        .chars()
+                        .filter(|&c| {
+                            let keep = !in_tag && c != '<';
+                            in_tag = (in_tag || c == '<') && c != '>';
+                            keep
+                        })
+                        .collect();
+                    let body: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                    let body: String = body.chars().take(200).collect();
+                    format!(
+                        "HTTP {} without an AWS error code{}",
+                        raw.status().as_u16(),
+                        if body.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {body}")
+                        }
+                    )
+                }
             }
         }
         // With its causes: "dispatch failure" alone says nothing.

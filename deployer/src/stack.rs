@@ -652,14 +652,16 @@ fn is_no_changes(text: &str) -> bool {
     text.contains("didn't contain changes") || text.contains("No updates are to be performed")
 }
 
-fn api<E, R>(
+fn api<E>(
     action: &'static str,
     stack: &str,
-    e: &aws_sdk_cloudformation::error::SdkError<E, R>,
+    e: &aws_sdk_cloudformation::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
 ) -> Error
 where
     E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     Error::Api {
         action,

@@ -257,3 +257,28 @@ async fn an_expired_or_used_token_is_refused_with_exit_2() {
         assert!(err.to_string().contains(expected), "{code}: {err}");
     }
 }
+
+#[tokio::test]
+async fn an_answer_without_an_aws_error_code_shows_what_the_endpoint_said() {
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    // What a proxy, or an endpoint that lacks the API, sends instead of an AWS error document.
+    let state = mock!(Client::get_pipeline_state).then_http_response(|| {
+        HttpResponse::new(
+            StatusCode::try_from(502).unwrap(),
+            SdkBody::from(
+                "<html><title>502 Bad Gateway</title><body>\n  upstream   gone</body></html>",
+            ),
+        )
+    });
+    let cp = mock_client!(aws_sdk_codepipeline, RuleMode::MatchAny, [&state]);
+    let err = pipeline::status(&cp, PIPELINE).await.unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(
+        err.to_string().ends_with(
+            "codepipeline:GetPipelineState on pipeline catalog failed: HTTP 502 without an AWS error code: 502 Bad Gateway upstream gone"
+        ),
+        "{err}"
+    );
+}
