@@ -2,7 +2,7 @@
 //! and the stack lives in sandbox only.
 
 mod common;
-use common::{Emulator, Project, cloudformation};
+use common::{Emulator, Project, cloudformation, code_sha256, lambda_sha};
 
 const PIPELINE: &str = "111111111111";
 const SANDBOX: &str = "222222222222";
@@ -35,29 +35,6 @@ fn package(p: &Project, version: &str) -> serde_json::Value {
         .json()
 }
 
-async fn code_sha256(emu: &Emulator, function: &str) -> String {
-    aws_sdk_lambda::Client::new(&common::sdk_config(emu, SANDBOX))
-        .get_function()
-        .function_name(function)
-        .send()
-        .await
-        .unwrap()
-        .configuration
-        .unwrap()
-        .code_sha256
-        .unwrap()
-}
-
-/// The manifest's hex sha256 as Lambda reports CodeSha256: base64 of the digest.
-fn lambda_sha(hex: &str) -> String {
-    use base64::Engine;
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 async fn change_set_count(emu: &Emulator) -> usize {
     cloudformation(emu, SANDBOX)
         .list_change_sets()
@@ -81,7 +58,7 @@ async fn the_function_runs_the_packaged_zip_uploaded_once_and_code_changes_updat
     assert_eq!(first["artifact"]["uploaded"], true);
     assert_eq!(first["artifact"]["sha256"], v1["sha256"]);
     assert_eq!(
-        code_sha256(&emu, "catalog-sandbox-api").await,
+        code_sha256(&emu, SANDBOX, "catalog-sandbox-api").await,
         lambda_sha(v1["sha256"].as_str().unwrap())
     );
 
@@ -104,7 +81,7 @@ async fn the_function_runs_the_packaged_zip_uploaded_once_and_code_changes_updat
     assert_eq!(updated["outcome"], "updated", "{updated}");
     assert_eq!(updated["artifact"]["uploaded"], true);
     assert_eq!(
-        code_sha256(&emu, "catalog-sandbox-api").await,
+        code_sha256(&emu, SANDBOX, "catalog-sandbox-api").await,
         lambda_sha(v2["sha256"].as_str().unwrap())
     );
 }

@@ -41,6 +41,55 @@ pub fn cloudformation(emu: &Emulator, account: &str) -> aws_sdk_cloudformation::
     aws_sdk_cloudformation::Client::new(&sdk_config(emu, account))
 }
 
+/// The code Lambda holds for `function` in `account`, as it reports it.
+pub async fn code_sha256(emu: &Emulator, account: &str, function: &str) -> String {
+    aws_sdk_lambda::Client::new(&sdk_config(emu, account))
+        .get_function()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap()
+        .configuration
+        .unwrap()
+        .code_sha256
+        .unwrap()
+}
+
+/// The manifest's hex sha256 as Lambda reports CodeSha256: base64 of the digest.
+pub fn lambda_sha(hex: &str) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A YAML document as JSON, read by the PyYAML the emulator's venv holds.
+pub fn yaml(text: &str) -> serde_json::Value {
+    let out = Command::new(repo_root().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("the venv's python runs (scripts/emulator install makes it)");
+    assert!(
+        out.status.success(),
+        "not YAML: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A scratch project: copies of environments/ and templates/ that a test may break.
 pub struct Project {
     pub dir: tempfile::TempDir,
