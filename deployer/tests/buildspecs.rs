@@ -114,6 +114,10 @@ async fn build_then_both_deploy_stages_put_one_artifact_into_sandbox_and_prod() 
         .collect();
     commands.push("echo \"ARTIFACT_SHA=$ARTIFACT_SHA\"".into());
     let out = run_phase(&emu, &src, &commands);
+    assert!(out.contains("catalog-pipeline: CREATE_COMPLETE"), "{out}");
+    // The execution a self-update restarts finds the pipeline current and goes on: no loop.
+    let out = run_phase(&emu, &src, &commands);
+    assert!(out.contains("catalog-pipeline: no changes"), "{out}");
     let manifest: Value = serde_json::from_str(&p.read("dist/manifest.json")).unwrap();
     let sha = manifest["sha256"].as_str().unwrap();
     assert!(
