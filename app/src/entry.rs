@@ -1,11 +1,14 @@
 //! Where the process starts: as a Lambda behind API Gateway, or as a server on localhost.
 
+use crate::adapters::sqs::SqsDeadLetters;
 use crate::adapters::{dynamodb::DynamoStore, memory::MemoryStore};
 use crate::auth::Tokens;
-use crate::http::router;
+use crate::http::{command_router, query_router, router};
+use crate::import::Importer;
 use crate::service::Catalog;
 use anyhow::Context;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_lambda_events::event::sns::SnsEvent;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use std::sync::Arc;
 
@@ -57,6 +60,32 @@ fn required_var(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("environment variable {name} is not set"))
 }
 
+/// On Lambda: the SQS queue URL for import messages that cannot be imported.
+pub const DEAD_LETTER_VAR: &str = "CATALOG_DEAD_LETTER_QUEUE";
+
+/// The three functions the stack makes from this one binary, told apart by their Handler
+/// setting, which Lambda hands a custom runtime as `_HANDLER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Query,
+    Command,
+    Import,
+}
+
+impl std::str::FromStr for Handler {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "query" => Ok(Handler::Query),
+            "command" => Ok(Handler::Command),
+            "import" => Ok(Handler::Import),
+            other => anyhow::bail!(
+                "unknown handler {other:?}: set the function's Handler to query, command or import"
+            ),
+        }
+    }
+}
+
 /// Runs as a Lambda: the secret is read once per cold start, never logged.
 pub async fn lambda() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -67,22 +96,91 @@ pub async fn lambda() -> anyhow::Result<()> {
         .with_current_span(false)
         .without_time() // CloudWatch stamps each line
         .init();
+    let handler: Handler = required_var("_HANDLER")?.parse()?;
     let config = aws_config().await;
-    let app = lambda_router(
-        &config,
-        &required_var(SECRET_PARAM_VAR)?,
-        &required_var(TABLE_VAR)?,
-    )
-    .await?;
-    lambda_http::run(app).await.map_err(|e| anyhow::anyhow!(e))
+    let table = required_var(TABLE_VAR)?;
+    let run = |router| async {
+        lambda_http::run(router)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+    };
+    match handler {
+        Handler::Query => {
+            run(query_router(catalog_over(
+                Store::Dynamo(dynamo_store(&config, &table)),
+                Tokens::ephemeral(),
+            )))
+            .await
+        }
+        Handler::Command => {
+            run(command_router(
+                lambda_catalog(&config, &required_var(SECRET_PARAM_VAR)?, &table).await?,
+            ))
+            .await
+        }
+        Handler::Import => {
+            let importer = importer(&config, &table, &required_var(DEAD_LETTER_VAR)?);
+            let importer = &importer;
+            lambda_http::lambda_runtime::run(lambda_http::service_fn(
+                move |event: lambda_http::LambdaEvent<SnsEvent>| async move {
+                    // Only the kind of failure reaches Lambda's error report; details are logged.
+                    importer
+                        .handle(&event.payload)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "import failed; Lambda retries the event");
+                            "import failed".to_string()
+                        })
+                },
+            ))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+        }
+    }
 }
 
-/// The router a Lambda serves: tokens signed with the SecureString `secret_param`, data in `table`.
-pub async fn lambda_router(
+/// The import handler over `table`, with dead letters to the SQS queue at `queue_url`.
+pub fn importer(config: &SdkConfig, table: &str, queue_url: &str) -> Importer {
+    Importer::new(
+        import_catalog(Store::Dynamo(dynamo_store(config, table))),
+        Arc::new(SqsDeadLetters::new(
+            aws_sdk_sqs::Client::new(config),
+            queue_url,
+        )),
+    )
+}
+
+/// The import handler run once on `event`, outside Lambda; with no queue, dead letters are only
+/// reported.
+pub async fn import_locally(
+    table: &str,
+    queue_url: Option<&str>,
+    event: &SnsEvent,
+) -> anyhow::Result<crate::import::Report> {
+    let config = aws_config().await;
+    let importer = match queue_url {
+        Some(url) => importer(&config, table, url),
+        None => Importer::new(
+            import_catalog(Store::Dynamo(dynamo_store(&config, table))),
+            Arc::new(crate::adapters::memory::MemoryDeadLetters::default()),
+        ),
+    };
+    Ok(importer.handle(event).await?)
+}
+
+/// A catalog for imports, which never issue or check tokens.
+pub fn import_catalog(store: Store) -> Catalog {
+    catalog_over(store, Tokens::ephemeral())
+}
+
+/// The command function's catalog: tokens signed with the SecureString `secret_param`, data in
+/// `table`.
+pub async fn lambda_catalog(
     config: &SdkConfig,
     secret_param: &str,
     table: &str,
-) -> anyhow::Result<axum::Router> {
+) -> anyhow::Result<Catalog> {
     let secret = aws_sdk_ssm::Client::new(config)
         .get_parameter()
         .name(secret_param)
@@ -95,10 +193,10 @@ pub async fn lambda_router(
         .with_context(|| format!("SSM parameter {secret_param} has no value"))?;
     let tokens =
         Tokens::new(secret.as_bytes()).with_context(|| format!("SSM parameter {secret_param}"))?;
-    Ok(router(catalog_over(
+    Ok(catalog_over(
         Store::Dynamo(dynamo_store(config, table)),
         tokens,
-    )))
+    ))
 }
 
 /// Runs on localhost until Ctrl-C.

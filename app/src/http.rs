@@ -13,7 +13,7 @@ use axum::extract::{
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,16 +25,38 @@ use std::time::Instant;
 
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Every route: the catalog as one server on localhost.
 pub fn router(catalog: Catalog) -> Router {
+    finish(query_routes().merge(command_routes()), catalog)
+}
+
+/// The reads, for the query function: cheap, cacheable, scaled apart from the writes.
+pub fn query_router(catalog: Catalog) -> Router {
+    finish(query_routes(), catalog)
+}
+
+/// The writes, sign-up and login, for the command function.
+pub fn command_router(catalog: Catalog) -> Router {
+    finish(command_routes(), catalog)
+}
+
+fn query_routes() -> Router<Catalog> {
     Router::new()
         .route("/health", get(health))
-        .route("/products", get(list_products).post(create_product))
-        .route(
-            "/products/{id}",
-            get(get_product).put(update_product).delete(delete_product),
-        )
+        .route("/products", get(list_products))
+        .route("/products/{id}", get(get_product))
+}
+
+fn command_routes() -> Router<Catalog> {
+    Router::new()
+        .route("/products", post(create_product))
+        .route("/products/{id}", put(update_product).delete(delete_product))
         .route("/signup", post(signup))
         .route("/login", post(login))
+}
+
+fn finish(routes: Router<Catalog>, catalog: Catalog) -> Router {
+    routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

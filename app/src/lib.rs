@@ -5,5 +5,6 @@ pub mod auth;
 pub mod domain;
 pub mod entry;
 pub mod http;
+pub mod import;
 pub mod ports;
 pub mod service;

@@ -1,3 +1,4 @@
+use anyhow::Context;
 use app::entry::{self, Store};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -32,6 +33,19 @@ enum Command {
         #[arg(long, required_if_eq("store", "dynamodb"), env = entry::TABLE_VAR)]
         table: Option<String>,
     },
+    /// Run the import handler on an SNS event (as Lambda receives it) from a file, against a
+    /// DynamoDB table: what the import function does, locally. Prints what it did as JSON.
+    Import {
+        /// The SNS event JSON; "-" reads stdin.
+        #[arg(long)]
+        event: std::path::PathBuf,
+        #[arg(long, env = entry::TABLE_VAR)]
+        table: String,
+        /// The SQS queue for messages that cannot be imported; without it they are only
+        /// reported, and the exit status is 1.
+        #[arg(long, env = entry::DEAD_LETTER_VAR)]
+        dead_letter_queue: Option<String>,
+    },
     /// Create the DynamoDB table for local development (AWS_ENDPOINT_URL for the emulator).
     CreateTable {
         #[arg(long)]
@@ -59,6 +73,31 @@ async fn main() -> anyhow::Result<()> {
                 _ => Store::Memory,
             };
             entry::serve(&host, port, store).await
+        }
+        Command::Import {
+            event,
+            table,
+            dead_letter_queue,
+        } => {
+            let text = if event.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&event)
+                    .with_context(|| format!("cannot read {}", event.display()))?
+            };
+            let event = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not an SNS event (Records[].Sns.Message)",
+                    event.display()
+                )
+            })?;
+            let report =
+                entry::import_locally(&table, dead_letter_queue.as_deref(), &event).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if dead_letter_queue.is_none() && !report.dead_lettered.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::CreateTable { table } => {
             let created = entry::dynamo_store(&entry::aws_config().await, &table)

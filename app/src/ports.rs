@@ -37,3 +37,9 @@ pub trait UserStore: Send + Sync {
     async fn insert(&self, user: &User) -> Result<(), StoreError>;
     async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
 }
+
+/// Where messages that cannot be imported go, with the reason, for someone to look at.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn send(&self, message_id: &str, body: &str, reason: &str) -> Result<(), StoreError>;
+}

@@ -32,6 +32,15 @@ pub struct Catalog {
     tokens: Tokens,
 }
 
+/// What an import did to one product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Imported {
+    Created,
+    Updated,
+    Unchanged,
+}
+
 /// What login hands back.
 pub struct Session {
     pub token: String,
@@ -63,6 +72,35 @@ impl Catalog {
         let product = fields.create(OffsetDateTime::now_utc());
         self.products.insert(&product).await?;
         Ok(product)
+    }
+
+    /// Creates or revises product `id` to hold `fields`; the same fields twice leave it as it is,
+    /// so a redelivered message changes nothing. Races with other writers are retried.
+    pub async fn import(&self, id: ProductId, fields: NewProduct) -> Result<Imported, Error> {
+        for _ in 0..3 {
+            let now = OffsetDateTime::now_utc();
+            let written = match self.products.get(id).await? {
+                Some(current) if current.holds(&fields) => return Ok(Imported::Unchanged),
+                Some(current) => self
+                    .products
+                    .update(&current.revised(fields.clone(), now))
+                    .await
+                    .map(|()| Imported::Updated),
+                None => self
+                    .products
+                    .insert(&fields.clone().create_as(id, now))
+                    .await
+                    .map(|()| Imported::Created),
+            };
+            match written {
+                Ok(outcome) => return Ok(outcome),
+                Err(
+                    StoreError::AlreadyExists | StoreError::VersionConflict | StoreError::NotFound,
+                ) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Conflict(format!("product {id} kept changing during its import")).into())
     }
 
     /// Applies `fields` if the product is still at `read_version`.

@@ -48,28 +48,41 @@ fn event(
     })
 }
 
+/// The query and the command function over one store, as the stack deploys them.
 struct Lambda {
-    router: axum::Router,
+    query: axum::Router,
+    command: axum::Router,
 }
 
 impl Lambda {
     fn new() -> Self {
         let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef").unwrap();
+        let catalog = catalog_over(Store::Memory, tokens);
         Lambda {
-            router: app::http::router(catalog_over(Store::Memory, tokens)),
+            query: app::http::query_router(catalog.clone()),
+            command: app::http::command_router(catalog),
         }
     }
 
-    /// The response as API Gateway receives it (statusCode, headers, body).
+    /// The response as API Gateway receives it (statusCode, headers, body), from the function
+    /// the stack routes the event to: GET to query, every other method to command.
     async fn invoke(&self, event: Value) -> Value {
-        let request: LambdaRequest = serde_json::from_value(event).expect("a valid v2 event");
-        let adapter = Adapter::from(self.router.clone());
-        let response = adapter
-            .oneshot(LambdaEvent::new(request, Context::default()))
-            .await
-            .expect("the router never fails");
-        serde_json::to_value(response).unwrap()
+        let router = if event["requestContext"]["http"]["method"] == "GET" {
+            &self.query
+        } else {
+            &self.command
+        };
+        invoke(router, event).await
     }
+}
+
+async fn invoke(router: &axum::Router, event: Value) -> Value {
+    let request: LambdaRequest = serde_json::from_value(event).expect("a valid v2 event");
+    let response = Adapter::from(router.clone())
+        .oneshot(LambdaEvent::new(request, Context::default()))
+        .await
+        .expect("the router never fails");
+    serde_json::to_value(response).unwrap()
 }
 
 fn body_of(response: &Value) -> Value {
@@ -193,4 +206,34 @@ async fn errors_keep_their_status_and_json_body_through_events() {
         ))
         .await;
     assert_eq!(r["statusCode"], 400);
+}
+
+#[tokio::test]
+async fn each_function_serves_only_its_own_routes() {
+    let lambda = Lambda::new();
+    let product = Some(r#"{"name":"Tea","price":{"amount":450,"currency":"EUR"}}"#);
+    let r = invoke(
+        &lambda.query,
+        event("POST", "/products", "", json_headers(), product, false),
+    )
+    .await;
+    assert_eq!(r["statusCode"], 405, "{r}");
+    let r = invoke(
+        &lambda.query,
+        event("POST", "/login", "", json_headers(), Some("{}"), false),
+    )
+    .await;
+    assert_eq!(r["statusCode"], 404, "{r}");
+    let r = invoke(
+        &lambda.command,
+        event("GET", "/products", "", json!({}), None, false),
+    )
+    .await;
+    assert_eq!(r["statusCode"], 405, "{r}");
+    let r = invoke(
+        &lambda.command,
+        event("GET", "/health", "", json!({}), None, false),
+    )
+    .await;
+    assert_eq!(r["statusCode"], 404, "{r}");
 }

@@ -1,25 +1,11 @@
 //! On Lambda the signing secret comes from an SSM SecureString (here in the emulator).
 
-#[path = "../../deployer/tests/common/emulator.rs"]
-#[allow(dead_code)]
-mod emulator;
+mod support;
 
 use aws_sdk_ssm::types::ParameterType;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
-
-fn config(url: &str) -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(url)
-        .http_client(app::entry::http_client())
-        .credentials_provider(aws_sdk_ssm::config::SharedCredentialsProvider::new(
-            aws_sdk_ssm::config::Credentials::new("testing", "testing", None, None, "test"),
-        ))
-        .build()
-}
 
 async fn put_secret(config: &aws_config::SdkConfig, name: &str, value: &str) {
     aws_sdk_ssm::Client::new(config)
@@ -34,15 +20,17 @@ async fn put_secret(config: &aws_config::SdkConfig, name: &str, value: &str) {
 
 #[tokio::test]
 async fn tokens_are_checked_with_the_secret_from_ssm() {
-    let emu = emulator::Emulator::start();
-    let config = config(&emu.url);
+    let emu = support::Emulator::start();
+    let config = support::config(&emu.url);
     let secret = "a secret of at least thirty-two bytes, from SSM";
     put_secret(&config, "/catalog/sandbox/jwt-secret", secret).await;
     let table = app::entry::dynamo_store(&config, "catalog");
     table.create_table().await.unwrap();
-    let router = app::entry::lambda_router(&config, "/catalog/sandbox/jwt-secret", "catalog")
-        .await
-        .unwrap();
+    let router = app::http::command_router(
+        app::entry::lambda_catalog(&config, "/catalog/sandbox/jwt-secret", "catalog")
+            .await
+            .unwrap(),
+    );
 
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = serde_json::json!({"sub": "u1", "iat": now, "exp": now + 60});
@@ -76,19 +64,19 @@ async fn tokens_are_checked_with_the_secret_from_ssm() {
 
 #[tokio::test]
 async fn a_missing_or_weak_secret_stops_the_cold_start_naming_the_parameter() {
-    let emu = emulator::Emulator::start();
-    let config = config(&emu.url);
-    let err = app::entry::lambda_router(&config, "/nope", "catalog")
-        .await
-        .unwrap_err();
+    let emu = support::Emulator::start();
+    let config = support::config(&emu.url);
+    let Err(err) = app::entry::lambda_catalog(&config, "/nope", "catalog").await else {
+        panic!("a missing parameter must fail");
+    };
     assert!(
         format!("{err:#}").contains("reading SSM parameter /nope"),
         "{err:#}"
     );
     put_secret(&config, "/short", "too short").await;
-    let err = app::entry::lambda_router(&config, "/short", "catalog")
-        .await
-        .unwrap_err();
+    let Err(err) = app::entry::lambda_catalog(&config, "/short", "catalog").await else {
+        panic!("a short secret must fail");
+    };
     let text = format!("{err:#}");
     assert!(
         text.contains("SSM parameter /short") && text.contains("at least 32 bytes"),

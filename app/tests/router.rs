@@ -1,9 +1,7 @@
 //! Every route and every error, run once over the in-memory store and once over DynamoDB in the
 //! local emulator.
 
-#[path = "../../deployer/tests/common/emulator.rs"]
-#[allow(dead_code)] // account credentials are for the deployer's tests
-mod emulator;
+mod support;
 
 use app::adapters::dynamodb::DynamoStore;
 use app::auth::Tokens;
@@ -11,9 +9,9 @@ use app::entry::{Store, catalog_over};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use emulator::Emulator;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use support::Emulator;
 use tower::ServiceExt;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -30,19 +28,6 @@ enum Kind {
     Dynamo,
 }
 
-pub fn dynamo_client(url: &str) -> aws_sdk_dynamodb::Client {
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(url)
-        .http_client(app::entry::http_client())
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(conf)
-}
-
 struct Reply {
     status: StatusCode,
     headers: axum::http::HeaderMap,
@@ -56,7 +41,10 @@ impl Api {
             Kind::Memory => (Store::Memory, None),
             Kind::Dynamo => {
                 let emu = Emulator::start();
-                let store = DynamoStore::new(dynamo_client(&emu.url), "catalog");
+                let store = DynamoStore::new(
+                    aws_sdk_dynamodb::Client::new(&support::config(&emu.url)),
+                    "catalog",
+                );
                 assert!(store.create_table().await.unwrap(), "a new table");
                 assert!(
                     !store.create_table().await.unwrap(),

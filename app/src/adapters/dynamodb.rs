@@ -2,11 +2,12 @@
 //! id (so by creation), each user under `pk = "USER#<email>"`. Conditional writes keep the rules
 //! that the domain states: no signup overwrites a user, no update revives a deleted product.
 
+use super::unavailable;
 use crate::domain::{Email, PageRequest, Price, Product, ProductId, User, UserId};
 use crate::ports::{ProductStore, StoreError, UserStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
@@ -87,17 +88,6 @@ impl DynamoStore {
             .map_err(unavailable)?;
         Ok(out.item)
     }
-}
-
-fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    StoreError::Unavailable(match (e.code(), e.message()) {
-        (Some(code), Some(msg)) => format!("{code}: {msg}"),
-        _ => DisplayErrorContext(&e).to_string(),
-    })
 }
 
 fn is_condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {

@@ -2,11 +2,11 @@
 //! DynamoDB adapter's tests hold it to.
 
 use crate::domain::{Email, PageRequest, Product, ProductId, User};
-use crate::ports::{ProductStore, StoreError, UserStore};
+use crate::ports::{DeadLetters, ProductStore, StoreError, UserStore};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -74,5 +74,35 @@ impl UserStore for MemoryStore {
 
     async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         Ok(self.users.read().expect("lock").get(email).cloned())
+    }
+}
+
+/// A message that could not be imported, as the dead-letter queue would hold it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    pub reason: String,
+}
+
+/// Dead letters kept in memory: for local imports, which report them instead of queueing them.
+#[derive(Default)]
+pub struct MemoryDeadLetters(Mutex<Vec<DeadLetter>>);
+
+impl MemoryDeadLetters {
+    pub fn taken(&self) -> Vec<DeadLetter> {
+        std::mem::take(&mut self.0.lock().expect("lock"))
+    }
+}
+
+#[async_trait]
+impl DeadLetters for MemoryDeadLetters {
+    async fn send(&self, message_id: &str, body: &str, reason: &str) -> Result<(), StoreError> {
+        self.0.lock().expect("lock").push(DeadLetter {
+            message_id: message_id.into(),
+            body: body.into(),
+            reason: reason.into(),
+        });
+        Ok(())
     }
 }

@@ -33,6 +33,19 @@ impl fmt::Display for ProductId {
     }
 }
 
+impl ProductId {
+    /// An id a client supplies as data (an import) rather than in a URL: a bad one is invalid,
+    /// not missing.
+    pub fn parse(field: &str, s: &str) -> Result<Self, DomainError> {
+        ulid::Ulid::from_string(s).map(ProductId).map_err(|_| {
+            DomainError::invalid(
+                field,
+                format!("must be a ULID (26 characters, Crockford base32), got {s:?}"),
+            )
+        })
+    }
+}
+
 impl FromStr for ProductId {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, DomainError> {
@@ -114,8 +127,13 @@ impl NewProduct {
     }
 
     pub fn create(self, now: OffsetDateTime) -> Product {
+        self.create_as(ProductId::new_at(now), now)
+    }
+
+    /// A first version under an id chosen elsewhere, as imports bring them.
+    pub fn create_as(self, id: ProductId, now: OffsetDateTime) -> Product {
         Product {
-            id: ProductId::new_at(now),
+            id,
             name: self.name,
             description: self.description,
             price: self.price,
@@ -127,6 +145,13 @@ impl NewProduct {
 }
 
 impl Product {
+    /// Whether the product already holds these fields: a repeated import changes nothing.
+    pub fn holds(&self, fields: &NewProduct) -> bool {
+        self.name == fields.name
+            && self.description == fields.description
+            && self.price == fields.price
+    }
+
     /// This product with `fields` applied, as the next version.
     pub fn revised(&self, fields: NewProduct, now: OffsetDateTime) -> Product {
         Product {

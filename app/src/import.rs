@@ -1,0 +1,188 @@
+//! The import path: SNS messages carrying one product or a batch, upserted idempotently. A
+//! message that cannot be imported goes whole to the dead-letter queue with the reason, so no
+//! part of it is applied and nothing is lost.
+
+use crate::domain::{DomainError, NewProduct, Price, ProductId};
+use crate::ports::DeadLetters;
+use crate::service::{Catalog, Error, Imported};
+use aws_lambda_events::event::sns::SnsEvent;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One product as a message carries it: `{"id", "name", "description"?, "price"}`; a batch is
+/// `{"products": [...]}`. Ids are ULIDs chosen by the sender, so a resend updates in place.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Item {
+    id: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    price: Price,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    products: Vec<Item>,
+}
+
+/// The products a message holds, every one valid, or why the message cannot be imported.
+pub fn parse(message: &str) -> Result<Vec<(ProductId, NewProduct)>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(message).map_err(|e| format!("the message is not JSON: {e}"))?;
+    let (items, prefix) = if value.get("products").is_some() {
+        let batch: Batch = decode(value)?;
+        if batch.products.is_empty() {
+            return Err("products: the batch is empty".into());
+        }
+        (batch.products, "products")
+    } else {
+        (vec![decode(value)?], "")
+    };
+    let single = prefix.is_empty();
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = if single {
+                String::new()
+            } else {
+                format!("{prefix}[{i}].")
+            };
+            let id = ProductId::parse("id", &item.id);
+            let fields = NewProduct::parse(&item.name, &item.description, item.price);
+            match (id, fields) {
+                (Ok(id), Ok(fields)) => Ok((id, fields)),
+                (Err(DomainError::Invalid { field, message }), _)
+                | (_, Err(DomainError::Invalid { field, message })) => {
+                    Err(format!("{at}{field}: {message}"))
+                }
+                (Err(e), _) | (_, Err(e)) => Err(format!("{at}{e}")),
+            }
+        })
+        .collect()
+}
+
+/// serde's error with the path of the field it is about.
+fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{path}: {}", e.into_inner())
+        }
+    })
+}
+
+/// What one invocation did, message by message.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub imported: Vec<ImportedProduct>,
+    pub dead_lettered: Vec<DeadLettered>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportedProduct {
+    pub id: ProductId,
+    pub outcome: Imported,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeadLettered {
+    pub message_id: String,
+    pub reason: String,
+}
+
+pub struct Importer {
+    catalog: Catalog,
+    dead_letters: Arc<dyn DeadLetters>,
+}
+
+impl Importer {
+    pub fn new(catalog: Catalog, dead_letters: Arc<dyn DeadLetters>) -> Self {
+        Importer {
+            catalog,
+            dead_letters,
+        }
+    }
+
+    /// Imports every record. A storage failure is an error, so Lambda retries the event (and
+    /// after its retries sends it to the function's own dead-letter queue); redelivery is safe.
+    pub async fn handle(&self, event: &SnsEvent) -> Result<Report, Error> {
+        let mut report = Report::default();
+        for record in &event.records {
+            let message = &record.sns;
+            match parse(&message.message) {
+                Ok(products) => {
+                    for (id, fields) in products {
+                        let outcome = self.catalog.import(id, fields).await?;
+                        tracing::info!(message_id = %message.message_id, product = %id, ?outcome, "imported");
+                        report.imported.push(ImportedProduct { id, outcome });
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(message_id = %message.message_id, %reason, "message sent to the dead-letter queue");
+                    self.dead_letters
+                        .send(&message.message_id, &message.message, &reason)
+                        .await?;
+                    report.dead_lettered.push(DeadLettered {
+                        message_id: message.message_id.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "01JDQ6Y4M2X0R8V3T5W7Z9B1C3";
+
+    #[test]
+    fn one_product_or_a_batch() {
+        let one =
+            format!(r#"{{"id":"{ID}","name":"Tea","price":{{"amount":450,"currency":"EUR"}}}}"#);
+        let parsed = parse(&one).unwrap();
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].0.to_string(), ID);
+        assert_eq!(parsed[0].1.name, "Tea");
+        let batch = format!(r#"{{"products":[{one},{one}]}}"#);
+        assert_eq!(parse(&batch).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn reasons_name_the_item_and_field() {
+        let cases = [
+            ("not json", "the message is not JSON"),
+            (r#"{"products":[]}"#, "products: the batch is empty"),
+            (r#"{"name":"Tea"}"#, "missing field `id`"),
+            (
+                &format!(
+                    r#"{{"id":"{ID}","name":"Tea","price":{{"amount":1,"currency":"EUR"}},"colour":"red"}}"#
+                ),
+                "unknown field `colour`",
+            ),
+            (
+                r#"{"id":"nope","name":"Tea","price":{"amount":1,"currency":"EUR"}}"#,
+                "id: must be a ULID",
+            ),
+            (
+                &format!(
+                    r#"{{"products":[{{"id":"{ID}","name":"Tea","price":{{"amount":1,"currency":"EUR"}}}},{{"id":"{ID}","name":"Tea","price":{{"amount":-1,"currency":"EUR"}}}}]}}"#
+                ),
+                "products[1].price.amount: must be zero or more",
+            ),
+            (r#"{"products":[{"id":1}]}"#, "products[0].id: invalid type"),
+        ];
+        for (message, reason) in cases {
+            let err = parse(message).unwrap_err();
+            assert!(err.contains(reason), "{message}: {err}");
+        }
+    }
+}
