@@ -3,7 +3,7 @@
 use crate::adapters::sqs::SqsDeadLetters;
 use crate::adapters::{dynamodb::DynamoStore, memory::MemoryStore};
 use crate::auth::Tokens;
-use crate::http::{command_router, query_router, router};
+use crate::http::{Identity, command_router, query_router, router};
 use crate::import::Importer;
 use crate::service::Catalog;
 use anyhow::Context;
@@ -60,6 +60,8 @@ fn required_var(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("environment variable {name} is not set"))
 }
 
+/// On Lambda: "true" when API Gateway's JWT authorizer has checked the caller already.
+pub const TRUST_AUTHORIZER_VAR: &str = "CATALOG_TRUST_AUTHORIZER";
 /// On Lambda: the SQS queue URL for import messages that cannot be imported.
 pub const DEAD_LETTER_VAR: &str = "CATALOG_DEAD_LETTER_QUEUE";
 
@@ -106,15 +108,22 @@ pub async fn lambda() -> anyhow::Result<()> {
     };
     match handler {
         Handler::Query => {
-            run(query_router(catalog_over(
-                Store::Dynamo(dynamo_store(&config, &table)),
-                Tokens::ephemeral(),
-            )))
+            run(query_router(tokenless_catalog(Store::Dynamo(
+                dynamo_store(&config, &table),
+            ))))
+            .await
+        }
+        Handler::Command if std::env::var(TRUST_AUTHORIZER_VAR).as_deref() == Ok("true") => {
+            run(command_router(
+                tokenless_catalog(Store::Dynamo(dynamo_store(&config, &table))),
+                Identity::Authorizer,
+            ))
             .await
         }
         Handler::Command => {
             run(command_router(
                 lambda_catalog(&config, &required_var(SECRET_PARAM_VAR)?, &table).await?,
+                Identity::OwnTokens,
             ))
             .await
         }
@@ -143,7 +152,7 @@ pub async fn lambda() -> anyhow::Result<()> {
 /// The import handler over `table`, with dead letters to the SQS queue at `queue_url`.
 pub fn importer(config: &SdkConfig, table: &str, queue_url: &str) -> Importer {
     Importer::new(
-        import_catalog(Store::Dynamo(dynamo_store(config, table))),
+        tokenless_catalog(Store::Dynamo(dynamo_store(config, table))),
         Arc::new(SqsDeadLetters::new(
             aws_sdk_sqs::Client::new(config),
             queue_url,
@@ -162,15 +171,16 @@ pub async fn import_locally(
     let importer = match queue_url {
         Some(url) => importer(&config, table, url),
         None => Importer::new(
-            import_catalog(Store::Dynamo(dynamo_store(&config, table))),
+            tokenless_catalog(Store::Dynamo(dynamo_store(&config, table))),
             Arc::new(crate::adapters::memory::MemoryDeadLetters::default()),
         ),
     };
     Ok(importer.handle(event).await?)
 }
 
-/// A catalog for imports, which never issue or check tokens.
-pub fn import_catalog(store: Store) -> Catalog {
+/// A catalog that never issues or checks tokens: reads, imports, and writes behind the JWT
+/// authorizer.
+pub fn tokenless_catalog(store: Store) -> Catalog {
     catalog_over(store, Tokens::ephemeral())
 }
 

@@ -8,7 +8,8 @@ use crate::domain::{
 use crate::service::{Catalog, Error as ServiceError};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{
-    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State,
+    DefaultBodyLimit, FromRef, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request,
+    State,
 };
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
@@ -18,6 +19,8 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -25,29 +28,56 @@ use std::time::Instant;
 
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Who the caller is, as the routes that need a signed-in user learn it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// A bearer token this app issued at login.
+    OwnTokens,
+    /// The claims of API Gateway's JWT authorizer, which checked the token before the request
+    /// got here (the function may be invoked by this API only).
+    Authorizer,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct Api {
+    catalog: Catalog,
+    identity: Identity,
+}
+
+impl FromRef<Api> for Catalog {
+    fn from_ref(api: &Api) -> Catalog {
+        api.catalog.clone()
+    }
+}
+
 /// Every route: the catalog as one server on localhost.
 pub fn router(catalog: Catalog) -> Router {
-    finish(query_routes().merge(command_routes()), catalog)
+    finish(
+        query_routes().merge(command_routes()),
+        catalog,
+        Identity::OwnTokens,
+    )
 }
 
 /// The reads, for the query function: cheap, cacheable, scaled apart from the writes.
 pub fn query_router(catalog: Catalog) -> Router {
-    finish(query_routes(), catalog)
+    finish(query_routes(), catalog, Identity::OwnTokens)
 }
 
 /// The writes, sign-up and login, for the command function.
-pub fn command_router(catalog: Catalog) -> Router {
-    finish(command_routes(), catalog)
+pub fn command_router(catalog: Catalog, identity: Identity) -> Router {
+    finish(command_routes(), catalog, identity)
 }
 
-fn query_routes() -> Router<Catalog> {
+fn query_routes() -> Router<Api> {
     Router::new()
         .route("/health", get(health))
         .route("/products", get(list_products))
         .route("/products/{id}", get(get_product))
 }
 
-fn command_routes() -> Router<Catalog> {
+fn command_routes() -> Router<Api> {
     Router::new()
         .route("/products", post(create_product))
         .route("/products/{id}", put(update_product).delete(delete_product))
@@ -55,7 +85,7 @@ fn command_routes() -> Router<Catalog> {
         .route("/login", post(login))
 }
 
-fn finish(routes: Router<Catalog>, catalog: Catalog) -> Router {
+fn finish(routes: Router<Api>, catalog: Catalog, identity: Identity) -> Router {
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
@@ -67,7 +97,7 @@ fn finish(routes: Router<Catalog>, catalog: Catalog) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(log_request))
-        .with_state(catalog)
+        .with_state(Api { catalog, identity })
 }
 
 /// The one error shape clients see: `{"error": {"code", "message", "field"?}}`.
@@ -233,20 +263,33 @@ fn strip_position(message: &str) -> String {
         .to_string()
 }
 
-/// The signed-in user, from `Authorization: Bearer <token>`.
+/// The signed-in user: from `Authorization: Bearer <token>`, or from the authorizer's `sub`.
 pub struct SignedIn(pub UserId);
 
-impl FromRequestParts<Catalog> for SignedIn {
+impl FromRequestParts<Api> for SignedIn {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, catalog: &Catalog) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        if api.identity == Identity::Authorizer {
+            return match parts.extensions.request_context_ref() {
+                Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.jwt.as_ref())
+                    .and_then(|jwt| jwt.claims.get("sub"))
+                    .filter(|sub| !sub.is_empty())
+                    .map(|sub| SignedIn(UserId(sub.clone())))
+                    .ok_or_else(ApiError::unauthenticated),
+                _ => Err(ApiError::unauthenticated()),
+            };
+        }
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::unauthenticated)?;
-        catalog
+        api.catalog
             .authenticate(token.trim())
             .map(SignedIn)
             .map_err(|_| ApiError::unauthenticated())

@@ -4,7 +4,7 @@
 mod support;
 
 use app::domain::{PageRequest, ProductId};
-use app::entry::{Store, dynamo_store, import_catalog, importer};
+use app::entry::{Store, dynamo_store, importer, tokenless_catalog};
 use aws_lambda_events::event::sns::SnsEvent;
 use serde_json::json;
 
@@ -81,7 +81,7 @@ impl Setup {
     }
 
     async fn stored(&self) -> Vec<(String, String, i64, u64)> {
-        import_catalog(Store::Dynamo(dynamo_store(&self.config, "catalog")))
+        tokenless_catalog(Store::Dynamo(dynamo_store(&self.config, "catalog")))
             .list(PageRequest {
                 limit: 100,
                 after: None,
@@ -150,7 +150,7 @@ async fn one_product_then_a_batch_then_the_same_batch_again() {
             (COFFEE.into(), "Coffee".into(), 300, 1)
         ]
     );
-    let tea_before = import_catalog(Store::Dynamo(dynamo_store(&s.config, "catalog")))
+    let tea_before = tokenless_catalog(Store::Dynamo(dynamo_store(&s.config, "catalog")))
         .get(ProductId::parse("id", TEA).unwrap())
         .await
         .unwrap();
@@ -162,7 +162,7 @@ async fn one_product_then_a_batch_then_the_same_batch_again() {
         json!([{"id": TEA, "outcome": "unchanged"}, {"id": COFFEE, "outcome": "unchanged"}])
     );
     assert_eq!(s.stored().await, after_first);
-    let tea_after = import_catalog(Store::Dynamo(dynamo_store(&s.config, "catalog")))
+    let tea_after = tokenless_catalog(Store::Dynamo(dynamo_store(&s.config, "catalog")))
         .get(ProductId::parse("id", TEA).unwrap())
         .await
         .unwrap();

@@ -60,7 +60,7 @@ impl Lambda {
         let catalog = catalog_over(Store::Memory, tokens);
         Lambda {
             query: app::http::query_router(catalog.clone()),
-            command: app::http::command_router(catalog),
+            command: app::http::command_router(catalog, app::http::Identity::OwnTokens),
         }
     }
 
@@ -236,4 +236,38 @@ async fn each_function_serves_only_its_own_routes() {
     )
     .await;
     assert_eq!(r["statusCode"], 404, "{r}");
+}
+
+#[tokio::test]
+async fn behind_the_jwt_authorizer_the_command_function_trusts_its_claims() {
+    let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef").unwrap();
+    let command = app::http::command_router(
+        catalog_over(Store::Memory, tokens),
+        app::http::Identity::Authorizer,
+    );
+    let product = Some(r#"{"name":"Tea","price":{"amount":450,"currency":"EUR"}}"#);
+    let mut with_claims = event("POST", "/products", "", json_headers(), product, false);
+    with_claims["requestContext"]["authorizer"] = json!({
+        "jwt": {
+            "claims": {"sub": "auth0|ann", "iss": "https://example.eu.auth0.com/", "aud": "https://catalog.example.org"},
+            "scopes": null
+        }
+    });
+    let r = invoke(&command, with_claims).await;
+    assert_eq!(r["statusCode"], 201, "{r}");
+
+    // No claims, as if invoked around the gateway: refused, whatever the header says.
+    let mut no_claims = event(
+        "POST",
+        "/products",
+        "",
+        json!({"content-type": "application/json", "authorization": "Bearer anything"}),
+        product,
+        false,
+    );
+    let r = invoke(&command, no_claims.clone()).await;
+    assert_eq!(r["statusCode"], 401, "{r}");
+    no_claims["requestContext"]["authorizer"] = json!({"jwt": {"claims": {}, "scopes": null}});
+    let r = invoke(&command, no_claims).await;
+    assert_eq!(r["statusCode"], 401, "{r}");
 }

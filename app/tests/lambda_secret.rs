@@ -30,6 +30,7 @@ async fn tokens_are_checked_with_the_secret_from_ssm() {
         app::entry::lambda_catalog(&config, "/catalog/sandbox/jwt-secret", "catalog")
             .await
             .unwrap(),
+        app::http::Identity::OwnTokens,
     );
 
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -165,7 +165,8 @@ mod tests {
         assert_eq!(unicode, format!("catalog-br-{}", digest("фича/поиск")));
         let long = stack_name("catalog", &"x".repeat(300)).unwrap();
         assert_eq!(long.len(), STACK_NAME_MAX);
-        assert!(resource_name("catalog", &"x".repeat(300)).len() + "-api".len() <= 64);
+        // Lambda function names stop at 64 characters; "-command" is the longest suffix.
+        assert!(resource_name("catalog", &"x".repeat(300)).len() + "-command".len() <= 64);
     }
 
     #[test]

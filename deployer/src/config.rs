@@ -212,9 +212,40 @@ impl<'de> Deserialize<'de> for Email {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lambda {
-    pub memory_mb: u32,
     pub architecture: Architecture,
     pub log_retention_days: u32,
+    pub query: Function,
+    pub command: Function,
+    pub import: Function,
+}
+
+/// One of the three functions made from the one artifact.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Function {
+    pub memory_mb: u32,
+    /// Absent: the function shares the account's unreserved pool.
+    #[serde(default)]
+    pub reserved_concurrency: Option<u32>,
+}
+
+/// Write routes guarded by an API Gateway JWT authorizer instead of the app's own tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    pub oidc_issuer: String,
+    pub oidc_audience: Vec<String>,
+}
+
+/// A custom domain name for the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    pub name: String,
+    pub certificate_arn: String,
+    /// When set, the stack writes the DNS alias record; otherwise the operator does.
+    #[serde(default)]
+    pub hosted_zone_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,6 +275,10 @@ pub struct Target {
     pub lambda: Lambda,
     pub safety: Safety,
     pub branches: Branches,
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    #[serde(default)]
+    pub domain: Option<Domain>,
 }
 
 /// All three environments, loaded together because their rules span files.
@@ -350,11 +385,78 @@ impl Target {
             line: None,
             message,
         };
-        if !(128..=10240).contains(&self.lambda.memory_mb) {
-            return Err(invalid(format!(
-                "lambda.memory_mb must be between 128 and 10240; got {}",
-                self.lambda.memory_mb
-            )));
+        for (name, f) in [
+            ("query", &self.lambda.query),
+            ("command", &self.lambda.command),
+            ("import", &self.lambda.import),
+        ] {
+            if !(128..=10240).contains(&f.memory_mb) {
+                return Err(invalid(format!(
+                    "lambda.{name}.memory_mb must be between 128 and 10240; got {}",
+                    f.memory_mb
+                )));
+            }
+            if f.reserved_concurrency == Some(0) {
+                return Err(invalid(format!(
+                    "lambda.{name}.reserved_concurrency = 0 would stop the function from ever running; give at least 1, or remove the key to share the account's pool"
+                )));
+            }
+        }
+        if let Some(auth) = &self.auth {
+            if !auth.oidc_issuer.starts_with("https://") || auth.oidc_issuer.len() <= 8 {
+                return Err(invalid(format!(
+                    "auth.oidc_issuer must be the issuer's https URL, like \"https://example.eu.auth0.com/\"; got {:?}",
+                    auth.oidc_issuer
+                )));
+            }
+            if auth.oidc_audience.is_empty()
+                || auth.oidc_audience.iter().any(|a| a.trim().is_empty())
+            {
+                return Err(invalid(
+                    "auth.oidc_audience must list at least one non-empty audience (the client id or API identifier tokens carry in `aud`)".into(),
+                ));
+            }
+        }
+        if let Some(domain) = &self.domain {
+            let label_ok = |l: &str| {
+                (1..=63).contains(&l.len())
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            };
+            if domain.name.len() > 253
+                || domain.name.split('.').count() < 2
+                || !domain.name.split('.').all(label_ok)
+            {
+                return Err(invalid(format!(
+                    "domain.name must be a lowercase DNS name like \"api.example.org\"; got {:?}",
+                    domain.name
+                )));
+            }
+            // A regional API needs its certificate in its own region.
+            let prefix = format!(
+                "arn:aws:acm:{}:{}:certificate/",
+                self.region.as_str(),
+                self.account_id
+            );
+            if !domain.certificate_arn.starts_with(&prefix) {
+                return Err(invalid(format!(
+                    "domain.certificate_arn must be an ACM certificate in this account and region ({prefix}...); got {:?}",
+                    domain.certificate_arn
+                )));
+            }
+            if let Some(zone) = &domain.hosted_zone_id
+                && !(zone.starts_with('Z')
+                    && zone.len() <= 32
+                    && zone
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+            {
+                return Err(invalid(format!(
+                    "domain.hosted_zone_id must be a Route 53 hosted zone id like \"Z0123456789ABCDEFGHIJ\"; got {zone:?}"
+                )));
+            }
         }
         if !LOG_RETENTION_DAYS.contains(&self.lambda.log_retention_days) {
             return Err(invalid(format!(

@@ -221,6 +221,8 @@ impl Renderer {
             // Branch data is never retained: the stack goes with the branch.
             ctx["target"]["safety"]["retain_data"] = json!(false);
             ctx["target"]["safety"]["termination_protection"] = json!(false);
+            // The custom domain belongs to the environment's own stack; a branch would steal it.
+            ctx["target"]["domain"] = Value::Null;
         }
         let text = self
             .hb
@@ -270,7 +272,7 @@ pub fn template_path(dir: &Path, kind: StackKind) -> PathBuf {
 
 /// What a template can use. Strict mode makes any other name an error.
 fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
-    let mut ctx = json!({
+    json!({
         "env": env,
         "stack_name": stack_name,
         "prefix": envs.prefix(),
@@ -284,10 +286,7 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
         "pipeline": envs.pipeline,
         "target": envs.target(env),
         "bootstrap_version": BOOTSTRAP_VERSION,
-    });
-    // Strict `if` wants a boolean, not a list that may be empty.
-    ctx["pipeline"]["approval"]["notify"] = json!(!envs.pipeline.approval.notify_emails.is_empty());
-    ctx
+    })
 }
 
 /// A helper's first parameter, which must name a defined variable.
@@ -319,7 +318,9 @@ fn json_helper(
     Ok(())
 }
 
-/// `{{#if flag}}` / `{{#unless flag}}` on a boolean that must exist.
+/// `{{#if x}}` / `{{#unless x}}` on a value that must exist (the built-in `if` takes a missing
+/// variable for false even in strict mode): a boolean, or an optional setting, false when absent
+/// or empty.
 struct StrictIf {
     when: bool,
 }
@@ -334,14 +335,13 @@ impl HelperDef for StrictIf {
         out: &mut dyn Output,
     ) -> HelperResult {
         let name = if self.when { "if" } else { "unless" };
-        let param = defined_param(h, name)?;
-        let flag = param.value().as_bool().ok_or_else(|| {
-            RenderErrorReason::Other(format!(
-                "{{{{#{name} {}}}}} needs true or false, got {}",
-                param.relative_path().map_or("", String::as_str),
-                param.value()
-            ))
-        })?;
+        let flag = match defined_param(h, name)?.value() {
+            Value::Bool(b) => *b,
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Array(items) => !items.is_empty(),
+            Value::Object(_) | Value::Number(_) => true,
+        };
         match if flag == self.when {
             h.template()
         } else {
@@ -407,4 +407,50 @@ fn check_shape(template: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_stacks_keep_no_data_and_never_take_the_custom_domain() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for env in EnvName::ALL {
+            let path = crate::config::file_path(&root.join("environments"), env);
+            let mut text = std::fs::read_to_string(path)
+                .unwrap()
+                .replace("retain_data = false", "retain_data = true");
+            if env == EnvName::Sandbox {
+                text = text.replace(
+                    "# [domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
+                    "[domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/abc\"",
+                );
+            }
+            std::fs::write(crate::config::file_path(dir.path(), env), text).unwrap();
+        }
+        let envs = Environments::load(dir.path()).unwrap();
+        let renderer = Renderer::load(&root.join("templates")).unwrap();
+        let main = renderer
+            .render(&envs, EnvName::Sandbox, StackKind::Catalog)
+            .unwrap();
+        assert_eq!(
+            main.template["Resources"]["Table"]["DeletionPolicy"],
+            "Retain"
+        );
+        assert!(main.template["Resources"].get("ApiDomain").is_some());
+        let options = Options {
+            branch: Some("feat/search".into()),
+            ..Options::default()
+        };
+        let branch = renderer
+            .render_with(&envs, EnvName::Sandbox, StackKind::Catalog, &options)
+            .unwrap();
+        assert_eq!(
+            branch.template["Resources"]["Table"]["DeletionPolicy"],
+            "Delete"
+        );
+        assert!(branch.template["Resources"].get("ApiDomain").is_none());
+    }
 }

@@ -51,7 +51,10 @@ fn unknown_key_names_file_line_key_and_the_keys_allowed() {
     assert_has(
         &err,
         &[
-            "environments/sandbox.toml:13:",
+            &format!(
+                "environments/sandbox.toml:{}:",
+                line_of("environments/sandbox.toml", "memory_mb = 256")
+            ),
             "unknown key `memroy_mb`",
             "`memory_mb`",
             "fix its spelling",
@@ -66,7 +69,7 @@ fn missing_key_names_file_table_and_key() {
         &err,
         &[
             "environments/sandbox.toml",
-            "missing key `memory_mb` in [lambda]",
+            "missing key `memory_mb` in [lambda.query]",
             "add it",
         ],
     );
@@ -131,7 +134,7 @@ fn values_out_of_range_name_their_key() {
         &err,
         &[
             "environments/sandbox.toml",
-            "lambda.memory_mb must be between 128 and 10240; got 64",
+            "lambda.query.memory_mb must be between 128 and 10240; got 64",
         ],
     );
     let err = synth_fails_after(
@@ -139,7 +142,14 @@ fn values_out_of_range_name_their_key() {
         "architecture = \"x86_64\"",
         "architecture = \"arm\"",
     );
-    assert_has(&err, &["environments/prod.toml:15:", "`arm64` or `x86_64`"]);
+    let line = line_of("environments/prod.toml", "architecture = \"x86_64\"");
+    assert_has(
+        &err,
+        &[
+            &format!("environments/prod.toml:{line}:"),
+            "`arm64` or `x86_64`",
+        ],
+    );
     let err = synth_fails_after(
         "environments/prod.toml",
         "log_retention_days = 90",
@@ -242,7 +252,7 @@ fn undefined_template_variable_names_template_line_and_variable() {
 }
 
 #[test]
-fn if_on_an_undefined_or_non_boolean_value_is_an_error() {
+fn if_on_an_undefined_value_is_an_error() {
     let err = synth_fails_after(
         "templates/catalog.json.hbs",
         "{{#if target.safety.retain_data}}\"Retain\"",
@@ -261,12 +271,6 @@ fn if_on_an_undefined_or_non_boolean_value_is_an_error() {
             "`target.safety.retain` is not defined",
         ],
     );
-    let err = synth_fails_after(
-        "templates/catalog.json.hbs",
-        "{{#if target.safety.retain_data}}\"Retain\"",
-        "{{#if target.safety}}\"Retain\"",
-    );
-    assert_has(&err, &["{{#if target.safety}} needs true or false"]);
 }
 
 #[test]
@@ -344,4 +348,51 @@ fn a_malformed_notification_email_is_refused_with_its_line() {
             "not an email address",
         ],
     );
+}
+
+#[test]
+fn function_auth_and_domain_settings_are_checked() {
+    let err = synth_fails_after(
+        "environments/prod.toml",
+        "reserved_concurrency = 10",
+        "reserved_concurrency = 0",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/prod.toml",
+            "lambda.command.reserved_concurrency = 0 would stop the function",
+            "remove the key",
+        ],
+    );
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "# [auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]",
+        "[auth]\noidc_issuer = \"http://example.eu.auth0.com/\"\noidc_audience = [\"x\"]",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml",
+            "auth.oidc_issuer must be the issuer's https URL",
+            "\"http://example.eu.auth0.com/\"",
+        ],
+    );
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "# [domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
+        "[domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:eu-west-1:222222222222:certificate/abc\"",
+    );
+    assert_has(
+        &err,
+        &[
+            "domain.certificate_arn must be an ACM certificate in this account and region (arn:aws:acm:us-east-1:222222222222:certificate/...)",
+        ],
+    );
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "# [domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
+        "[domain]\nname = \"API.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/abc\"",
+    );
+    assert_has(&err, &["domain.name must be a lowercase DNS name"]);
 }

@@ -3,7 +3,7 @@
 //! deploy stages put the very same code into sandbox and prod.
 
 mod common;
-use common::{Emulator, Project, code_sha256, lambda_sha};
+use common::{Emulator, Project, code_sha256s, lambda_sha};
 use serde_json::Value;
 use std::path::Path;
 
@@ -140,11 +140,11 @@ async fn build_then_both_deploy_stages_put_one_artifact_into_sandbox_and_prod() 
         );
     }
     assert_eq!(
-        code_sha256(&emu, SANDBOX, "catalog-sandbox-api").await,
-        lambda_sha(sha)
+        code_sha256s(&emu, SANDBOX, "catalog-sandbox").await,
+        vec![lambda_sha(sha); 3]
     );
     assert_eq!(
-        code_sha256(&emu, PROD, "catalog-prod-api").await,
-        lambda_sha(sha)
+        code_sha256s(&emu, PROD, "catalog-prod").await,
+        vec![lambda_sha(sha); 3]
     );
 }

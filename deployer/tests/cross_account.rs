@@ -2,7 +2,7 @@
 //! and the stack lives in sandbox only.
 
 mod common;
-use common::{Emulator, Project, cloudformation, code_sha256, lambda_sha};
+use common::{Emulator, Project, cloudformation, code_sha256s, lambda_sha};
 
 const PIPELINE: &str = "111111111111";
 const SANDBOX: &str = "222222222222";
@@ -58,8 +58,8 @@ async fn the_function_runs_the_packaged_zip_uploaded_once_and_code_changes_updat
     assert_eq!(first["artifact"]["uploaded"], true);
     assert_eq!(first["artifact"]["sha256"], v1["sha256"]);
     assert_eq!(
-        code_sha256(&emu, SANDBOX, "catalog-sandbox-api").await,
-        lambda_sha(v1["sha256"].as_str().unwrap())
+        code_sha256s(&emu, SANDBOX, "catalog-sandbox").await,
+        vec![lambda_sha(v1["sha256"].as_str().unwrap()); 3]
     );
 
     // Nothing changed: no upload, no change set.
@@ -81,8 +81,8 @@ async fn the_function_runs_the_packaged_zip_uploaded_once_and_code_changes_updat
     assert_eq!(updated["outcome"], "updated", "{updated}");
     assert_eq!(updated["artifact"]["uploaded"], true);
     assert_eq!(
-        code_sha256(&emu, SANDBOX, "catalog-sandbox-api").await,
-        lambda_sha(v2["sha256"].as_str().unwrap())
+        code_sha256s(&emu, SANDBOX, "catalog-sandbox").await,
+        vec![lambda_sha(v2["sha256"].as_str().unwrap()); 3]
     );
 }
 
@@ -180,6 +180,60 @@ async fn deploy_assumes_a_role_in_sandbox_and_the_stack_stays_there() {
         .json();
     assert_eq!(outputs["stack"], "catalog-sandbox");
     assert_eq!(outputs["status"], "CREATE_COMPLETE");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_import_topic_delivers_to_the_import_function_it_may_invoke() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    p.run(&["deploy", "sandbox"]).expect(0);
+    let config = common::sdk_config(&emu, SANDBOX);
+    let topic = format!("arn:aws:sns:us-east-1:{SANDBOX}:catalog-sandbox-import");
+    let function = format!("arn:aws:lambda:us-east-1:{SANDBOX}:function:catalog-sandbox-import");
+    let subs = aws_sdk_sns::Client::new(&config)
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap();
+    let subs: Vec<(&str, &str)> = subs
+        .subscriptions()
+        .iter()
+        .map(|s| (s.protocol().unwrap(), s.endpoint().unwrap()))
+        .collect();
+    assert_eq!(subs, [("lambda", function.as_str())]);
+    // The permission is in the template: SNS may invoke the function, from this topic only.
+    let policy = aws_sdk_lambda::Client::new(&config)
+        .get_policy()
+        .function_name("catalog-sandbox-import")
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "sns.amazonaws.com");
+    assert_eq!(statement["Action"], "lambda:InvokeFunction");
+    assert_eq!(statement["Condition"]["ArnLike"]["AWS:SourceArn"], topic);
+    // The dead-letter queue exists, and the function is told where it is.
+    aws_sdk_sqs::Client::new(&config)
+        .get_queue_url()
+        .queue_name("catalog-sandbox-import-dlq")
+        .send()
+        .await
+        .unwrap();
+    let env = aws_sdk_lambda::Client::new(&config)
+        .get_function_configuration()
+        .function_name("catalog-sandbox-import")
+        .send()
+        .await
+        .unwrap();
+    let vars = env.environment().unwrap().variables().unwrap();
+    // (The emulator's stack writes the AWS form of the URL, its API the local one.)
+    let url = &vars["CATALOG_DEAD_LETTER_QUEUE"];
+    assert!(
+        url.ends_with(&format!("/{SANDBOX}/catalog-sandbox-import-dlq")),
+        "{url}"
+    );
 }
 
 #[tokio::test]
@@ -327,7 +381,14 @@ async fn diff_shows_changes_and_leaves_nothing_behind() {
         .map(|c| c["logical_id"].as_str().unwrap())
         .collect();
     assert!(
-        adds.contains(&"Function") && adds.contains(&"Table"),
+        [
+            "QueryFunction",
+            "CommandFunction",
+            "ImportFunction",
+            "Table"
+        ]
+        .iter()
+        .all(|id| adds.contains(id)),
         "{adds:?}"
     );
     // The CREATE change set's empty stack is gone again.

@@ -48,7 +48,7 @@ fn settings_reach_the_rendered_template() {
     assert_eq!(sandbox["Resources"]["Table"]["DeletionPolicy"], "Delete");
     assert_eq!(prod["Resources"]["Table"]["DeletionPolicy"], "Retain");
     assert_eq!(
-        prod["Resources"]["FunctionLogs"]["Properties"]["RetentionInDays"],
+        prod["Resources"]["QueryLogs"]["Properties"]["RetentionInDays"],
         90
     );
     // Only the pipeline account may assume a target's deploy role.
@@ -219,4 +219,262 @@ fn approval_notifications_are_an_sns_topic_only_when_emails_are_named() {
         "ApprovalNotifyPolicy"
     );
     assert_eq!(t["Outputs"]["ApprovalTopicArn"]["Value"], topic);
+}
+
+const AUTH: (&str, &str) = (
+    "# [auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience",
+    "[auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience",
+);
+const DOMAIN: (&str, &str) = (
+    "# [domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
+    "[domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/0f6c3e2a-1b2c-4d5e-8f90-123456789abc\"",
+);
+const ZONE: (&str, &str) = (
+    "# hosted_zone_id = \"Z0123456789ABCDEFGHIJ\"",
+    "hosted_zone_id = \"Z0123456789ABCDEFGHIJ\"",
+);
+
+/// The sandbox catalog template after the given edits to sandbox.toml.
+fn sandbox_catalog(edits: &[(&str, &str)]) -> serde_json::Value {
+    let p = Project::new();
+    for (from, to) in edits {
+        p.edit("environments/sandbox.toml", from, to);
+    }
+    p.run(&["synth", "sandbox"]).expect(0);
+    serde_json::from_str(&p.read("out/sandbox-catalog.json")).unwrap()
+}
+
+/// Each route key and the function its integration reaches, and whether a JWT guards it.
+fn routes(t: &serde_json::Value) -> BTreeMap<String, (String, bool)> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::ApiGatewayV2::Route")
+        .map(|r| {
+            let p = &r["Properties"];
+            let integration = p["Target"]["Fn::Sub"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("integrations/${")
+                .trim_end_matches('}');
+            let function =
+                &t["Resources"][integration]["Properties"]["IntegrationUri"]["Fn::GetAtt"][0];
+            (
+                p["RouteKey"].as_str().unwrap().to_string(),
+                (
+                    function.as_str().unwrap().to_string(),
+                    p["AuthorizationType"] == "JWT",
+                ),
+            )
+        })
+        .collect()
+}
+
+fn route_table(entries: &[(&str, &str, bool)]) -> BTreeMap<String, (String, bool)> {
+    entries
+        .iter()
+        .map(|(k, f, jwt)| (k.to_string(), (f.to_string(), *jwt)))
+        .collect()
+}
+
+/// The actions a function's role allows beyond writing its own logs.
+fn actions(t: &serde_json::Value, role: &str) -> Vec<String> {
+    let statements =
+        &t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    statements
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::Array(a) => {
+                a.iter().map(|a| a.as_str().unwrap().to_string()).collect()
+            }
+            a => vec![a.as_str().unwrap().to_string()],
+        })
+        .collect()
+}
+
+#[test]
+fn reads_writes_and_imports_are_three_functions_of_one_artifact() {
+    let p = Project::new();
+    p.run(&["synth", "--all"]).expect(0);
+    let t: serde_json::Value = serde_json::from_str(&p.read("out/prod-catalog.json")).unwrap();
+    let r = &t["Resources"];
+    for (name, handler, memory, reserved) in [
+        ("Query", "query", 512, Some(50)),
+        ("Command", "command", 512, Some(10)),
+        ("Import", "import", 256, None),
+    ] {
+        let f = &r[format!("{name}Function")]["Properties"];
+        assert_eq!(f["Handler"], handler);
+        assert_eq!(f["FunctionName"], format!("catalog-prod-{handler}"));
+        assert_eq!(
+            f["Code"], r["QueryFunction"]["Properties"]["Code"],
+            "one artifact"
+        );
+        assert_eq!(f["MemorySize"], memory);
+        assert_eq!(f["ReservedConcurrentExecutions"].as_u64(), reserved);
+        assert_eq!(f["Role"]["Fn::GetAtt"][0], format!("{name}Role"));
+        assert_eq!(
+            r[format!("{name}Logs")]["Properties"]["LogGroupName"],
+            format!("/aws/lambda/catalog-prod-{handler}")
+        );
+    }
+    // Sandbox reserves nothing: new accounts have little concurrency to reserve.
+    let sandbox: serde_json::Value =
+        serde_json::from_str(&p.read("out/sandbox-catalog.json")).unwrap();
+    assert!(
+        sandbox["Resources"]["QueryFunction"]["Properties"]
+            .get("ReservedConcurrentExecutions")
+            .is_none()
+    );
+
+    assert_eq!(
+        routes(&t),
+        route_table(&[
+            ("$default", "QueryFunction", false),
+            ("GET /health", "QueryFunction", false),
+            ("GET /products", "QueryFunction", false),
+            ("GET /products/{id}", "QueryFunction", false),
+            ("POST /products", "CommandFunction", false),
+            ("PUT /products/{id}", "CommandFunction", false),
+            ("DELETE /products/{id}", "CommandFunction", false),
+            ("POST /signup", "CommandFunction", false),
+            ("POST /login", "CommandFunction", false),
+        ])
+    );
+    assert!(r.get("Authorizer").is_none());
+    // Reads cannot write; only the command function reads the signing secret.
+    assert_eq!(
+        actions(&t, "QueryRole"),
+        ["dynamodb:GetItem", "dynamodb:Query"]
+    );
+    assert!(actions(&t, "CommandRole").contains(&"ssm:GetParameter".to_string()));
+    assert!(!actions(&t, "ImportRole").contains(&"ssm:GetParameter".to_string()));
+    assert_eq!(
+        r["CommandFunction"]["Properties"]["Environment"]["Variables"]["CATALOG_TRUST_AUTHORIZER"],
+        "false"
+    );
+
+    // The import path: the topic delivers to the import function, which may be invoked by this
+    // topic only, and whose dead letters (its own and Lambda's after retries) go to one queue.
+    let import = &r["ImportFunction"]["Properties"];
+    assert_eq!(
+        r["ImportTopic"]["Properties"]["Subscription"],
+        serde_json::json!([{"Protocol": "lambda", "Endpoint": {"Fn::GetAtt": ["ImportFunction", "Arn"]}}])
+    );
+    let permission = &r["ImportPermission"]["Properties"];
+    assert_eq!(permission["Principal"], "sns.amazonaws.com");
+    assert_eq!(
+        permission["SourceArn"],
+        serde_json::json!({"Ref": "ImportTopic"})
+    );
+    assert_eq!(
+        permission["FunctionName"],
+        serde_json::json!({"Ref": "ImportFunction"})
+    );
+    let dlq = serde_json::json!({"Fn::GetAtt": ["ImportDeadLetters", "Arn"]});
+    assert_eq!(import["DeadLetterConfig"]["TargetArn"], dlq);
+    assert_eq!(
+        import["Environment"]["Variables"]["CATALOG_DEAD_LETTER_QUEUE"],
+        serde_json::json!({"Ref": "ImportDeadLetters"})
+    );
+    assert!(actions(&t, "ImportRole").contains(&"sqs:SendMessage".to_string()));
+    assert_eq!(
+        t["Outputs"]["ImportTopicArn"]["Value"],
+        serde_json::json!({"Ref": "ImportTopic"})
+    );
+}
+
+#[test]
+fn an_oidc_issuer_puts_a_jwt_authorizer_on_the_write_routes() {
+    let t = sandbox_catalog(&[AUTH]);
+    let jwt = &t["Resources"]["Authorizer"]["Properties"];
+    assert_eq!(jwt["AuthorizerType"], "JWT");
+    assert_eq!(
+        jwt["JwtConfiguration"],
+        serde_json::json!({"Issuer": "https://example.eu.auth0.com/", "Audience": ["https://catalog.example.org"]})
+    );
+    assert_eq!(
+        routes(&t),
+        route_table(&[
+            ("$default", "QueryFunction", false),
+            ("GET /health", "QueryFunction", false),
+            ("GET /products", "QueryFunction", false),
+            ("GET /products/{id}", "QueryFunction", false),
+            ("POST /products", "CommandFunction", true),
+            ("PUT /products/{id}", "CommandFunction", true),
+            ("DELETE /products/{id}", "CommandFunction", true),
+        ])
+    );
+    assert_eq!(
+        t["Resources"]["CommandFunction"]["Properties"]["Environment"]["Variables"]["CATALOG_TRUST_AUTHORIZER"],
+        "true"
+    );
+}
+
+#[test]
+fn a_custom_domain_maps_the_api_and_writes_dns_only_with_a_zone() {
+    let t = sandbox_catalog(&[DOMAIN]);
+    let r = &t["Resources"];
+    let domain = &r["ApiDomain"]["Properties"];
+    assert_eq!(domain["DomainName"], "api.example.org");
+    assert_eq!(
+        domain["DomainNameConfigurations"][0]["EndpointType"],
+        "REGIONAL"
+    );
+    assert_eq!(
+        r["ApiMapping"]["Properties"]["DomainName"],
+        serde_json::json!({"Ref": "ApiDomain"})
+    );
+    assert!(
+        r.get("ApiDnsRecord").is_none(),
+        "no zone: DNS is the operator's"
+    );
+    assert_eq!(t["Outputs"]["ApiUrl"]["Value"], "https://api.example.org/");
+    assert!(t["Outputs"].get("DomainTarget").is_some());
+
+    let t = sandbox_catalog(&[DOMAIN, ZONE]);
+    let record = &t["Resources"]["ApiDnsRecord"]["Properties"];
+    assert_eq!(record["HostedZoneId"], "Z0123456789ABCDEFGHIJ");
+    assert_eq!(record["Name"], "api.example.org");
+    assert_eq!(
+        record["AliasTarget"]["DNSName"],
+        serde_json::json!({"Fn::GetAtt": ["ApiDomain", "RegionalDomainName"]})
+    );
+
+    let plain = sandbox_catalog(&[]);
+    assert!(plain["Resources"].get("ApiDomain").is_none());
+}
+
+#[test]
+fn every_option_renders_templates_cfn_lint_accepts() {
+    let p = Project::new();
+    for (from, to) in [AUTH, DOMAIN, ZONE] {
+        p.edit("environments/sandbox.toml", from, to);
+    }
+    p.edit(
+        "environments/pipeline.toml",
+        "notify_emails = []",
+        "notify_emails = [\"ops@example.org\"]",
+    );
+    p.run(&["synth", "--all"]).expect(0);
+    let out = std::process::Command::new(common::repo_root().join(".venv/bin/cfn-lint"))
+        .arg("--")
+        .args(
+            std::fs::read_dir(p.path("out"))
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        )
+        .output()
+        .expect("cfn-lint runs (scripts/emulator install puts it in .venv)");
+    // Exit status bits: 2 errors, 4 warnings, 8 informational; errors fail.
+    assert_eq!(
+        out.status.code().unwrap() & 3,
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -41,18 +41,21 @@ pub fn cloudformation(emu: &Emulator, account: &str) -> aws_sdk_cloudformation::
     aws_sdk_cloudformation::Client::new(&sdk_config(emu, account))
 }
 
-/// The code Lambda holds for `function` in `account`, as it reports it.
-pub async fn code_sha256(emu: &Emulator, account: &str, function: &str) -> String {
-    aws_sdk_lambda::Client::new(&sdk_config(emu, account))
-        .get_function()
-        .function_name(function)
-        .send()
-        .await
-        .unwrap()
-        .configuration
-        .unwrap()
-        .code_sha256
-        .unwrap()
+/// The code Lambda holds for each of the stack's three functions (named `{base}-query` and so
+/// on) in `account`, as it reports it.
+pub async fn code_sha256s(emu: &Emulator, account: &str, base: &str) -> Vec<String> {
+    let lambda = aws_sdk_lambda::Client::new(&sdk_config(emu, account));
+    let mut shas = vec![];
+    for role in ["query", "command", "import"] {
+        let function = lambda
+            .get_function()
+            .function_name(format!("{base}-{role}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{base}-{role}: {e:?}"));
+        shas.push(function.configuration.unwrap().code_sha256.unwrap());
+    }
+    shas
 }
 
 /// The manifest's hex sha256 as Lambda reports CodeSha256: base64 of the digest.
