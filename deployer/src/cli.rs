@@ -83,6 +83,9 @@ pub enum Command {
         /// First finish the rollback of a stack left in UPDATE_ROLLBACK_FAILED (ContinueUpdateRollback).
         #[arg(long)]
         continue_rollback: bool,
+        /// Also write the stack's outputs to this file, as one JSON object.
+        #[arg(long, value_name = "FILE")]
+        outputs_file: Option<PathBuf>,
     },
     /// Show what `deploy` would change (through a change set that is then deleted).
     Diff {
@@ -148,6 +151,37 @@ pub enum Command {
     Outputs {
         #[arg(value_enum)]
         env: EnvName,
+    },
+    /// Compare the catalog stack's resources with its template (CloudFormation drift
+    /// detection). Exit status 0 in sync, 1 drifted.
+    Drift {
+        #[arg(value_enum)]
+        env: EnvName,
+        /// Check this feature branch's stack instead.
+        #[arg(long)]
+        branch: Option<String>,
+    },
+    /// Print the catalog functions' logs, oldest first.
+    Logs {
+        #[arg(value_enum)]
+        env: EnvName,
+        /// This feature branch's functions instead.
+        #[arg(long)]
+        branch: Option<String>,
+        /// Keep printing new events until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// How far back to start: 30s, 10m, 2h, 1d.
+        #[arg(long, default_value = "10m")]
+        since: String,
+        /// Only this function's logs.
+        #[arg(long, value_parser = crate::logs::FUNCTIONS)]
+        function: Option<String>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 

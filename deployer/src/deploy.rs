@@ -26,6 +26,64 @@ fn target_env(envs: &Environments, env: EnvName, verb: &str) -> Result<(), Error
     Ok(())
 }
 
+/// The catalog stack's name and the base name of its resources, for the environment or for one
+/// of its branches.
+fn catalog_names(
+    envs: &Environments,
+    env: EnvName,
+    branch: Option<&str>,
+) -> Result<(String, String), Error> {
+    let prefix = envs.prefix().as_str();
+    Ok(match branch {
+        Some(b) => (
+            crate::branch::stack_name(prefix, b).map_err(|e| Error::Refused(e.to_string()))?,
+            crate::branch::resource_name(prefix, b),
+        ),
+        None => {
+            let name = StackKind::Catalog.stack_name(envs, env);
+            (name.clone(), name)
+        }
+    })
+}
+
+/// `deployer drift ENV`: detection on a stack that must exist.
+pub async fn drift(
+    envs: &Environments,
+    env: EnvName,
+    branch: Option<&str>,
+    progress: &mut Progress,
+) -> Result<crate::drift::DriftReport, Error> {
+    target_env(envs, env, "drift")?;
+    let (name, _) = catalog_names(envs, env, branch)?;
+    let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
+    if stacks.describe(&name).await?.is_none() {
+        return Err(Error::Refused(format!(
+            "stack {name} does not exist in account {}: nothing to compare; deploy it first",
+            envs.account(env)
+        )));
+    }
+    Ok(crate::drift::detect(&stacks, &name, progress).await?)
+}
+
+/// `deployer logs ENV`: a reader over the functions' log groups in the target account.
+pub async fn logs(
+    envs: &Environments,
+    env: EnvName,
+    branch: Option<&str>,
+    function: Option<&str>,
+    since: &str,
+) -> Result<crate::logs::Reader, Error> {
+    target_env(envs, env, "logs")?;
+    let since = crate::logs::parse_since(since)?;
+    let (_, resource_name) = catalog_names(envs, env, branch)?;
+    let session = session_in(envs, env).await?;
+    Ok(crate::logs::Reader::new(
+        aws_sdk_cloudwatchlogs::Client::new(&session.config),
+        crate::logs::groups(&resource_name, function),
+        since,
+    ))
+}
+
 /// CodePipeline in the pipeline account.
 pub async fn codepipeline(envs: &Environments) -> Result<aws_sdk_codepipeline::Client, Error> {
     let session = session_in(envs, EnvName::Pipeline).await?;
@@ -275,9 +333,8 @@ pub async fn destroy(
     progress: &mut Progress,
 ) -> Result<DestroyReport, Error> {
     target_env(envs, env, "destroy")?;
-    if let Some(b) = branch {
-        let name = crate::branch::stack_name(envs.prefix().as_str(), b)
-            .map_err(|e| Error::Refused(e.to_string()))?;
+    if branch.is_some() {
+        let (name, _) = catalog_names(envs, env, branch)?;
         let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
         let deleted = stacks.delete(&name, progress).await?;
         return Ok(DestroyReport {

@@ -8,7 +8,9 @@ pub mod branch;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod drift;
 pub mod error;
+pub mod logs;
 pub mod output;
 pub mod pipeline;
 pub mod render;
@@ -21,9 +23,21 @@ use error::Error;
 use output::emit;
 use render::Renderer;
 
-/// Runs one command line to completion.
-pub async fn run(cli: Cli) -> Result<(), Error> {
+/// Runs one command line to completion; the exit status when it did not fail (`drift` says 1
+/// for a drifted stack).
+pub async fn run(cli: Cli) -> Result<u8, Error> {
     let g = &cli.global;
+    // Needs no environment files: it works anywhere the binary is installed.
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "deployer",
+            &mut std::io::stdout(),
+        );
+        return Ok(0);
+    }
     let envs = Environments::load(&g.environments)?;
     match cli.command {
         Command::Synth { env, all: _, out } => {
@@ -36,6 +50,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             branch,
             artifact,
             continue_rollback,
+            outputs_file,
         } => {
             let renderer = Renderer::load(&g.templates)?;
             let mut progress = deploy::Progress::new(g.no_progress);
@@ -51,6 +66,13 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             .await?;
             drop(progress);
             emit(g.output, &report);
+            // After the report, so a deploy that worked is shown as such even if this fails.
+            if let Some(path) = outputs_file {
+                let json =
+                    serde_json::to_string_pretty(&report.outputs).expect("strings serialize");
+                std::fs::write(&path, json + "\n")
+                    .map_err(|source| Error::Write { path, source })?;
+            }
         }
         Command::Bootstrap {
             env,
@@ -158,8 +180,46 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
         },
         Command::Outputs { env } => emit(g.output, &deploy::outputs(&envs, env).await?),
+        Command::Drift { env, branch } => {
+            let mut progress = deploy::Progress::new(g.no_progress);
+            let report = deploy::drift(&envs, env, branch.as_deref(), &mut progress).await?;
+            drop(progress);
+            emit(g.output, &report);
+            return Ok(if report.in_sync() { 0 } else { 1 });
+        }
+        Command::Logs {
+            env,
+            branch,
+            follow,
+            since,
+            function,
+        } => {
+            let mut reader =
+                deploy::logs(&envs, env, branch.as_deref(), function.as_deref(), &since).await?;
+            if !follow {
+                let events = reader.next_batch().await?;
+                emit(g.output, &logs::LogsReport { events });
+                return Ok(0);
+            }
+            // Followed: one line (or one JSON object) per event as it arrives, until Ctrl-C.
+            loop {
+                for event in reader.next_batch().await? {
+                    match g.output {
+                        output::Format::Text => print!("{}", event.line()),
+                        output::Format::Json => println!(
+                            "{}",
+                            serde_json::to_string(&event).expect("events serialize")
+                        ),
+                    }
+                }
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                tokio::time::sleep(logs::FOLLOW_POLL).await;
+            }
+        }
+        Command::Completions { .. } => unreachable!("handled before the environments load"),
     }
-    Ok(())
+    Ok(0)
 }
 
 fn one_or_all(env: Option<EnvName>) -> Vec<EnvName> {

@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
         eprintln!("aws api calls: {}", deployer::aws::calls());
     }
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// Bumped whenever bootstrap-target changes in a way `deploy` depends on; `deploy` refuses
 /// targets whose marker is older.
-pub const BOOTSTRAP_VERSION: u32 = 1;
+/// 2: the execution role may create the SNS topic and SQS queue; the deploy role may run drift
+/// detection and read the functions' logs.
+pub const BOOTSTRAP_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

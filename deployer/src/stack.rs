@@ -30,6 +30,8 @@ pub enum Error {
         "stack {stack} is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll back its last update; fix the resource named in its events, then run the same command with --continue-rollback"
     )]
     RollbackFailed { stack: String },
+    #[error("drift detection on stack {stack} failed: {reason}")]
+    DriftFailed { stack: String, reason: String },
 }
 
 fn failed_message(stack: &str, status: &str, failure: Option<&FailedResource>) -> String {
@@ -157,6 +159,10 @@ impl Stacks {
     }
 
     /// The stack, or None when it does not exist (or was deleted).
+    pub fn client(&self) -> &Client {
+        &self.cfn
+    }
+
     pub async fn describe(&self, name: &str) -> Result<Option<Stack>, Error> {
         match self.cfn.describe_stacks().stack_name(name).send().await {
             Ok(out) => Ok(out
@@ -652,7 +658,7 @@ fn is_no_changes(text: &str) -> bool {
     text.contains("didn't contain changes") || text.contains("No updates are to be performed")
 }
 
-fn api<E>(
+pub(crate) fn api<E>(
     action: &'static str,
     stack: &str,
     e: &aws_sdk_cloudformation::error::SdkError<

@@ -3,13 +3,9 @@
 //! deploy stages put the very same code into sandbox and prod.
 
 mod common;
-use common::{Emulator, Project, code_sha256s, lambda_sha};
+use common::{Emulator, PIPELINE, PROD, Project, SANDBOX, code_sha256s, lambda_sha};
 use serde_json::Value;
 use std::path::Path;
-
-const PIPELINE: &str = "111111111111";
-const SANDBOX: &str = "222222222222";
-const PROD: &str = "333333333333";
 
 fn buildspec(template: &Value, project: &str) -> Value {
     common::yaml(

@@ -2,11 +2,10 @@
 //! and the stack lives in sandbox only.
 
 mod common;
-use common::{Emulator, Project, cloudformation, code_sha256s, lambda_sha};
-
-const PIPELINE: &str = "111111111111";
-const SANDBOX: &str = "222222222222";
-const PROD: &str = "333333333333";
+use common::{
+    Emulator, PIPELINE, PROD, Project, SANDBOX, bootstrapped, cloudformation, code_sha256s,
+    lambda_sha, package,
+};
 
 async fn stack_names(cfn: &aws_sdk_cloudformation::Client) -> Vec<String> {
     cfn.describe_stacks()
@@ -17,22 +16,6 @@ async fn stack_names(cfn: &aws_sdk_cloudformation::Client) -> Vec<String> {
         .iter()
         .filter_map(|s| s.stack_name().map(str::to_string))
         .collect()
-}
-
-/// A project signed in to the pipeline account, with sandbox bootstrapped and an artifact
-/// packaged (a stand-in binary: the emulator never runs it).
-fn bootstrapped(emu: &Emulator) -> Project {
-    let p = Project::new().signed_in(emu, PIPELINE);
-    p.run_as(emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
-    package(&p, "v1");
-    p
-}
-
-fn package(p: &Project, version: &str) -> serde_json::Value {
-    p.write("app-binary", &format!("#!/bin/sh\necho {version}\n"));
-    p.run(&["package", "--binary", "app-binary", "--output", "json"])
-        .expect(0)
-        .json()
 }
 
 async fn change_set_count(emu: &Emulator) -> usize {
@@ -349,17 +332,17 @@ async fn bootstrap_all_three_accounts_then_again_changes_nothing() {
 fn a_stale_bootstrap_is_refused() {
     let emu = Emulator::start();
     let p = Project::new().signed_in(&emu, PIPELINE);
-    // An older bootstrap wrote version 0.
+    // An older bootstrap wrote version 1.
     p.edit(
         "templates/bootstrap-target.json.hbs",
         "\"Value\": \"{{bootstrap_version}}\",",
-        "\"Value\": \"0\",",
+        "\"Value\": \"1\",",
     );
     p.run_as(&emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
     package(&p, "v1");
     let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
     assert!(
-        err.contains("has bootstrap version 0 but this deployer needs 1"),
+        err.contains("has bootstrap version 1 but this deployer needs 2"),
         "{err}"
     );
     assert!(err.contains("run `deployer bootstrap sandbox`"), "{err}");

@@ -17,6 +17,27 @@ pub fn repo_root() -> PathBuf {
 
 pub use emulator::Emulator;
 
+/// The accounts of the shipped environment files.
+pub const PIPELINE: &str = "111111111111";
+pub const SANDBOX: &str = "222222222222";
+pub const PROD: &str = "333333333333";
+
+/// A project signed in to the pipeline account, with sandbox bootstrapped and an artifact
+/// packaged (a stand-in binary: the emulator never runs it).
+pub fn bootstrapped(emu: &Emulator) -> Project {
+    let p = Project::new().signed_in(emu, PIPELINE);
+    p.run_as(emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
+    package(&p, "v1");
+    p
+}
+
+pub fn package(p: &Project, version: &str) -> serde_json::Value {
+    p.write("app-binary", &format!("#!/bin/sh\necho {version}\n"));
+    p.run(&["package", "--binary", "app-binary", "--output", "json"])
+        .expect(0)
+        .json()
+}
+
 /// SDK settings acting as `account` in `emu`, for checks from outside the deployer.
 pub fn sdk_config(emu: &Emulator, account: &str) -> aws_config::SdkConfig {
     let creds: std::collections::HashMap<_, _> = emu.credentials(account).into_iter().collect();
