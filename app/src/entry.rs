@@ -241,3 +241,19 @@ pub async fn serve(host: &str, port: u16, store: Store) -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handler_setting_names_one_of_three_roles() {
+        assert_eq!("query".parse::<Handler>().unwrap(), Handler::Query);
+        assert_eq!("command".parse::<Handler>().unwrap(), Handler::Command);
+        assert_eq!("import".parse::<Handler>().unwrap(), Handler::Import);
+        // The default of a provided runtime, left in place by mistake.
+        let err = "bootstrap".parse::<Handler>().unwrap_err().to_string();
+        assert!(err.contains("unknown handler \"bootstrap\""), "{err}");
+        assert!(err.contains("query, command or import"), "{err}");
+    }
+}

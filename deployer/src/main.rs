@@ -8,6 +8,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = deployer::cli::Cli::parse();
+    let format = cli.global.output;
     let result = deployer::run(cli).await;
     // For benchmarks: how many requests the command cost.
     if std::env::var_os("DEPLOYER_STATS").is_some() {
@@ -16,7 +17,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            deployer::output::emit_error(format, &e);
             ExitCode::from(e.exit_code())
         }
     }

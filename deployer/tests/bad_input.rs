@@ -396,3 +396,17 @@ fn function_auth_and_domain_settings_are_checked() {
     );
     assert_has(&err, &["domain.name must be a lowercase DNS name"]);
 }
+
+#[test]
+fn with_json_output_an_error_is_also_a_json_document_on_stdout() {
+    let p = Project::new();
+    p.edit("environments/prod.toml", "region = \"us-east-1\"\n", "");
+    let run = p.run(&["synth", "--all", "--output", "json"]).expect(2);
+    let doc = run.json();
+    assert_eq!(doc["error"]["exit_code"], 2);
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("missing key `region`"), "{message}");
+    assert!(run.stderr().contains(message), "{}", run.stderr());
+    // Text output keeps stdout empty on failure.
+    assert_eq!(p.run(&["synth", "--all"]).expect(2).stdout(), "");
+}
