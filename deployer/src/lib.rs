@@ -201,21 +201,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                 emit(g.output, &logs::LogsReport { events });
                 return Ok(0);
             }
-            // Followed: one line (or one JSON object) per event as it arrives, until Ctrl-C.
-            loop {
-                for event in reader.next_batch().await? {
-                    match g.output {
-                        output::Format::Text => print!("{}", event.line()),
-                        output::Format::Json => println!(
-                            "{}",
-                            serde_json::to_string(&event).expect("events serialize")
-                        ),
-                    }
-                }
-                use std::io::Write;
-                let _ = std::io::stdout().flush();
-                tokio::time::sleep(logs::FOLLOW_POLL).await;
-            }
+            reader.follow(g.output).await?;
         }
         Command::Completions { .. } => unreachable!("handled before the environments load"),
     }

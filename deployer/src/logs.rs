@@ -2,7 +2,7 @@
 //! followed.
 
 use crate::error::Error;
-use crate::output::Report;
+use crate::output::{Format, Report};
 use aws_sdk_cloudwatchlogs::Client;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -150,6 +150,26 @@ impl Reader {
             self.start_ms = self.start_ms.max(last.millis);
         }
         Ok(events)
+    }
+}
+
+impl Reader {
+    /// Prints each event as it arrives, one line (or one JSON object) each, until interrupted.
+    pub async fn follow(&mut self, format: Format) -> Result<(), Error> {
+        use std::io::Write;
+        loop {
+            for event in self.next_batch().await? {
+                match format {
+                    Format::Text => print!("{}", event.line()),
+                    Format::Json => println!(
+                        "{}",
+                        serde_json::to_string(&event).expect("events serialize")
+                    ),
+                }
+            }
+            let _ = std::io::stdout().flush();
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
     }
 }
 
