@@ -203,3 +203,34 @@ async fn a_malformed_message_goes_whole_to_the_dead_letter_queue_with_its_reason
     assert!(letters[1].1.starts_with("the message is not JSON"));
     assert_eq!(s.stored().await, [(COFFEE.into(), "Coffee".into(), 300, 1)]);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rejected_message_is_logged_with_its_id_and_reason() {
+    let captured = support::Captured::default();
+    let writer = captured.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let letters = std::sync::Arc::new(app::adapters::memory::MemoryDeadLetters::default());
+    let importer = app::import::Importer::new(tokenless_catalog(Store::Memory), letters.clone());
+    importer
+        .handle(&sns_event(&[("m-7", r#"{"name":"Tea"}"#.into())]))
+        .await
+        .unwrap();
+    let logged = captured.text();
+    let line: serde_json::Value = serde_json::from_str(logged.lines().next().unwrap()).unwrap();
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["fields"]["message_id"], "m-7");
+    assert_eq!(line["fields"]["reason"], "missing field `id`");
+    assert_eq!(
+        letters.taken(),
+        [app::adapters::memory::DeadLetter {
+            message_id: "m-7".into(),
+            body: r#"{"name":"Tea"}"#.into(),
+            reason: "missing field `id`".into(),
+        }]
+    );
+}

@@ -1,30 +1,18 @@
 //! One structured line per request, with method, route, status and latency, and never a
 //! password or a token.
 
+mod support;
+
 use app::auth::Tokens;
 use app::entry::{Store, catalog_over};
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn each_request_logs_one_line_without_secrets() {
-    let captured = Captured::default();
+    let captured = support::Captured::default();
     let writer = captured.clone();
     let _guard = tracing::subscriber::set_default(
         tracing_subscriber::fmt()
@@ -69,7 +57,7 @@ async fn each_request_logs_one_line_without_secrets() {
     .await
     .unwrap();
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert!(
         !text.contains(password),
         "a password reached the log:\n{text}"

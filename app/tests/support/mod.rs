@@ -1,5 +1,5 @@
 //! What the app's emulator tests share: the emulator and SDK settings pointing at it.
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code, unused_imports)] // each test binary uses a different part
 
 #[path = "../../../deployer/tests/common/emulator.rs"]
 pub mod emulator;
@@ -17,4 +17,24 @@ pub fn config(url: &str) -> aws_config::SdkConfig {
             aws_sdk_ssm::config::Credentials::new("testing", "testing", None, None, "test"),
         ))
         .build()
+}
+
+/// A tracing writer that keeps what it is given, for tests that read the logs.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
