@@ -151,6 +151,9 @@ pub enum Command {
     Outputs {
         #[arg(value_enum)]
         env: EnvName,
+        /// This feature branch's stack instead.
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// Compare the catalog stack's resources with its template (CloudFormation drift
     /// detection). Exit status 0 in sync, 1 drifted.

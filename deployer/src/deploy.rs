@@ -481,14 +481,19 @@ fn outputs_text(outputs: &BTreeMap<String, String>) -> String {
     })
 }
 
-pub async fn outputs(envs: &Environments, env: EnvName) -> Result<OutputsReport, Error> {
+pub async fn outputs(
+    envs: &Environments,
+    env: EnvName,
+    branch: Option<&str>,
+) -> Result<OutputsReport, Error> {
     target_env(envs, env, "outputs")?;
-    let name = StackKind::Catalog.stack_name(envs, env);
+    let (name, _) = catalog_names(envs, env, branch)?;
     let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
     let stack = stacks.describe(&name).await?.ok_or_else(|| {
         Error::Refused(format!(
-            "stack {name} does not exist in account {}; deploy it first with `deployer deploy {env}`",
-            envs.account(env)
+            "stack {name} does not exist in account {}; deploy it first with `deployer deploy {env}{}`",
+            envs.account(env),
+            branch.map(|b| format!(" --branch {b}")).unwrap_or_default()
         ))
     })?;
     Ok(OutputsReport {

@@ -179,7 +179,10 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                 emit(g.output, &report);
             }
         },
-        Command::Outputs { env } => emit(g.output, &deploy::outputs(&envs, env).await?),
+        Command::Outputs { env, branch } => emit(
+            g.output,
+            &deploy::outputs(&envs, env, branch.as_deref()).await?,
+        ),
         Command::Drift { env, branch } => {
             let mut progress = deploy::Progress::new(g.no_progress);
             let report = deploy::drift(&envs, env, branch.as_deref(), &mut progress).await?;

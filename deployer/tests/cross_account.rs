@@ -685,6 +685,33 @@ async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
         .expect(0)
         .json();
     assert_eq!(gone["deleted"], true);
+    let err = p
+        .run(&["outputs", "sandbox", "--branch", "feat-a"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("deploy it first with `deployer deploy sandbox --branch feat-a`"),
+        "{err}"
+    );
+    let outputs = p
+        .run(&[
+            "outputs", "sandbox", "--branch", "feat/A", "--output", "json",
+        ])
+        .expect(0)
+        .json();
+    assert!(
+        outputs["stack"]
+            .as_str()
+            .unwrap()
+            .starts_with("catalog-br-feat-a-"),
+        "{outputs}"
+    );
+    // feat-a's stack is gone; the one left with that slug is feat/A's.
+    assert!(
+        stack_names(&cloudformation(&emu, SANDBOX))
+            .await
+            .contains(&outputs["stack"].as_str().unwrap().to_string())
+    );
     let again = p
         .run(&["destroy", "sandbox", "--branch", "feat-a"])
         .expect(0)

@@ -54,9 +54,16 @@ fn pushes_deploy_and_deletes_destroy_the_branch_stack() {
     // The branch name reaches the shell as a variable, never spliced into the script.
     assert_eq!(
         step["run"],
-        "target/release/deployer deploy sandbox --branch \"$BRANCH\" --no-progress"
+        "target/release/deployer deploy sandbox --branch \"$BRANCH\" --no-progress --outputs-file outputs.json"
     );
     assert_eq!(step["env"]["BRANCH"], "${{ github.ref_name }}");
+    // The branch's API URL lands in the job summary, again through a variable.
+    assert!(deploy_runs.iter().any(|r| {
+        r.contains("outputs.json")
+            && r.contains("GITHUB_STEP_SUMMARY")
+            && r.contains("$BRANCH")
+            && !r.contains("${{")
+    }));
 
     let destroy = &w["jobs"]["destroy"];
     assert!(
