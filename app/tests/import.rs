@@ -206,14 +206,7 @@ async fn a_malformed_message_goes_whole_to_the_dead_letter_queue_with_its_reason
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_rejected_message_is_logged_with_its_id_and_reason() {
-    let captured = support::Captured::default();
-    let writer = captured.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .json()
-            .with_writer(move || writer.clone())
-            .finish(),
-    );
+    let (captured, _guard) = support::capture_logs();
     let letters = std::sync::Arc::new(app::adapters::memory::MemoryDeadLetters::default());
     let importer = app::import::Importer::new(tokenless_catalog(Store::Memory), letters.clone());
     importer

@@ -12,14 +12,7 @@ use tower::ServiceExt;
 
 #[tokio::test(flavor = "current_thread")]
 async fn each_request_logs_one_line_without_secrets() {
-    let captured = support::Captured::default();
-    let writer = captured.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .json()
-            .with_writer(move || writer.clone())
-            .finish(),
-    );
+    let (captured, _guard) = support::capture_logs();
 
     let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef").unwrap();
     let router = app::http::router(catalog_over(Store::Memory, tokens));

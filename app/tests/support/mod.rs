@@ -19,6 +19,19 @@ pub fn config(url: &str) -> aws_config::SdkConfig {
         .build()
 }
 
+/// Captures this thread's JSON log lines until the guard drops.
+pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    (captured, guard)
+}
+
 /// A tracing writer that keeps what it is given, for tests that read the logs.
 #[derive(Clone, Default)]
 pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
