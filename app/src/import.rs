@@ -31,24 +31,24 @@ struct Batch {
 pub fn parse(message: &str) -> Result<Vec<(ProductId, NewProduct)>, String> {
     let value: serde_json::Value =
         serde_json::from_str(message).map_err(|e| format!("the message is not JSON: {e}"))?;
-    let (items, prefix) = if value.get("products").is_some() {
+    let (items, is_batch) = if value.get("products").is_some() {
         let batch: Batch = decode(value)?;
         if batch.products.is_empty() {
             return Err("products: the batch is empty".into());
         }
-        (batch.products, "products")
+        (batch.products, true)
     } else {
-        (vec![decode(value)?], "")
+        (vec![decode(value)?], false)
     };
-    let single = prefix.is_empty();
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let at = if single {
-                String::new()
+            // A reason names the item in a batch, as `products[1].price.amount`.
+            let at = if is_batch {
+                format!("products[{i}].")
             } else {
-                format!("{prefix}[{i}].")
+                String::new()
             };
             let id = ProductId::parse("id", &item.id);
             let fields = NewProduct::parse(&item.name, &item.description, item.price);

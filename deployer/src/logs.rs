@@ -142,13 +142,24 @@ impl Reader {
                 }));
             }
         }
-        // The next read starts at the newest timestamp seen, which may repeat its events:
-        // remembering ids drops those repeats.
-        events.retain(|e| self.seen.insert(e.id.clone()));
+        // The next read starts at the newest timestamp seen, so it returns that millisecond's
+        // events again: remembering just their ids drops the repeats and keeps memory flat
+        // however long a follow runs.
+        events.retain(|e| !self.seen.contains(&e.id));
         events.sort_by(|a, b| (a.millis, &a.function).cmp(&(b.millis, &b.function)));
-        if let Some(last) = events.last() {
-            self.start_ms = self.start_ms.max(last.millis);
+        if let Some(last) = events.last()
+            && last.millis > self.start_ms
+        {
+            self.start_ms = last.millis;
+            self.seen.clear();
         }
+        let newest = self.start_ms;
+        self.seen.extend(
+            events
+                .iter()
+                .filter(|e| e.millis == newest)
+                .map(|e| e.id.clone()),
+        );
         Ok(events)
     }
 }
