@@ -1,10 +1,12 @@
 //! Where the process starts: as a Lambda behind API Gateway, or as a server on localhost.
 
+use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::memory::{MemoryDeadLetters, MemoryStore};
 use crate::adapters::sqs::SqsDeadLetters;
-use crate::adapters::{dynamodb::DynamoStore, memory::MemoryStore};
 use crate::auth::Tokens;
 use crate::http::{Identity, command_router, query_router, router};
 use crate::import::Importer;
+use crate::ports::DeadLetters;
 use crate::service::Catalog;
 use anyhow::Context;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -128,7 +130,8 @@ pub async fn lambda() -> anyhow::Result<()> {
             .await
         }
         Handler::Import => {
-            let importer = importer(&config, &table, &required_var(DEAD_LETTER_VAR)?);
+            let dead_letters = sqs_dead_letters(&config, &required_var(DEAD_LETTER_VAR)?);
+            let importer = importer(&config, &table, dead_letters);
             let importer = &importer;
             lambda_http::lambda_runtime::run(lambda_http::service_fn(
                 move |event: lambda_http::LambdaEvent<SnsEvent>| async move {
@@ -149,15 +152,20 @@ pub async fn lambda() -> anyhow::Result<()> {
     }
 }
 
-/// The import handler over `table`, with dead letters to the SQS queue at `queue_url`.
-pub fn importer(config: &SdkConfig, table: &str, queue_url: &str) -> Importer {
+/// The import handler over `table`, rejected messages going to `dead_letters`.
+pub fn importer(config: &SdkConfig, table: &str, dead_letters: Arc<dyn DeadLetters>) -> Importer {
     Importer::new(
         tokenless_catalog(Store::Dynamo(dynamo_store(config, table))),
-        Arc::new(SqsDeadLetters::new(
-            aws_sdk_sqs::Client::new(config),
-            queue_url,
-        )),
+        dead_letters,
     )
+}
+
+/// Dead letters into the SQS queue at `queue_url`.
+pub fn sqs_dead_letters(config: &SdkConfig, queue_url: &str) -> Arc<dyn DeadLetters> {
+    Arc::new(SqsDeadLetters::new(
+        aws_sdk_sqs::Client::new(config),
+        queue_url,
+    ))
 }
 
 /// The import handler run once on `event`, outside Lambda; with no queue, dead letters are only
@@ -168,14 +176,11 @@ pub async fn import_locally(
     event: &SnsEvent,
 ) -> anyhow::Result<crate::import::Report> {
     let config = aws_config().await;
-    let importer = match queue_url {
-        Some(url) => importer(&config, table, url),
-        None => Importer::new(
-            tokenless_catalog(Store::Dynamo(dynamo_store(&config, table))),
-            Arc::new(crate::adapters::memory::MemoryDeadLetters::default()),
-        ),
+    let dead_letters = match queue_url {
+        Some(url) => sqs_dead_letters(&config, url),
+        None => Arc::new(MemoryDeadLetters::default()),
     };
-    Ok(importer.handle(event).await?)
+    Ok(importer(&config, table, dead_letters).handle(event).await?)
 }
 
 /// A catalog that never issues or checks tokens: reads, imports, and writes behind the JWT

@@ -4,7 +4,7 @@
 mod support;
 
 use app::domain::{PageRequest, ProductId};
-use app::entry::{Store, dynamo_store, importer, tokenless_catalog};
+use app::entry::{Store, dynamo_store, importer, sqs_dead_letters, tokenless_catalog};
 use aws_lambda_events::event::sns::SnsEvent;
 use serde_json::json;
 
@@ -73,7 +73,8 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn import(&self, event: &SnsEvent) -> serde_json::Value {
-        let report = importer(&self.config, "catalog", &self.queue_url)
+        let dead_letters = sqs_dead_letters(&self.config, &self.queue_url);
+        let report = importer(&self.config, "catalog", dead_letters)
             .handle(event)
             .await
             .unwrap();
