@@ -33,17 +33,8 @@ fn catalog_names(
     env: EnvName,
     branch: Option<&str>,
 ) -> Result<(String, String), Error> {
-    let prefix = envs.prefix().as_str();
-    Ok(match branch {
-        Some(b) => (
-            crate::branch::stack_name(prefix, b).map_err(|e| Error::Refused(e.to_string()))?,
-            crate::branch::resource_name(prefix, b),
-        ),
-        None => {
-            let name = StackKind::Catalog.stack_name(envs, env);
-            (name.clone(), name)
-        }
-    })
+    crate::render::names(envs, env, StackKind::Catalog, branch)
+        .map_err(|e| Error::Refused(e.to_string()))
 }
 
 /// `deployer drift ENV`: detection on a stack that must exist.

@@ -205,17 +205,7 @@ impl Renderer {
         options: &Options,
     ) -> Result<Rendered, Error> {
         let path = template_path(&self.dir, kind);
-        let prefix = envs.prefix().as_str();
-        let (stack_name, resource_name) = match &options.branch {
-            Some(branch) => (
-                crate::branch::stack_name(prefix, branch)?,
-                crate::branch::resource_name(prefix, branch),
-            ),
-            None => {
-                let name = kind.stack_name(envs, env);
-                (name.clone(), name)
-            }
-        };
+        let (stack_name, resource_name) = names(envs, env, kind, options.branch.as_deref())?;
         let mut ctx = context(envs, env, &stack_name);
         ctx["resource_name"] = json!(resource_name);
         ctx["options"] = json!(options);
@@ -266,6 +256,26 @@ impl Renderer {
             .map(|(env, kind)| self.render(envs, env, kind))
             .collect()
     }
+}
+
+/// A stack's name and the base name of its resources: the environment's own, or a branch's.
+pub fn names(
+    envs: &Environments,
+    env: EnvName,
+    kind: StackKind,
+    branch: Option<&str>,
+) -> Result<(String, String), crate::branch::BadBranch> {
+    let prefix = envs.prefix().as_str();
+    Ok(match branch {
+        Some(branch) => (
+            crate::branch::stack_name(prefix, branch)?,
+            crate::branch::resource_name(prefix, branch),
+        ),
+        None => {
+            let name = kind.stack_name(envs, env);
+            (name.clone(), name)
+        }
+    })
 }
 
 pub fn template_path(dir: &Path, kind: StackKind) -> PathBuf {
