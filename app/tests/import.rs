@@ -44,7 +44,7 @@ fn product(id: &str, name: &str, amount: i64) -> serde_json::Value {
 }
 
 struct Setup {
-    _emu: support::Emulator,
+    emu: support::Emulator,
     config: aws_config::SdkConfig,
     queue_url: String,
 }
@@ -65,7 +65,7 @@ async fn setup() -> Setup {
         .queue_url
         .unwrap();
     Setup {
-        _emu: emu,
+        emu,
         config,
         queue_url,
     }
@@ -227,4 +227,48 @@ async fn a_rejected_message_is_logged_with_its_id_and_reason() {
             reason: "missing field `id`".into(),
         }]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_import_runs_the_handler_on_a_saved_event() {
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |message: String, queue: Option<&str>| {
+        let path = dir.path().join("event.json");
+        let event = serde_json::to_string(&sns_event(&[("m-cli", message)])).unwrap();
+        std::fs::write(&path, event).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_app"));
+        cmd.args(["import", "--table", "catalog", "--event"])
+            .arg(&path)
+            .env("AWS_ENDPOINT_URL", &s.emu.url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("CATALOG_DEAD_LETTER_QUEUE");
+        if let Some(url) = queue {
+            cmd.args(["--dead-letter-queue", url]);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(product(TEA, "Tea", 450).to_string(), None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["imported"],
+        json!([{"id": TEA, "outcome": "created"}])
+    );
+
+    // Without a queue a rejected message is reported and fails the run; with one it is queued.
+    let out = run("{}".into(), None);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["dead_lettered"][0]["reason"], "missing field `id`");
+    assert!(s.dead_letters().await.is_empty());
+    let out = run("{}".into(), Some(&s.queue_url));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(s.dead_letters().await.len(), 1);
 }
