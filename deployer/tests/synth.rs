@@ -356,6 +356,9 @@ fn reads_writes_and_imports_are_three_functions_of_one_artifact() {
         )
     );
     assert!(r.get("Authorizer").is_none());
+    // The $default route keeps the logical id it had before the split, so a stack deployed
+    // then is updated in place: a second $default route would be refused by API Gateway.
+    assert_eq!(r["HttpApiRoute"]["Properties"]["RouteKey"], "$default");
     // Reads cannot write; only the command function reads the signing secret.
     assert_eq!(
         actions(&t, "QueryRole"),
