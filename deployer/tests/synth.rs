@@ -150,8 +150,9 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
             .contains("deployer deploy prod --no-progress --artifact dist/manifest.json")
     );
     assert!(spec("BuildProject").contains("deployer pipeline deploy"));
-    // Self-update: an update supersedes the running execution, so the pipeline restarts; the
-    // restarted Build finds the pipeline current (no changes) and carries on, so it never loops.
+    // Self-update: CodePipeline cancels the running execution when its definition changes, so the
+    // pipeline must restart; the restarted Build finds the pipeline current (no changes) and
+    // carries on, so it never loops.
     assert_eq!(pipeline["RestartExecutionOnUpdate"], true);
     // On push to the configured branch only.
     assert_eq!(
