@@ -123,20 +123,7 @@ async fn logs_merge_the_functions_in_time_order_and_follow_new_ones() {
     );
 
     // --follow prints what is there, then what arrives, until stopped.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deployer"))
-        .args(["logs", "sandbox", "--follow", "--function", "command"])
-        .current_dir(p.path(""))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_ENDPOINT_URL", &emu.url)
-        .envs(emu.credentials(common::PIPELINE))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = follow(&emu, &p, &["--function", "command"]);
     assert!(
         lines
             .next()
@@ -149,6 +136,41 @@ async fn logs_merge_the_functions_in_time_order_and_follow_new_ones() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(next.ends_with("command PUT /products/1 200"), "{next}");
+
+    // With --output json, one JSON object per line.
+    let (mut child, mut lines) = follow(&emu, &p, &["--function", "command", "--output", "json"]);
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(first["function"], "command");
+    assert_eq!(first["message"], "POST /products 201");
+}
+
+/// `deployer logs sandbox --follow ARGS` running, and its stdout line by line.
+fn follow(
+    emu: &Emulator,
+    p: &Project,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(["logs", "sandbox", "--follow"])
+        .args(args)
+        .current_dir(p.path(""))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_ENDPOINT_URL", &emu.url)
+        .envs(emu.credentials(common::PIPELINE))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
 }
 
 #[tokio::test(flavor = "multi_thread")]
