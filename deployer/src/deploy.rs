@@ -231,6 +231,8 @@ pub async fn deploy(
     }
     let mut p = prepare(envs, renderer, env, branch, artifact_path).await?;
     let stacks = Stacks::new(p.session.cloudformation());
+    // The stack as a branch deploy's checks already described it, so the deploy need not ask again.
+    let mut known = None;
     if branch.is_some() {
         let existing = stacks.describe(&p.spec.name).await?;
         if existing.is_none() {
@@ -250,12 +252,17 @@ pub async fn deploy(
             .and_then(|t| t.value().map(str::to_string))
             .unwrap_or_else(crate::stack::now_text);
         p.spec.tags.push((CREATED_TAG.into(), created));
+        known = Some(existing);
     }
     let uploaded = crate::artifact::upload(&p.session.s3(), &p.bucket, &p.manifest, p.zip).await?;
     if continue_rollback {
         stacks.continue_rollback(&p.spec.name, progress).await?;
+        known = None; // the rollback changed it
     }
-    let mut report = stacks.deploy(&p.spec, progress).await?;
+    let mut report = match known {
+        Some(existing) => stacks.deploy_known(&p.spec, existing, progress).await?,
+        None => stacks.deploy(&p.spec, progress).await?,
+    };
     report.artifact = Some(crate::stack::ArtifactInfo {
         sha256: p.manifest.sha256,
         uploaded,

@@ -183,7 +183,18 @@ impl Stacks {
         spec: &StackSpec,
         on_event: &mut dyn Observer,
     ) -> Result<DeployReport, Error> {
-        let (report, stack) = self.apply(spec, on_event).await?;
+        let existing = self.describe(&spec.name).await?;
+        self.deploy_known(spec, existing, on_event).await
+    }
+
+    /// `deploy` for a caller that has just described the stack (`existing`), saving a call.
+    pub async fn deploy_known(
+        &self,
+        spec: &StackSpec,
+        existing: Option<Stack>,
+        on_event: &mut dyn Observer,
+    ) -> Result<DeployReport, Error> {
+        let (report, stack) = self.apply(spec, existing, on_event).await?;
         let protected = stack.and_then(|s| s.enable_termination_protection);
         if spec.termination_protection && protected != Some(true) {
             self.cfn
@@ -206,10 +217,10 @@ impl Stacks {
     async fn apply(
         &self,
         spec: &StackSpec,
+        mut existing: Option<Stack>,
         on_event: &mut dyn Observer,
     ) -> Result<(DeployReport, Option<Stack>), Error> {
         let name = spec.name.as_str();
-        let mut existing = self.describe(name).await?;
         if let Some(stack) = &existing {
             let status = status_of(stack);
             if status.ends_with("_IN_PROGRESS") && status != "REVIEW_IN_PROGRESS" {

@@ -469,6 +469,11 @@ fn a_no_op_deploy_costs_a_handful_of_calls() {
         "{}",
         first.stderr()
     );
+    // A branch stack's checks describe it once, and the deploy uses that description.
+    let branch = ["deploy", "sandbox", "--branch", "feat/x"];
+    p.run(&branch).expect(0);
+    let again = p.run_with(&branch, &[("DEPLOYER_STATS", "1")]).expect(0);
+    assert_eq!(api_calls(&again), 5, "{}", again.stderr());
 }
 
 async fn template_of(emu: &Emulator, account: &str, stack: &str) -> String {
