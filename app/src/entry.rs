@@ -168,19 +168,32 @@ pub fn sqs_dead_letters(config: &SdkConfig, queue_url: &str) -> Arc<dyn DeadLett
     ))
 }
 
-/// The import handler run once on `event`, outside Lambda; with no queue, dead letters are only
-/// reported.
-pub async fn import_locally(
+/// The import handler run once on the SNS event saved at `path` ("-": stdin), outside Lambda;
+/// with no queue, dead letters are only reported.
+pub async fn import_file(
+    path: &std::path::Path,
     table: &str,
     queue_url: Option<&str>,
-    event: &SnsEvent,
 ) -> anyhow::Result<crate::import::Report> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    let event: SnsEvent = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not an SNS event (Records[].Sns.Message)",
+            path.display()
+        )
+    })?;
     let config = aws_config().await;
     let dead_letters = match queue_url {
         Some(url) => sqs_dead_letters(&config, url),
         None => Arc::new(MemoryDeadLetters::default()),
     };
-    Ok(importer(&config, table, dead_letters).handle(event).await?)
+    Ok(importer(&config, table, dead_letters)
+        .handle(&event)
+        .await?)
 }
 
 /// A catalog that never issues or checks tokens: reads, imports, and writes behind the JWT

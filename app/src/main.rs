@@ -1,4 +1,3 @@
-use anyhow::Context;
 use app::entry::{self, Store};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -79,20 +78,7 @@ async fn main() -> anyhow::Result<()> {
             table,
             dead_letter_queue,
         } => {
-            let text = if event.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin())?
-            } else {
-                std::fs::read_to_string(&event)
-                    .with_context(|| format!("cannot read {}", event.display()))?
-            };
-            let event = serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not an SNS event (Records[].Sns.Message)",
-                    event.display()
-                )
-            })?;
-            let report =
-                entry::import_locally(&table, dead_letter_queue.as_deref(), &event).await?;
+            let report = entry::import_file(&event, &table, dead_letter_queue.as_deref()).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if dead_letter_queue.is_none() && !report.dead_lettered.is_empty() {
                 std::process::exit(1);

@@ -110,11 +110,7 @@ pub async fn branch_stacks(
 }
 
 pub fn branch_of(stack: &aws_sdk_cloudformation::types::Stack) -> Option<&str> {
-    stack
-        .tags()
-        .iter()
-        .find(|t| t.key() == Some(BRANCH_TAG))
-        .and_then(|t| t.value())
+    crate::stack::tag_of(stack, BRANCH_TAG)
 }
 
 #[cfg(test)]
@@ -204,7 +200,7 @@ pub mod commands {
 
     use super::{branch_of, branch_stacks};
     use crate::config::{EnvName, Environments};
-    use crate::deploy::{Progress, session_in};
+    use crate::deploy::{Progress, stacks_in};
     use crate::error::Error;
     use crate::output::Report;
     use crate::stack::Stacks;
@@ -242,7 +238,7 @@ pub mod commands {
     }
 
     async fn listed(envs: &Environments) -> Result<(Stacks, Vec<BranchStack>), Error> {
-        let stacks = Stacks::new(session_in(envs, EnvName::Sandbox).await?.cloudformation());
+        let stacks = stacks_in(envs, EnvName::Sandbox).await?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);

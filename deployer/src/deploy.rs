@@ -5,7 +5,7 @@ use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use crate::output::Report;
 use crate::render::{Renderer, StackKind};
-use crate::stack::{DeployReport, Event, Observer, Outcome, StackSpec, Stacks};
+use crate::stack::{DeployReport, Event, Observer, Outcome, StackSpec, Stacks, tag_of};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -46,7 +46,7 @@ pub async fn drift(
 ) -> Result<crate::drift::DriftReport, Error> {
     target_env(envs, env, "drift")?;
     let (name, _) = catalog_names(envs, env, branch)?;
-    let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
+    let stacks = stacks_in(envs, env).await?;
     if stacks.describe(&name).await?.is_none() {
         return Err(Error::Refused(format!(
             "stack {name} does not exist in account {}: nothing to compare; deploy it first",
@@ -73,6 +73,11 @@ pub async fn logs(
         crate::logs::groups(&resource_name, function),
         since,
     ))
+}
+
+/// CloudFormation in `env`'s account, through its deploy role.
+pub async fn stacks_in(envs: &Environments, env: EnvName) -> Result<Stacks, Error> {
+    Ok(Stacks::new(session_in(envs, env).await?.cloudformation()))
 }
 
 /// CodePipeline in the pipeline account.
@@ -105,6 +110,8 @@ pub fn fingerprint(template_body: &str, parameters: &[(String, String)]) -> Stri
 
 /// When a branch stack was first deployed.
 pub const CREATED_TAG: &str = "created";
+/// The sha256 of the artifact the stack runs.
+const ARTIFACT_TAG: &str = "artifact-sha256";
 
 /// What every stack the deployer makes is tagged with.
 pub fn stack_tags(
@@ -118,7 +125,7 @@ pub fn stack_tags(
         ("deployer-version".into(), env!("CARGO_PKG_VERSION").into()),
     ];
     if let Some(sha) = artifact_sha {
-        tags.push(("artifact-sha256".into(), sha.into()));
+        tags.push((ARTIFACT_TAG.into(), sha.into()));
     }
     tags
 }
@@ -248,9 +255,8 @@ pub async fn deploy(
         // Tags are set whole on every deploy: carry the first deploy's time forward.
         let created = existing
             .as_ref()
-            .and_then(|s| s.tags().iter().find(|t| t.key() == Some(CREATED_TAG)))
-            .and_then(|t| t.value().map(str::to_string))
-            .unwrap_or_else(crate::stack::now_text);
+            .and_then(|s| tag_of(s, CREATED_TAG))
+            .map_or_else(crate::stack::now_text, str::to_string);
         p.spec.tags.push((CREATED_TAG.into(), created));
         known = Some(existing);
     }
@@ -331,23 +337,13 @@ pub async fn destroy(
     progress: &mut Progress,
 ) -> Result<DestroyReport, Error> {
     target_env(envs, env, "destroy")?;
-    if branch.is_some() {
-        let (name, _) = catalog_names(envs, env, branch)?;
-        let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
-        let deleted = stacks.delete(&name, progress).await?;
-        return Ok(DestroyReport {
-            stack: name,
-            deleted,
-        });
-    }
-    if env == EnvName::Prod {
+    if env == EnvName::Prod && branch.is_none() {
         return Err(Error::Refused(
             "the deployer never destroys prod; if prod really must go, delete its stack in the AWS console after turning off termination protection".into(),
         ));
     }
-    let name = StackKind::Catalog.stack_name(envs, env);
-    let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
-    let deleted = stacks.delete(&name, progress).await?;
+    let (name, _) = catalog_names(envs, env, branch)?;
+    let deleted = stacks_in(envs, env).await?.delete(&name, progress).await?;
     Ok(DestroyReport {
         stack: name,
         deleted,
@@ -486,7 +482,7 @@ pub async fn outputs(
 ) -> Result<OutputsReport, Error> {
     target_env(envs, env, "outputs")?;
     let (name, _) = catalog_names(envs, env, branch)?;
-    let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
+    let stacks = stacks_in(envs, env).await?;
     let stack = stacks.describe(&name).await?.ok_or_else(|| {
         Error::Refused(format!(
             "stack {name} does not exist in account {}; deploy it first with `deployer deploy {env}{}`",
@@ -542,7 +538,7 @@ impl Report for StatusReport {
 pub async fn status(envs: &Environments, which: &[EnvName]) -> Result<StatusReport, Error> {
     let mut rows = vec![];
     for &env in which {
-        let stacks = Stacks::new(session_in(envs, env).await?.cloudformation());
+        let stacks = stacks_in(envs, env).await?;
         for kind in StackKind::for_env(env) {
             let name = kind.stack_name(envs, env);
             let stack = stacks.describe(&name).await?;
@@ -556,12 +552,10 @@ pub async fn status(envs: &Environments, which: &[EnvName]) -> Result<StatusRepo
                         .or(s.creation_time())
                         .and_then(crate::stack::time_text)
                 }),
-                artifact_sha256: stack.as_ref().and_then(|s| {
-                    s.tags()
-                        .iter()
-                        .find(|t| t.key() == Some("artifact-sha256"))
-                        .and_then(|t| t.value().map(str::to_string))
-                }),
+                artifact_sha256: stack
+                    .as_ref()
+                    .and_then(|s| tag_of(s, ARTIFACT_TAG))
+                    .map(str::to_string),
                 stack: name,
             });
         }

@@ -83,7 +83,7 @@ pub async fn detect(
         .stack_drift_detection_id
         .unwrap_or_default();
     let started = std::time::Instant::now();
-    let mut delay = stacks.poll;
+    let mut backoff = stacks.backoff();
     let status = loop {
         let out = cfn
             .describe_stack_drift_detection_status()
@@ -113,8 +113,7 @@ pub async fn detect(
                 started.elapsed(),
             ),
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(stacks.max_poll);
+        backoff.pause().await;
     };
     let mut drifted = vec![];
     let mut pages = cfn

@@ -121,33 +121,31 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Status { env } => {
             emit(g.output, &deploy::status(&envs, &one_or_all(env)).await?);
         }
-        Command::Pipeline { action } => {
-            let renderer = Renderer::load(&g.templates)?;
-            match action {
-                PipelineAction::Deploy => {
-                    let mut progress = deploy::Progress::new(g.no_progress);
-                    let (report, _) = bootstrap::deploy_as_operator(
-                        &envs,
-                        &renderer,
-                        EnvName::Pipeline,
-                        render::StackKind::Pipeline,
-                        &render::Options::default(),
-                        "pipeline deploy",
-                        &mut progress,
-                    )
-                    .await?;
-                    drop(progress);
-                    emit(g.output, &report);
-                }
-                PipelineAction::Status => {
-                    let cp = deploy::codepipeline(&envs).await?;
-                    emit(
-                        g.output,
-                        &pipeline::status(&cp, envs.prefix().as_str()).await?,
-                    );
-                }
+        Command::Pipeline { action } => match action {
+            PipelineAction::Deploy => {
+                let renderer = Renderer::load(&g.templates)?;
+                let mut progress = deploy::Progress::new(g.no_progress);
+                let (report, _) = bootstrap::deploy_as_operator(
+                    &envs,
+                    &renderer,
+                    EnvName::Pipeline,
+                    render::StackKind::Pipeline,
+                    &render::Options::default(),
+                    "pipeline deploy",
+                    &mut progress,
+                )
+                .await?;
+                drop(progress);
+                emit(g.output, &report);
             }
-        }
+            PipelineAction::Status => {
+                let cp = deploy::codepipeline(&envs).await?;
+                emit(
+                    g.output,
+                    &pipeline::status(&cp, envs.prefix().as_str()).await?,
+                );
+            }
+        },
         Command::Approve { comment, yes } => {
             let comment = comment.unwrap_or_else(|| "approved with deployer".into());
             emit(

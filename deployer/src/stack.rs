@@ -130,6 +130,18 @@ pub struct DeployReport {
     pub outputs: BTreeMap<String, String>,
 }
 
+pub struct Backoff {
+    delay: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub async fn pause(&mut self) {
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(self.max);
+    }
+}
+
 /// Talks to one account's CloudFormation.
 pub struct Stacks {
     cfn: Client,
@@ -158,11 +170,19 @@ impl Stacks {
         Ok(stacks)
     }
 
-    /// The stack, or None when it does not exist (or was deleted).
+    /// The waits between polls: from `poll`, doubling up to `max_poll`.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            delay: self.poll,
+            max: self.max_poll,
+        }
+    }
+
     pub fn client(&self) -> &Client {
         &self.cfn
     }
 
+    /// The stack, or None when it does not exist (or was deleted).
     pub async fn describe(&self, name: &str) -> Result<Option<Stack>, Error> {
         match self.cfn.describe_stacks().stack_name(name).send().await {
             Ok(out) => Ok(out
@@ -436,7 +456,7 @@ impl Stacks {
         name: &str,
         change_set: &str,
     ) -> Result<Option<Vec<Change>>, Error> {
-        let mut delay = self.poll;
+        let mut backoff = self.backoff();
         loop {
             let cs = self
                 .cfn
@@ -476,8 +496,7 @@ impl Stacks {
                 }
                 _ => {}
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(self.max_poll);
+            backoff.pause().await;
         }
     }
 
@@ -494,14 +513,14 @@ impl Stacks {
         let since = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
         let since_secs = since.secs() - 1;
         let started = std::time::Instant::now();
-        let mut delay = self.poll;
+        let mut backoff = self.backoff();
         loop {
             let stack = match self.cfn.describe_stacks().stack_name(name).send().await {
                 Ok(out) => out.stacks.unwrap_or_default().into_iter().next(),
                 Err(e) if error_text(&e).contains("does not exist") => None,
                 // The SDK already retried; a long wait outlasts throttling rather than failing.
                 Err(e) if is_throttling(&error_text(&e)) => {
-                    tokio::time::sleep(delay.max(self.max_poll)).await;
+                    tokio::time::sleep(self.max_poll).await;
                     continue;
                 }
                 Err(e) => return Err(api("DescribeStacks", name, &e)),
@@ -539,8 +558,7 @@ impl Stacks {
                     })
                 };
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(self.max_poll);
+            backoff.pause().await;
         }
     }
 
@@ -622,6 +640,15 @@ pub fn status_of(stack: &Stack) -> &str {
         .unwrap_or("UNKNOWN")
 }
 
+/// The value of the stack's tag `key`, if it has one.
+pub fn tag_of<'a>(stack: &'a Stack, key: &str) -> Option<&'a str> {
+    stack
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
 pub fn outputs_of(stack: &Stack) -> BTreeMap<String, String> {
     stack
         .outputs()
@@ -648,10 +675,7 @@ fn unchanged(name: &str, stack: Option<&Stack>) -> DeployReport {
 }
 
 fn has_fingerprint(stack: &Stack, fingerprint: &str) -> bool {
-    stack
-        .tags()
-        .iter()
-        .any(|t| t.key() == Some(FINGERPRINT_TAG) && t.value() == Some(fingerprint))
+    tag_of(stack, FINGERPRINT_TAG) == Some(fingerprint)
 }
 
 /// A finished operation that did what it was asked (not a rollback).
