@@ -51,7 +51,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let emu = support::Emulator::start();
-    let config = support::config(&emu.url);
+    let config = support::config(&emu);
     dynamo_store(&config, "catalog")
         .create_table()
         .await
@@ -242,8 +242,7 @@ async fn app_import_runs_the_handler_on_a_saved_event() {
             .arg(&path)
             .env("AWS_ENDPOINT_URL", &s.emu.url)
             .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .envs(s.emu.credentials(support::ACCOUNT))
             .env_remove("CATALOG_DEAD_LETTER_QUEUE");
         if let Some(url) = queue {
             cmd.args(["--dead-letter-queue", url]);

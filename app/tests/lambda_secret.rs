@@ -21,7 +21,7 @@ async fn put_secret(config: &aws_config::SdkConfig, name: &str, value: &str) {
 #[tokio::test]
 async fn tokens_are_checked_with_the_secret_from_ssm() {
     let emu = support::Emulator::start();
-    let config = support::config(&emu.url);
+    let config = support::config(&emu);
     let secret = "a secret of at least thirty-two bytes, from SSM";
     put_secret(&config, "/catalog/sandbox/jwt-secret", secret).await;
     let table = app::entry::dynamo_store(&config, "catalog");
@@ -66,7 +66,7 @@ async fn tokens_are_checked_with_the_secret_from_ssm() {
 #[tokio::test]
 async fn a_missing_or_weak_secret_stops_the_cold_start_naming_the_parameter() {
     let emu = support::Emulator::start();
-    let config = support::config(&emu.url);
+    let config = support::config(&emu);
     let Err(err) = app::entry::lambda_catalog(&config, "/nope", "catalog").await else {
         panic!("a missing parameter must fail");
     };

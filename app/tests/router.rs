@@ -42,7 +42,7 @@ impl Api {
             Kind::Dynamo => {
                 let emu = Emulator::start();
                 let store = DynamoStore::new(
-                    aws_sdk_dynamodb::Client::new(&support::config(&emu.url)),
+                    aws_sdk_dynamodb::Client::new(&support::config(&emu)),
                     "catalog",
                 );
                 assert!(store.create_table().await.unwrap(), "a new table");

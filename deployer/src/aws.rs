@@ -40,6 +40,8 @@ pub enum Error {
 pub struct Operator {
     pub config: SdkConfig,
     pub account: String,
+    /// The caller's ARN: for an assumed role, `arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`.
+    pub arn: String,
 }
 
 static OPERATOR: tokio::sync::OnceCell<Operator> = tokio::sync::OnceCell::const_new();
@@ -52,8 +54,12 @@ pub async fn operator() -> Result<&'static Operator, Error> {
                 .http_client(http_client())
                 .load()
                 .await;
-            let account = caller_account(&config).await?;
-            Ok(Operator { config, account })
+            let (account, arn) = caller(&config).await?;
+            Ok(Operator {
+                config,
+                account,
+                arn,
+            })
         })
         .await
 }
@@ -124,8 +130,8 @@ impl Session {
     }
 }
 
-/// The account the credentials in `config` belong to.
-async fn caller_account(config: &SdkConfig) -> Result<String, Error> {
+/// The account and ARN the credentials in `config` belong to.
+async fn caller(config: &SdkConfig) -> Result<(String, String), Error> {
     let who = aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
@@ -133,9 +139,12 @@ async fn caller_account(config: &SdkConfig) -> Result<String, Error> {
         .map_err(|e| Error::Identity {
             message: error_text(&e),
         })?;
-    who.account.ok_or_else(|| Error::Identity {
-        message: "STS returned no account".into(),
-    })
+    match (who.account, who.arn) {
+        (Some(account), Some(arn)) => Ok((account, arn)),
+        _ => Err(Error::Identity {
+            message: "STS returned no account or ARN".into(),
+        }),
+    }
 }
 
 impl Operator {
@@ -151,18 +160,26 @@ impl Operator {
         }
     }
 
-    /// A session in `account`: the operator's own when they are already there, else the
-    /// account's `role_name` assumed through STS.
+    /// A session of `role_names[0]` in `account`, assumed through STS even from that account, so
+    /// that what a command may do there is what the role may do, never the caller's own (often
+    /// administrator) rights. A caller that already is one of `role_names` in that account (the
+    /// pipeline's session of the deploy role, GitHub's of the branch role) goes on as it is.
     pub async fn session_in(
         &self,
         account: &AccountId,
         region: &Region,
-        role_name: &str,
+        role_names: &[&str],
     ) -> Result<Session, Error> {
         let here = self.session_here(region);
-        if self.account == account.as_str() {
+        let already = role_names.iter().any(|role| {
+            self.arn
+                .strip_prefix(&format!("arn:aws:sts::{account}:assumed-role/{role}/"))
+                .is_some()
+        });
+        if already {
             return Ok(here);
         }
+        let role_name = role_names[0];
         let from = &self.account;
         let role_arn = format!("arn:aws:iam::{account}:role/{role_name}");
         let assumed = aws_sdk_sts::Client::new(&here.config)

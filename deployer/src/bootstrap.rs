@@ -42,16 +42,7 @@ pub async fn deploy_as_operator(
     on_event: &mut dyn Observer,
 ) -> Result<(DeployReport, Session), Error> {
     let rendered = renderer.render_with(envs, env, kind, options)?;
-    let operator = aws::operator().await?;
-    let caller = &operator.account;
-    let account = envs.account(env);
-    if caller != account.as_str() {
-        return Err(Error::Refused(format!(
-            "`deployer {verb}` for {env} needs credentials in its account {account} ({}), but these are for account {caller}; sign in there first, e.g. AWS_PROFILE=<a profile of {account}> deployer {verb}",
-            envs.file(env).display()
-        )));
-    }
-    let session = operator.session_here(envs.region(env));
+    let session = crate::deploy::operator_session(envs, env, verb).await?;
     let template_body = rendered.to_compact();
     let spec = StackSpec {
         name: rendered.stack_name.clone(),
@@ -60,7 +51,15 @@ pub async fn deploy_as_operator(
         parameters: vec![],
         tags: crate::deploy::stack_tags(envs, env, None),
         termination_protection: false,
-        execution_role_arn: None,
+        // The pipeline stack goes through the pipeline account's execution role, the one the
+        // UpdatePipeline action may pass; a bootstrap stack makes the roles, so it cannot.
+        execution_role_arn: (kind == StackKind::Pipeline).then(|| {
+            format!(
+                "arn:aws:iam::{}:role/{}-pipeline-exec",
+                envs.account(env),
+                envs.prefix().as_str()
+            )
+        }),
     };
     let report = Stacks::new(session.cloudformation())
         .deploy(&spec, on_event)

@@ -263,6 +263,22 @@ pub struct Branches {
     pub ttl_days: u32,
     pub max_stacks: u32,
     pub github_repository: String,
+    /// GitHub's OIDC provider when the account already has one (one per URL per account).
+    #[serde(default)]
+    pub oidc_provider_arn: Option<String>,
+}
+
+/// Who besides the pipeline's Deploy action of this environment may assume its deploy role.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRole {
+    /// Principals (account ids, account roots, roles) of operators; only where no approval is
+    /// required. Absent: the pipeline account, as before this setting existed.
+    #[serde(default)]
+    pub operators: Option<Vec<String>>,
+    /// A role for emergencies, audited apart; the only other way into a protected environment.
+    #[serde(default)]
+    pub break_glass_role_arn: Option<String>,
 }
 
 /// sandbox or prod: an account the catalog runs in.
@@ -275,6 +291,8 @@ pub struct Target {
     pub lambda: Lambda,
     pub safety: Safety,
     pub branches: Branches,
+    #[serde(default)]
+    pub deploy_role: DeployRole,
     #[serde(default)]
     pub auth: Option<Auth>,
     #[serde(default)]
@@ -345,9 +363,32 @@ impl Environments {
         file_path(&self.dir, env)
     }
 
+    /// Who may assume `env`'s deploy role: the pipeline's Deploy action of that environment, the
+    /// break-glass role when one is named, and, where no approval is required, the operators
+    /// (by default the pipeline account's principals that their own policies allow).
+    pub fn deploy_role_trust(&self, env: EnvName) -> Vec<String> {
+        let Some(target) = self.target(env) else {
+            return vec![];
+        };
+        let mut principals = vec![format!(
+            "arn:aws:iam::{}:role/{}-action-deploy-{env}",
+            self.pipeline.account_id,
+            self.prefix().as_str()
+        )];
+        if !target.safety.require_approval {
+            match &target.deploy_role.operators {
+                Some(operators) => principals.extend(operators.iter().cloned()),
+                None => principals.push(format!("arn:aws:iam::{}:root", self.pipeline.account_id)),
+            }
+        }
+        principals.extend(target.deploy_role.break_glass_role_arn.iter().cloned());
+        principals
+    }
+
     fn check_across(&self) -> Result<(), ConfigError> {
         // Prod shares its account with nothing: a sandbox or pipeline mistake must not reach it.
-        // Pipeline and sandbox may share one account, as small teams often start.
+        // Pipeline and sandbox may share one account, as small teams often start: their
+        // bootstrap stacks, roles and buckets have different names.
         for other in [EnvName::Pipeline, EnvName::Sandbox] {
             if self.account(other) == &self.prod.account_id {
                 return Err(ConfigError::Inconsistent {
@@ -463,6 +504,63 @@ impl Target {
                 "lambda.log_retention_days must be one of {LOG_RETENTION_DAYS:?}; got {}",
                 self.lambda.log_retention_days
             )));
+        }
+        if env == EnvName::Prod {
+            for (key, on) in [
+                ("safety.retain_data", self.safety.retain_data),
+                (
+                    "safety.termination_protection",
+                    self.safety.termination_protection,
+                ),
+                ("safety.require_approval", self.safety.require_approval),
+            ] {
+                if !on {
+                    return Err(invalid(format!(
+                        "{key} = false is not allowed in prod: prod keeps its data, its stack and the pipeline's approval; set it to true"
+                    )));
+                }
+            }
+        }
+        if self.safety.require_approval && self.deploy_role.operators.is_some() {
+            return Err(invalid(
+                "deploy_role.operators is not allowed where safety.require_approval = true: only the pipeline's Deploy action (and deploy_role.break_glass_role_arn) may deploy here; remove it".into(),
+            ));
+        }
+        let principal_ok = |p: &str| {
+            let p = p.strip_prefix("arn:aws:iam::").unwrap_or(p);
+            let (account, rest) = p.split_at(p.len().min(12));
+            account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && (rest.is_empty()
+                    || rest == ":root"
+                    || rest
+                        .strip_prefix(":role/")
+                        .is_some_and(|r| !r.is_empty() && r.len() <= 512))
+        };
+        for p in self.deploy_role.operators.iter().flatten() {
+            if !principal_ok(p) || (!p.starts_with("arn:") && p.len() != 12) {
+                return Err(invalid(format!(
+                    "deploy_role.operators holds {p:?}: give an account id (\"111111111111\"), an account (\"arn:aws:iam::111111111111:root\") or a role (\"arn:aws:iam::111111111111:role/name\")"
+                )));
+            }
+        }
+        if let Some(arn) = &self.deploy_role.break_glass_role_arn
+            && !(arn.starts_with("arn:aws:iam::") && arn.contains(":role/") && principal_ok(arn))
+        {
+            return Err(invalid(format!(
+                "deploy_role.break_glass_role_arn must be a role ARN like \"arn:aws:iam::111111111111:role/break-glass\"; got {arn:?}"
+            )));
+        }
+        if let Some(arn) = &self.branches.oidc_provider_arn {
+            let expected = format!(
+                "arn:aws:iam::{}:oidc-provider/token.actions.githubusercontent.com",
+                self.account_id
+            );
+            if arn != &expected {
+                return Err(invalid(format!(
+                    "branches.oidc_provider_arn must be GitHub's OIDC provider in this account, {expected:?}; got {arn:?}"
+                )));
+            }
         }
         if env == EnvName::Prod && self.branches.enabled {
             return Err(invalid(

@@ -80,17 +80,65 @@ pub async fn stacks_in(envs: &Environments, env: EnvName) -> Result<Stacks, Erro
     Ok(Stacks::new(session_in(envs, env).await?.cloudformation()))
 }
 
-/// CodePipeline in the pipeline account.
-pub async fn codepipeline(envs: &Environments) -> Result<aws_sdk_codepipeline::Client, Error> {
-    let session = session_in(envs, EnvName::Pipeline).await?;
+/// CodePipeline in the pipeline account, with the caller's own credentials there.
+pub async fn codepipeline(
+    envs: &Environments,
+    verb: &str,
+) -> Result<aws_sdk_codepipeline::Client, Error> {
+    let session = operator_session(envs, EnvName::Pipeline, verb).await?;
     Ok(aws_sdk_codepipeline::Client::new(&session.config))
 }
 
+/// A session in `env`'s account: its deploy role for sandbox and prod (a branch deployer's own
+/// session goes on as it is); in the pipeline account, which has no deploy role, the caller's own.
 pub async fn session_in(envs: &Environments, env: EnvName) -> Result<aws::Session, Error> {
-    Ok(aws::operator()
-        .await?
-        .session_in(envs.account(env), envs.region(env), &deploy_role_name(envs))
-        .await?)
+    if envs.target(env).is_none() {
+        return operator_session(envs, env, &format!("status {env}")).await;
+    }
+    let prefix = envs.prefix().as_str();
+    let operator = aws::operator().await?;
+    operator
+        .session_in(
+            envs.account(env),
+            envs.region(env),
+            &[&deploy_role_name(envs), &format!("{prefix}-branch-deployer")],
+        )
+        .await
+        .map_err(|e| match e {
+            // Either the role is not there yet or it does not trust this caller: both are mended
+            // by a bootstrap or by the environment file, not by trying again.
+            aws::Error::AssumeRole { role_arn, message, .. } => Error::Refused(format!(
+                "cannot assume {role_arn} as {}: {message}; run `deployer bootstrap {env}` with credentials in account {}, and check that {} lets this caller in ({})",
+                operator.arn,
+                envs.account(env),
+                envs.file(env).display(),
+                if envs.target(env).is_some_and(|t| t.safety.require_approval) {
+                    "only the pipeline's Deploy action and deploy_role.break_glass_role_arn may; deploy through the pipeline"
+                } else {
+                    "deploy_role.operators"
+                }
+            )),
+            other => other.into(),
+        })
+}
+
+/// The caller's own credentials, which must be in `env`'s account (`verb` names the command for
+/// the message that says so): bootstrap, and the pipeline account's commands.
+pub async fn operator_session(
+    envs: &Environments,
+    env: EnvName,
+    verb: &str,
+) -> Result<aws::Session, Error> {
+    let operator = aws::operator().await?;
+    let caller = &operator.account;
+    let account = envs.account(env);
+    if caller != account.as_str() {
+        return Err(Error::Refused(format!(
+            "`deployer {verb}` for {env} needs credentials in its account {account} ({}), but these are for account {caller}; sign in there first, e.g. AWS_PROFILE=<a profile of {account}> deployer {verb}",
+            envs.file(env).display()
+        )));
+    }
+    Ok(operator.session_here(envs.region(env)))
 }
 
 /// What the stack is made from: the same template, parameters and artifact give the same
@@ -196,10 +244,13 @@ async fn prepare(
             tags
         },
         termination_protection: target.safety.termination_protection && branch.is_none(),
+        // Branch stacks go through the narrower execution role, which reaches only
+        // `{prefix}-br-*` resources.
         execution_role_arn: Some(format!(
-            "arn:aws:iam::{}:role/{}-cfn-exec",
+            "arn:aws:iam::{}:role/{}-cfn-exec{}",
             envs.account(env),
-            envs.prefix().as_str()
+            envs.prefix().as_str(),
+            if branch.is_some() { "-branch" } else { "" }
         )),
     };
     Ok(Prepared {
@@ -507,6 +558,9 @@ pub struct StackState {
     pub updated: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact_sha256: Option<String>,
+    /// Why the account could not be read (prod's deploy role trusts only the pipeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -522,8 +576,15 @@ impl Report for StatusReport {
                 "{:<8} {:<24} {:<24} {}{}",
                 st.env.as_str(),
                 st.stack,
-                st.status.as_deref().unwrap_or("(none)"),
-                st.updated.as_deref().unwrap_or(""),
+                st.status.as_deref().unwrap_or(if st.unreachable.is_some() {
+                    "(unreachable)"
+                } else {
+                    "(none)"
+                }),
+                st.unreachable
+                    .as_deref()
+                    .or(st.updated.as_deref())
+                    .unwrap_or(""),
                 st.artifact_sha256
                     .as_deref()
                     .map(|sha| format!("  artifact {}", &sha[..sha.len().min(12)]))
@@ -538,7 +599,22 @@ impl Report for StatusReport {
 pub async fn status(envs: &Environments, which: &[EnvName]) -> Result<StatusReport, Error> {
     let mut rows = vec![];
     for &env in which {
-        let stacks = stacks_in(envs, env).await?;
+        // An account this caller may not enter is a row that says so, not the end of the report.
+        let stacks = match stacks_in(envs, env).await {
+            Ok(stacks) => stacks,
+            Err(Error::Refused(why)) => {
+                rows.extend(StackKind::for_env(env).map(|kind| StackState {
+                    env,
+                    stack: kind.stack_name(envs, env),
+                    status: None,
+                    updated: None,
+                    artifact_sha256: None,
+                    unreachable: Some(why.clone()),
+                }));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for kind in StackKind::for_env(env) {
             let name = kind.stack_name(envs, env);
             let stack = stacks.describe(&name).await?;
@@ -557,6 +633,7 @@ pub async fn status(envs: &Environments, which: &[EnvName]) -> Result<StatusRepo
                     .and_then(|s| tag_of(s, ARTIFACT_TAG))
                     .map(str::to_string),
                 stack: name,
+                unreachable: None,
             });
         }
     }

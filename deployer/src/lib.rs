@@ -139,7 +139,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                 emit(g.output, &report);
             }
             PipelineAction::Status => {
-                let cp = deploy::codepipeline(&envs).await?;
+                let cp = deploy::codepipeline(&envs, "pipeline status").await?;
                 emit(
                     g.output,
                     &pipeline::status(&cp, envs.prefix().as_str()).await?,
@@ -222,7 +222,7 @@ async fn answer_approval(
 ) -> Result<pipeline::ApprovalReport, Error> {
     use std::io::IsTerminal;
     let name = envs.prefix().as_str();
-    let cp = deploy::codepipeline(envs).await?;
+    let cp = deploy::codepipeline(envs, if approve { "approve" } else { "reject" }).await?;
     let pending = pipeline::pending(&cp, name).await?;
     let sandbox = match deploy::status(envs, &[EnvName::Sandbox]).await {
         Ok(report) => report

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 /// targets whose marker is older.
 /// 2: the execution role may create the SNS topic and SQS queue; the deploy role may run drift
 /// detection and read the functions' logs.
-pub const BOOTSTRAP_VERSION: u32 = 2;
+/// 3: least privilege: the app boundary the catalog's roles need, a branch execution role, deploy
+/// roles trusting only the pipeline's Deploy action of their environment (and named operators).
+pub const BOOTSTRAP_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -104,9 +106,9 @@ impl StackKind {
     pub fn stack_name(self, envs: &Environments, env: EnvName) -> String {
         let prefix = envs.prefix().as_str();
         match self {
-            StackKind::BootstrapPipeline | StackKind::BootstrapTarget => {
-                format!("{prefix}-bootstrap")
-            }
+            // Different names, so pipeline and sandbox may share an account.
+            StackKind::BootstrapPipeline => format!("{prefix}-bootstrap-pipeline"),
+            StackKind::BootstrapTarget => format!("{prefix}-bootstrap"),
             StackKind::Pipeline => format!("{prefix}-pipeline"),
             StackKind::Catalog => format!("{prefix}-{env}"),
         }
@@ -298,6 +300,10 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
         "pipeline": envs.pipeline,
         "target": envs.target(env),
         "bootstrap_version": BOOTSTRAP_VERSION,
+        "deploy_role_trust": {
+            "principals": envs.deploy_role_trust(env),
+            "operators": envs.target(env).is_some_and(|t| !t.safety.require_approval),
+        },
     })
 }
 

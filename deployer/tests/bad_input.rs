@@ -242,10 +242,14 @@ fn undefined_template_variable_names_template_line_and_variable() {
         "\"RoleName\": \"{{prefix}}-deploy\"",
         "\"RoleName\": \"{{prefx}}-deploy\"",
     );
+    let line = line_of(
+        "templates/bootstrap-target.json.hbs",
+        "\"RoleName\": \"{{prefix}}-deploy\"",
+    );
     assert_has(
         &err,
         &[
-            "templates/bootstrap-target.json.hbs:8:",
+            &format!("templates/bootstrap-target.json.hbs:{line}:"),
             "the variable `prefx` is not defined",
         ],
     );

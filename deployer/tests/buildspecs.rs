@@ -23,9 +23,14 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Runs one phase's commands in one shell in `dir`, as CodeBuild does, signed in to the pipeline
-/// account (CodeBuild's role lives there); returns stdout.
-fn run_phase(emu: &Emulator, dir: &Path, commands: &[String]) -> String {
+/// Runs one phase's commands in one shell in `dir`, as CodeBuild does, with the credentials of
+/// the pipeline action's own role; returns the exit status and both streams.
+fn run_phase(
+    emu: &Emulator,
+    role: &str,
+    dir: &Path,
+    commands: &[String],
+) -> (bool, String, String) {
     let out = std::process::Command::new("bash")
         .args(["-euo", "pipefail", "-c", &commands.join("\n")])
         .current_dir(dir)
@@ -36,16 +41,21 @@ fn run_phase(emu: &Emulator, dir: &Path, commands: &[String]) -> String {
         .env("AWS_MAX_ATTEMPTS", "1")
         .env("AWS_ENDPOINT_URL", &emu.url)
         .env("CODEBUILD_BUILD_ID", "catalog-build:0001")
-        .envs(emu.credentials(PIPELINE))
+        .envs(emu.role_credentials(PIPELINE, &format!("catalog-action-{role}")))
         .output()
         .unwrap();
-    assert!(
+    (
         out.status.success(),
-        "{commands:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `run_phase` that must succeed; returns stdout.
+fn phase_ok(emu: &Emulator, role: &str, dir: &Path, commands: &[String]) -> String {
+    let (ok, stdout, stderr) = run_phase(emu, role, dir, commands);
+    assert!(ok, "{role}: {commands:?} failed:\n{stdout}\n{stderr}");
+    stdout
 }
 
 /// Copies what an artifact spec's `files` name (`dir/**/*` or one file) from `src` to `dst`.
@@ -68,15 +78,11 @@ fn collect_artifact(files: &[String], src: &Path, dst: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn build_then_both_deploy_stages_put_one_artifact_into_sandbox_and_prod() {
+async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
     let emu = Emulator::start();
     let p = Project::new();
-    // The emulator lacks UpdateTerminationProtection (stack_failures.rs covers it with mocks).
-    p.edit(
-        "environments/prod.toml",
-        "termination_protection = true",
-        "termination_protection = false",
-    );
+    // The pipeline account first: the targets' deploy roles trust its action roles by ARN, and
+    // AWS refuses a trust policy naming a role that does not exist.
     for (env, account) in [("pipeline", PIPELINE), ("sandbox", SANDBOX), ("prod", PROD)] {
         p.run_as(&emu, account, &["bootstrap", env]).expect(0);
     }
@@ -95,7 +101,7 @@ async fn build_then_both_deploy_stages_put_one_artifact_into_sandbox_and_prod() 
 
     let build = buildspec(&template, "BuildProject");
     assert_eq!(build["env"]["exported-variables"][0], "ARTIFACT_SHA");
-    // The rustup install and the two release builds take minutes and need the network: they are
+    // The rustup install and the release build take minutes and need the network: they are
     // replaced by the binaries above; every other command runs as written.
     let mut commands: Vec<String> = strings(&build["phases"]["build"]["commands"])
         .into_iter()
@@ -109,11 +115,7 @@ async fn build_then_both_deploy_stages_put_one_artifact_into_sandbox_and_prod() 
         })
         .collect();
     commands.push("echo \"ARTIFACT_SHA=$ARTIFACT_SHA\"".into());
-    let out = run_phase(&emu, &src, &commands);
-    assert!(out.contains("catalog-pipeline: CREATE_COMPLETE"), "{out}");
-    // The execution a self-update restarts finds the pipeline current and goes on: no loop.
-    let out = run_phase(&emu, &src, &commands);
-    assert!(out.contains("catalog-pipeline: no changes"), "{out}");
+    let out = phase_ok(&emu, "build", &src, &commands);
     let manifest: Value = serde_json::from_str(&p.read("dist/manifest.json")).unwrap();
     let sha = manifest["sha256"].as_str().unwrap();
     assert!(
@@ -121,20 +123,61 @@ async fn build_then_both_deploy_stages_put_one_artifact_into_sandbox_and_prod() 
         "the exported sha is the manifest's:\n{out}"
     );
 
+    // Build compiles merged code: its role reaches neither prod nor any stack.
+    let deployer = "target/release/deployer".to_string();
+    for attempt in [
+        format!("{deployer} deploy prod --no-progress --artifact dist/manifest.json"),
+        format!("{deployer} pipeline deploy --no-progress"),
+    ] {
+        let (ok, _, err) = run_phase(&emu, "build", &src, std::slice::from_ref(&attempt));
+        assert!(!ok, "the Build action's role ran {attempt}");
+        assert!(err.contains("AccessDenied"), "{attempt}: {err}");
+    }
+
     let artifact = tempfile::tempdir().unwrap();
     collect_artifact(
         &strings(&build["artifacts"]["files"]),
         &src,
         artifact.path(),
     );
-    for project in ["DeploySandboxProject", "DeployProdProject"] {
-        let spec = buildspec(&template, project);
-        run_phase(
-            &emu,
-            artifact.path(),
-            &strings(&spec["phases"]["build"]["commands"]),
-        );
-    }
+    // UpdatePipeline runs from Build's artifact alone; the execution it restarts finds the
+    // pipeline current and goes on, so a self-update never loops.
+    let update =
+        strings(&buildspec(&template, "UpdatePipelineProject")["phases"]["build"]["commands"]);
+    let out = phase_ok(&emu, "update-pipeline", artifact.path(), &update);
+    assert!(out.contains("catalog-pipeline: CREATE_COMPLETE"), "{out}");
+    let out = phase_ok(&emu, "update-pipeline", artifact.path(), &update);
+    assert!(out.contains("catalog-pipeline: no changes"), "{out}");
+
+    let deploy =
+        |project: &str| strings(&buildspec(&template, project)["phases"]["build"]["commands"]);
+    phase_ok(
+        &emu,
+        "deploy-sandbox",
+        artifact.path(),
+        &deploy("DeploySandboxProject"),
+    );
+    // The sandbox action may not take prod's role either.
+    let (ok, _, err) = run_phase(
+        &emu,
+        "deploy-sandbox",
+        artifact.path(),
+        &deploy("DeployProdProject"),
+    );
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+
+    let (ok, _, err) = run_phase(
+        &emu,
+        "deploy-prod",
+        artifact.path(),
+        &deploy("DeployProdProject"),
+    );
+    // Prod's stack is deployed; then the emulator lacks UpdateTerminationProtection, which AWS
+    // has (stack_failures.rs covers the call with mocks), so only that last step fails here.
+    assert!(
+        ok || err.contains("UpdateTerminationProtection"),
+        "the prod Deploy action failed:\n{err}"
+    );
     assert_eq!(
         code_sha256s(&emu, SANDBOX, "catalog-sandbox").await,
         vec![lambda_sha(sha); 3]

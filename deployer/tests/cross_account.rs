@@ -275,9 +275,10 @@ fn deploy_before_bootstrap_is_refused_naming_the_command() {
     let emu = Emulator::start();
     let p = Project::new().signed_in(&emu, PIPELINE);
     package(&p, "v1");
+    // Before the bootstrap there is no deploy role to assume (AWS refuses the AssumeRole).
     let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
     assert!(
-        err.contains("sandbox (account 222222222222) is not bootstrapped"),
+        err.contains("cannot assume arn:aws:iam::222222222222:role/catalog-deploy"),
         "{err}"
     );
     assert!(err.contains("run `deployer bootstrap sandbox`"), "{err}");
@@ -310,14 +311,19 @@ async fn bootstrap_all_three_accounts_then_again_changes_nothing() {
             .expect(0)
             .json();
         assert_eq!(again["outcome"], "no-changes", "{env}: {again}");
+        let expected = if env == "pipeline" {
+            "catalog-bootstrap-pipeline"
+        } else {
+            "catalog-bootstrap"
+        };
         assert_eq!(
             stack_names(&cloudformation(&emu, account)).await,
-            ["catalog-bootstrap"]
+            [expected]
         );
     }
     let boot = cloudformation(&emu, PIPELINE)
         .get_template()
-        .stack_name("catalog-bootstrap")
+        .stack_name("catalog-bootstrap-pipeline")
         .send()
         .await
         .unwrap();
@@ -342,7 +348,7 @@ fn a_stale_bootstrap_is_refused() {
     package(&p, "v1");
     let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
     assert!(
-        err.contains("has bootstrap version 1 but this deployer needs 2"),
+        err.contains("has bootstrap version 1 but this deployer needs 3"),
         "{err}"
     );
     assert!(err.contains("run `deployer bootstrap sandbox`"), "{err}");
@@ -426,7 +432,7 @@ fn status_lists_every_stack_of_every_account() {
     assert_eq!(
         rows,
         [
-            ("pipeline", "catalog-bootstrap", None),
+            ("pipeline", "catalog-bootstrap-pipeline", None),
             ("pipeline", "catalog-pipeline", None),
             ("sandbox", "catalog-bootstrap", Some("CREATE_COMPLETE")),
             ("sandbox", "catalog-sandbox", Some("CREATE_COMPLETE")),
@@ -434,6 +440,15 @@ fn status_lists_every_stack_of_every_account() {
             ("prod", "catalog-prod", None),
         ]
     );
+    // Prod is not bootstrapped here: there is no role to assume, and the rows say so.
+    assert!(
+        report["stacks"][4]["unreachable"]
+            .as_str()
+            .unwrap()
+            .contains("cannot assume arn:aws:iam::333333333333:role/catalog-deploy"),
+        "{report}"
+    );
+    assert!(report["stacks"][2].get("unreachable").is_none());
     assert_eq!(report["stacks"][3]["artifact_sha256"], v1["sha256"]);
     let text = p.run(&["status", "sandbox"]).expect(0).stdout();
     assert!(
@@ -625,21 +640,28 @@ async fn approval_notifications_subscribe_the_named_addresses() {
         .map(|s| (s.protocol().unwrap(), s.endpoint().unwrap()))
         .collect();
     assert_eq!(endpoints, [("email", "ops@example.org")]);
-    let policy = cloudformation(&emu, PIPELINE)
-        .describe_stack_resource()
-        .stack_name("catalog-pipeline")
-        .logical_resource_id("ApprovalNotifyPolicy")
+    // The pipeline's role may publish to that topic: the pipeline account's bootstrap gives it the
+    // right up front, so the pipeline stack's execution role needs no IAM rights.
+    let boot = cloudformation(&emu, PIPELINE)
+        .get_template()
+        .stack_name("catalog-bootstrap-pipeline")
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        policy
-            .stack_resource_detail()
-            .unwrap()
-            .resource_status()
-            .unwrap()
-            .as_str(),
-        "CREATE_COMPLETE"
+    let boot: serde_json::Value = serde_json::from_str(boot.template_body().unwrap()).unwrap();
+    let notify = &boot["Resources"]["PipelineRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "NotifyApprovers")
+        .unwrap()
+        .clone();
+    assert_eq!(notify["Action"], "sns:Publish");
+    assert!(
+        notify["Resource"]
+            .to_string()
+            .contains(":catalog-approvals")
     );
 }
 

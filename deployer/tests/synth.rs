@@ -51,12 +51,16 @@ fn settings_reach_the_rendered_template() {
         prod["Resources"]["QueryLogs"]["Properties"]["RetentionInDays"],
         90
     );
-    // Only the pipeline account may assume a target's deploy role.
+    // Only the pipeline's prod Deploy action may assume prod's deploy role (permissions.rs has
+    // the rest of the trust rules).
     let boot: serde_json::Value =
         serde_json::from_str(&p.read("out/prod-bootstrap-target.json")).unwrap();
     let trust = &boot["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        [0]["Principal"]["AWS"]["Fn::Sub"];
-    assert_eq!(trust, "arn:${AWS::Partition}:iam::111111111111:root");
+        [0]["Principal"]["AWS"];
+    assert_eq!(
+        trust,
+        &serde_json::json!(["arn:aws:iam::111111111111:role/catalog-action-deploy-prod"])
+    );
 }
 
 #[test]
@@ -121,16 +125,24 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
     let names: Vec<&str> = stages.iter().map(|s| s["Name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["Source", "Build", "DeploySandbox", "Approval", "DeployProd"]
+        [
+            "Source",
+            "Build",
+            "UpdatePipeline",
+            "DeploySandbox",
+            "Approval",
+            "DeployProd"
+        ]
     );
     let action = |i: usize| &stages[i]["Actions"][0];
-    assert_eq!(action(3)["ActionTypeId"]["Provider"], "Manual");
-    // Both deploys take the one Build output, and nothing else.
+    assert_eq!(action(4)["ActionTypeId"]["Provider"], "Manual");
+    // The self-update and both deploys take the one Build output, and nothing else.
     assert_eq!(
-        action(2)["InputArtifacts"],
+        action(3)["InputArtifacts"],
         serde_json::json!([{"Name": "Build"}])
     );
-    assert_eq!(action(4)["InputArtifacts"], action(2)["InputArtifacts"]);
+    assert_eq!(action(2)["InputArtifacts"], action(3)["InputArtifacts"]);
+    assert_eq!(action(5)["InputArtifacts"], action(3)["InputArtifacts"]);
     assert_eq!(
         action(1)["OutputArtifacts"],
         serde_json::json!([{"Name": "Build"}])
@@ -149,7 +161,9 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
         spec("DeployProdProject")
             .contains("deployer deploy prod --no-progress --artifact dist/manifest.json")
     );
-    assert!(spec("BuildProject").contains("deployer pipeline deploy"));
+    // Build reaches no account: the self-update is a stage of its own, with its own role.
+    assert!(!spec("BuildProject").contains("deployer pipeline deploy"));
+    assert!(spec("UpdatePipelineProject").contains("deployer pipeline deploy"));
     // Self-update: CodePipeline cancels the running execution when its definition changes, so the
     // pipeline must restart; the restarted Build finds the pipeline current (no changes) and
     // carries on, so it never loops.
@@ -159,25 +173,7 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
         pipeline["Triggers"][0]["GitConfiguration"]["Push"][0]["Branches"]["Includes"],
         serde_json::json!(["main"])
     );
-    // CodeBuild may assume the deploy roles of sandbox and prod, nothing else.
-    p.run(&["synth", "pipeline"]).expect(0);
-    let boot: serde_json::Value =
-        serde_json::from_str(&p.read("out/pipeline-bootstrap-pipeline.json")).unwrap();
-    let statements = boot["Resources"]["CodeBuildRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-        .as_array()
-        .unwrap();
-    let assume: Vec<&serde_json::Value> = statements
-        .iter()
-        .filter(|s| s["Action"] == "sts:AssumeRole")
-        .collect();
-    assert_eq!(assume.len(), 1);
-    assert_eq!(
-        assume[0]["Resource"],
-        serde_json::json!([
-            {"Fn::Sub": "arn:${AWS::Partition}:iam::222222222222:role/catalog-deploy"},
-            {"Fn::Sub": "arn:${AWS::Partition}:iam::333333333333:role/catalog-deploy"}
-        ])
-    );
+    // Which action's role may assume which deploy role: permissions.rs.
 }
 
 #[test]
@@ -186,7 +182,7 @@ fn approval_notifications_are_an_sns_topic_only_when_emails_are_named() {
     p.run(&["synth", "pipeline"]).expect(0);
     let t: serde_json::Value = serde_json::from_str(&p.read("out/pipeline-pipeline.json")).unwrap();
     let approval = |t: &serde_json::Value| {
-        t["Resources"]["Pipeline"]["Properties"]["Stages"][3]["Actions"][0]["Configuration"].clone()
+        t["Resources"]["Pipeline"]["Properties"]["Stages"][4]["Actions"][0]["Configuration"].clone()
     };
     assert!(approval(&t).get("NotificationArn").is_none());
     assert!(t["Resources"].get("ApprovalTopic").is_none());
@@ -208,16 +204,25 @@ fn approval_notifications_are_an_sns_topic_only_when_emails_are_named() {
             {"Protocol": "email", "Endpoint": "lead@example.org"}
         ])
     );
-    // The pipeline's role may publish to this topic and nothing else, before the pipeline runs.
-    let policy = &t["Resources"]["ApprovalNotifyPolicy"]["Properties"];
-    assert_eq!(policy["Roles"], serde_json::json!(["catalog-codepipeline"]));
+    // The pipeline's role may publish to this topic, and only this one, from its bootstrap on: the
+    // pipeline stack itself makes no IAM policy (its execution role has no IAM rights).
+    assert!(t["Resources"].get("ApprovalNotifyPolicy").is_none());
+    p.run(&["synth", "pipeline"]).expect(0);
+    let boot: serde_json::Value =
+        serde_json::from_str(&p.read("out/pipeline-bootstrap-pipeline.json")).unwrap();
+    let notify: Vec<&serde_json::Value> = boot["Resources"]["PipelineRole"]["Properties"]["Policies"]
+        [0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Action"] == "sns:Publish")
+        .collect();
     assert_eq!(
-        policy["PolicyDocument"]["Statement"],
-        serde_json::json!([{"Effect": "Allow", "Action": "sns:Publish", "Resource": topic}])
-    );
-    assert_eq!(
-        t["Resources"]["Pipeline"]["DependsOn"],
-        "ApprovalNotifyPolicy"
+        notify,
+        [
+            &serde_json::json!({"Sid": "NotifyApprovers", "Effect": "Allow", "Action": "sns:Publish",
+            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:catalog-approvals"}})
+        ]
     );
     assert_eq!(t["Outputs"]["ApprovalTopicArn"]["Value"], topic);
 }

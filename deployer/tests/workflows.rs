@@ -113,11 +113,11 @@ fn the_role_the_workflows_assume_trusts_only_this_repository() {
     let condition = &role["AssumeRolePolicyDocument"]["Statement"][0]["Condition"];
     assert_eq!(
         condition["StringLike"]["token.actions.githubusercontent.com:sub"],
-        "repo:example-org/catalog:*"
+        "repo:example-org/catalog:ref:refs/heads/*"
     );
-    let stacks = &role["Policies"][0]["PolicyDocument"]["Statement"][0]["Resource"][0]["Fn::Sub"];
+    let stacks = &role["Policies"][0]["PolicyDocument"]["Statement"][0]["Resource"]["Fn::Sub"];
     assert!(
-        stacks.as_str().unwrap().ends_with(":stack/catalog-br-*"),
+        stacks.as_str().unwrap().ends_with(":stack/catalog-br-*/*"),
         "{stacks}"
     );
     // Prod, with branch stacks off, trusts no GitHub workflow.

@@ -6,15 +6,26 @@ pub mod emulator;
 
 pub use emulator::Emulator;
 
-/// SDK settings for the emulator at `url`, through the app's own HTTP client.
-pub fn config(url: &str) -> aws_config::SdkConfig {
+/// The account the app's tests act in; the emulator enforces IAM, so they sign in as its operator.
+pub const ACCOUNT: &str = "222222222222";
+
+/// SDK settings for `emu`, signed in as the operator of [`ACCOUNT`], through the app's own HTTP
+/// client.
+pub fn config(emu: &Emulator) -> aws_config::SdkConfig {
+    let creds: std::collections::HashMap<_, _> = emu.credentials(ACCOUNT).into_iter().collect();
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(url)
+        .endpoint_url(&emu.url)
         .http_client(app::entry::http_client())
         .credentials_provider(aws_sdk_ssm::config::SharedCredentialsProvider::new(
-            aws_sdk_ssm::config::Credentials::new("testing", "testing", None, None, "test"),
+            aws_sdk_ssm::config::Credentials::new(
+                &creds["AWS_ACCESS_KEY_ID"],
+                &creds["AWS_SECRET_ACCESS_KEY"],
+                Some(creds["AWS_SESSION_TOKEN"].clone()),
+                None,
+                "emulator operator",
+            ),
         ))
         .build()
 }

@@ -36,8 +36,20 @@ impl Emulator {
 
     /// Credentials that act as `account`, as an operator signed in there would hold.
     pub fn credentials(&self, account: &str) -> Vec<(String, String)> {
+        self.credentials_of(account, None)
+    }
+
+    /// A session of `role` in `account`, taken the way the service its trust names would (the
+    /// emulator's stand-in session, see scripts/moto_server.py): what CodeBuild or GitHub's OIDC
+    /// would hand the commands they run.
+    pub fn role_credentials(&self, account: &str, role: &str) -> Vec<(String, String)> {
+        self.credentials_of(account, Some(role))
+    }
+
+    fn credentials_of(&self, account: &str, role: Option<&str>) -> Vec<(String, String)> {
         let out = Command::new(script())
             .args(["credentials", account])
+            .args(role)
             .env("EMULATOR_STATE", self.state.path())
             .output()
             .unwrap();
