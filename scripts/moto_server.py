@@ -74,8 +74,22 @@ def _principal_matches(expected, caller):
     return False
 
 
+def _stands_in_for_identity_provider(st, action, principal):
+    """The stand-in's AssumeRole takes the place of AssumeRoleWithWebIdentity, whose token and
+    claims the emulator cannot produce. (moto's CloudFormation also resolves a Ref to an OIDC
+    provider to nothing, leaving the Principal empty: the statement's action is what tells.)"""
+    return (
+        principal is not None
+        and STAND_IN.match(principal)
+        and action == "sts:AssumeRole"
+        and "sts:AssumeRoleWithWebIdentity" in _values(st.get("Action", []))
+    )
+
+
 def _is_action_permitted(self, action, resource="*", principal=None, incoming=None):
     st = self._statement
+    if _stands_in_for_identity_provider(st, action, principal):
+        return PERMITTED if st.get("Effect") == "Allow" else NEUTRAL
     if "NotAction" in st:
         concerned = not self._check_element_matches("NotAction", action)
     else:

@@ -37,6 +37,18 @@ pub enum Error {
     Unfit(String),
     #[error("zipping failed: {0}")]
     Zip(String),
+    /// The object under the artifact's key is not the artifact: replaced or corrupted in S3.
+    #[error(
+        "s3://{bucket}/{key} is not the artifact the manifest names: S3 holds sha256 {actual}, the manifest says {expected}; find out who wrote it (CloudTrail), then deploy a new build: its key differs"
+    )]
+    Replaced {
+        bucket: String,
+        key: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(transparent)]
+    Aws(#[from] crate::aws::Error),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -204,32 +216,101 @@ pub fn load(manifest_path: &Path) -> Result<(Manifest, Vec<u8>), Error> {
     Ok((manifest, zip))
 }
 
-/// Puts the zip in `bucket` unless an object with its key is already there. True if uploaded.
+/// Puts the zip in `bucket` once, under its sha256, with S3 checking that sha256 on arrival and
+/// refusing to replace an object already there (If-None-Match; the bucket policy refuses writes
+/// without it). An object already under the key must carry the manifest's sha256, or the deploy
+/// stops. True if uploaded.
 pub async fn upload(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     manifest: &Manifest,
     zip: Vec<u8>,
-) -> Result<bool, crate::aws::Error> {
+) -> Result<bool, Error> {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
     let key = manifest.s3_key();
-    let call_error = |action, message| crate::aws::Error::Call {
-        action,
-        target: format!("s3://{bucket}/{key}"),
-        message,
+    let call_error = |action, message| {
+        Error::Aws(crate::aws::Error::Call {
+            action,
+            target: format!("s3://{bucket}/{key}"),
+            message,
+        })
     };
-    match s3.head_object().bucket(bucket).key(&key).send().await {
-        Ok(_) => return Ok(false),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => {}
-        Err(e) => return Err(call_error("s3:HeadObject", crate::aws::error_text(&e))),
+    let verify = || async {
+        let head = s3
+            .head_object()
+            .bucket(bucket)
+            .key(&key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await;
+        match head {
+            Ok(o) => {
+                let actual = match o.checksum_sha256() {
+                    Some(sum) => hex_of_base64(sum),
+                    // Uploaded before checksums: read it and hash it ourselves.
+                    None => {
+                        let body = s3
+                            .get_object()
+                            .bucket(bucket)
+                            .key(&key)
+                            .send()
+                            .await
+                            .map_err(|e| call_error("s3:GetObject", crate::aws::error_text(&e)))?
+                            .body
+                            .collect()
+                            .await
+                            .map_err(|e| call_error("s3:GetObject", e.to_string()))?;
+                        crate::synth::hex(&Sha256::digest(body.into_bytes()))
+                    }
+                };
+                if actual != manifest.sha256 {
+                    return Err(Error::Replaced {
+                        bucket: bucket.to_string(),
+                        key: key.clone(),
+                        expected: manifest.sha256.clone(),
+                        actual,
+                    });
+                }
+                Ok(true)
+            }
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(false),
+            Err(e) => Err(call_error("s3:HeadObject", crate::aws::error_text(&e))),
+        }
+    };
+    if verify().await? {
+        return Ok(false);
     }
-    s3.put_object()
+    let sum = aws_smithy_types::base64::encode(
+        (0..manifest.sha256.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&manifest.sha256[i..i + 2], 16).ok())
+            .collect::<Vec<u8>>(),
+    );
+    let put = s3
+        .put_object()
         .bucket(bucket)
         .key(&key)
+        .if_none_match("*")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .checksum_sha256(sum)
         .body(zip.into())
         .send()
-        .await
-        .map_err(|e| call_error("s3:PutObject", crate::aws::error_text(&e)))?;
-    Ok(true)
+        .await;
+    match put {
+        Ok(_) => Ok(true),
+        // Another deploy wrote it between our look and our write: it must be the same bytes.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+            verify().await?;
+            Ok(false)
+        }
+        Err(e) => Err(call_error("s3:PutObject", crate::aws::error_text(&e))),
+    }
+}
+
+fn hex_of_base64(sum: &str) -> String {
+    aws_smithy_types::base64::decode(sum)
+        .map(|bytes| crate::synth::hex(&bytes))
+        .unwrap_or_else(|_| format!("(not a sha256: {sum})"))
 }
 
 impl crate::output::Report for Manifest {

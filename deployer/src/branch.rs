@@ -200,7 +200,7 @@ pub mod commands {
 
     use super::{branch_of, branch_stacks};
     use crate::config::{EnvName, Environments};
-    use crate::deploy::{Progress, stacks_in};
+    use crate::deploy::{Progress, Through, stacks_in};
     use crate::error::Error;
     use crate::output::Report;
     use crate::stack::Stacks;
@@ -238,7 +238,7 @@ pub mod commands {
     }
 
     async fn listed(envs: &Environments) -> Result<(Stacks, Vec<BranchStack>), Error> {
-        let stacks = stacks_in(envs, EnvName::Sandbox).await?;
+        let stacks = stacks_in(envs, EnvName::Sandbox, Through::DeployRole).await?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);

@@ -268,15 +268,21 @@ pub struct Branches {
     pub oidc_provider_arn: Option<String>,
 }
 
-/// Who besides the pipeline's Deploy action of this environment may assume its deploy role.
+/// Who besides the pipeline's Deploy action of this environment may enter its account, and how.
+/// Each principal is an account id, an account (`arn:aws:iam::ID:root`) or a role ARN.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DeployRole {
-    /// Principals (account ids, account roots, roles) of operators; only where no approval is
-    /// required. Absent: the pipeline account, as before this setting existed.
+pub struct Access {
+    /// Who may deploy through the deploy role; only where no approval is required. Absent: the
+    /// pipeline account, as before this setting existed.
     #[serde(default)]
     pub operators: Option<Vec<String>>,
-    /// A role for emergencies, audited apart; the only other way into a protected environment.
+    /// Who may read through the read-only role (status, outputs, logs, drift). Absent: the
+    /// pipeline account.
+    #[serde(default)]
+    pub readers: Option<Vec<String>>,
+    /// A role for emergencies, audited apart; the only other way to deploy a protected
+    /// environment.
     #[serde(default)]
     pub break_glass_role_arn: Option<String>,
 }
@@ -292,7 +298,7 @@ pub struct Target {
     pub safety: Safety,
     pub branches: Branches,
     #[serde(default)]
-    pub deploy_role: DeployRole,
+    pub access: Access,
     #[serde(default)]
     pub auth: Option<Auth>,
     #[serde(default)]
@@ -376,13 +382,23 @@ impl Environments {
             self.prefix().as_str()
         )];
         if !target.safety.require_approval {
-            match &target.deploy_role.operators {
-                Some(operators) => principals.extend(operators.iter().cloned()),
-                None => principals.push(format!("arn:aws:iam::{}:root", self.pipeline.account_id)),
-            }
+            principals.extend(self.or_pipeline_account(&target.access.operators));
         }
-        principals.extend(target.deploy_role.break_glass_role_arn.iter().cloned());
+        principals.extend(target.access.break_glass_role_arn.iter().cloned());
         principals
+    }
+
+    /// Who may assume `env`'s read-only role.
+    pub fn read_role_trust(&self, env: EnvName) -> Vec<String> {
+        self.target(env)
+            .map(|t| self.or_pipeline_account(&t.access.readers))
+            .unwrap_or_default()
+    }
+
+    fn or_pipeline_account(&self, principals: &Option<Vec<String>>) -> Vec<String> {
+        principals
+            .clone()
+            .unwrap_or_else(|| vec![format!("arn:aws:iam::{}:root", self.pipeline.account_id)])
     }
 
     fn check_across(&self) -> Result<(), ConfigError> {
@@ -521,9 +537,9 @@ impl Target {
                 }
             }
         }
-        if self.safety.require_approval && self.deploy_role.operators.is_some() {
+        if self.safety.require_approval && self.access.operators.is_some() {
             return Err(invalid(
-                "deploy_role.operators is not allowed where safety.require_approval = true: only the pipeline's Deploy action (and deploy_role.break_glass_role_arn) may deploy here; remove it".into(),
+                "access.operators is not allowed where safety.require_approval = true: only the pipeline's Deploy action (and access.break_glass_role_arn) may deploy here; list people who only read under access.readers".into(),
             ));
         }
         let principal_ok = |p: &str| {
@@ -537,18 +553,28 @@ impl Target {
                         .strip_prefix(":role/")
                         .is_some_and(|r| !r.is_empty() && r.len() <= 512))
         };
-        for p in self.deploy_role.operators.iter().flatten() {
-            if !principal_ok(p) || (!p.starts_with("arn:") && p.len() != 12) {
+        for (key, list) in [
+            ("access.operators", &self.access.operators),
+            ("access.readers", &self.access.readers),
+        ] {
+            if list.as_ref().is_some_and(Vec::is_empty) {
                 return Err(invalid(format!(
-                    "deploy_role.operators holds {p:?}: give an account id (\"111111111111\"), an account (\"arn:aws:iam::111111111111:root\") or a role (\"arn:aws:iam::111111111111:role/name\")"
+                    "{key} = [] would lock everybody out; name someone, or remove the key for the default (the pipeline account)"
                 )));
             }
+            for p in list.iter().flatten() {
+                if !principal_ok(p) || (!p.starts_with("arn:") && p.len() != 12) {
+                    return Err(invalid(format!(
+                        "{key} holds {p:?}: give an account id (\"111111111111\"), an account (\"arn:aws:iam::111111111111:root\") or a role (\"arn:aws:iam::111111111111:role/name\")"
+                    )));
+                }
+            }
         }
-        if let Some(arn) = &self.deploy_role.break_glass_role_arn
+        if let Some(arn) = &self.access.break_glass_role_arn
             && !(arn.starts_with("arn:aws:iam::") && arn.contains(":role/") && principal_ok(arn))
         {
             return Err(invalid(format!(
-                "deploy_role.break_glass_role_arn must be a role ARN like \"arn:aws:iam::111111111111:role/break-glass\"; got {arn:?}"
+                "access.break_glass_role_arn must be a role ARN like \"arn:aws:iam::111111111111:role/break-glass\"; got {arn:?}"
             )));
         }
         if let Some(arn) = &self.branches.oidc_provider_arn {

@@ -46,7 +46,7 @@ pub async fn drift(
 ) -> Result<crate::drift::DriftReport, Error> {
     target_env(envs, env, "drift")?;
     let (name, _) = catalog_names(envs, env, branch)?;
-    let stacks = stacks_in(envs, env).await?;
+    let stacks = stacks_in(envs, env, Through::ReadRole).await?;
     if stacks.describe(&name).await?.is_none() {
         return Err(Error::Refused(format!(
             "stack {name} does not exist in account {}: nothing to compare; deploy it first",
@@ -67,7 +67,7 @@ pub async fn logs(
     target_env(envs, env, "logs")?;
     let since = crate::logs::parse_since(since)?;
     let (_, resource_name) = catalog_names(envs, env, branch)?;
-    let session = session_in(envs, env).await?;
+    let session = session_in(envs, env, Through::ReadRole).await?;
     Ok(crate::logs::Reader::new(
         aws_sdk_cloudwatchlogs::Client::new(&session.config),
         crate::logs::groups(&resource_name, function),
@@ -75,9 +75,15 @@ pub async fn logs(
     ))
 }
 
-/// CloudFormation in `env`'s account, through its deploy role.
-pub async fn stacks_in(envs: &Environments, env: EnvName) -> Result<Stacks, Error> {
-    Ok(Stacks::new(session_in(envs, env).await?.cloudformation()))
+/// CloudFormation in `env`'s account, through one of its roles.
+pub async fn stacks_in(
+    envs: &Environments,
+    env: EnvName,
+    through: Through,
+) -> Result<Stacks, Error> {
+    Ok(Stacks::new(
+        session_in(envs, env, through).await?.cloudformation(),
+    ))
 }
 
 /// CodePipeline in the pipeline account, with the caller's own credentials there.
@@ -89,20 +95,39 @@ pub async fn codepipeline(
     Ok(aws_sdk_codepipeline::Client::new(&session.config))
 }
 
-/// A session in `env`'s account: its deploy role for sandbox and prod (a branch deployer's own
-/// session goes on as it is); in the pipeline account, which has no deploy role, the caller's own.
-pub async fn session_in(envs: &Environments, env: EnvName) -> Result<aws::Session, Error> {
+/// Which of a target account's roles a command acts through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Through {
+    /// `{prefix}-deploy`: change sets, artifacts, stack deletion.
+    DeployRole,
+    /// `{prefix}-read`: status, outputs, logs, drift; operators may read prod through it.
+    ReadRole,
+}
+
+/// A session in `env`'s account: the role `through` names for sandbox and prod (a caller that
+/// already is one of the account's deployer roles goes on as it is); in the pipeline account,
+/// which has neither, the caller's own.
+pub async fn session_in(
+    envs: &Environments,
+    env: EnvName,
+    through: Through,
+) -> Result<aws::Session, Error> {
     if envs.target(env).is_none() {
         return operator_session(envs, env, &format!("status {env}")).await;
     }
     let prefix = envs.prefix().as_str();
+    let (deploy, read, branch) = (
+        deploy_role_name(envs),
+        format!("{prefix}-read"),
+        format!("{prefix}-branch-deployer"),
+    );
+    let roles: [&str; 3] = match through {
+        Through::DeployRole => [&deploy, &branch, &read],
+        Through::ReadRole => [&read, &deploy, &branch],
+    };
     let operator = aws::operator().await?;
     operator
-        .session_in(
-            envs.account(env),
-            envs.region(env),
-            &[&deploy_role_name(envs), &format!("{prefix}-branch-deployer")],
-        )
+        .session_in(envs.account(env), envs.region(env), &roles)
         .await
         .map_err(|e| match e {
             // Either the role is not there yet or it does not trust this caller: both are mended
@@ -112,10 +137,12 @@ pub async fn session_in(envs: &Environments, env: EnvName) -> Result<aws::Sessio
                 operator.arn,
                 envs.account(env),
                 envs.file(env).display(),
-                if envs.target(env).is_some_and(|t| t.safety.require_approval) {
-                    "only the pipeline's Deploy action and deploy_role.break_glass_role_arn may; deploy through the pipeline"
+                if through == Through::ReadRole {
+                    "access.readers"
+                } else if envs.target(env).is_some_and(|t| t.safety.require_approval) {
+                    "only the pipeline's Deploy action and access.break_glass_role_arn may; deploy through the pipeline"
                 } else {
-                    "deploy_role.operators"
+                    "access.operators"
                 }
             )),
             other => other.into(),
@@ -218,7 +245,7 @@ async fn prepare(
             target.lambda.architecture
         )));
     }
-    let session = session_in(envs, env).await?;
+    let session = session_in(envs, env, Through::DeployRole).await?;
     crate::bootstrap::check_marker(envs, env, &session).await?;
     let bucket = format!(
         "{}-artifacts-{}-{}",
@@ -279,11 +306,12 @@ pub async fn deploy(
             envs.file(env).display()
         )));
     }
-    // Prod takes only what the pipeline promoted. CodeBuild sets CODEBUILD_BUILD_ID; the IAM
-    // trust on prod's deploy role is what really keeps others out, this stops accidents.
+    // Prod takes only what the pipeline promoted. CodeBuild sets CODEBUILD_BUILD_ID, which
+    // anyone can set: the trust of prod's deploy role (only the pipeline's prod Deploy action) is
+    // what keeps others out; this says so before an AssumeRole is refused.
     if target.safety.require_approval && std::env::var_os("CODEBUILD_BUILD_ID").is_none() {
         return Err(Error::Refused(format!(
-            "{env} deploys need the pipeline's manual approval (safety.require_approval = true in {}); approve the pending execution with `deployer approve`, or set require_approval = false there if this environment really takes direct deploys",
+            "{env} deploys need the pipeline's manual approval (safety.require_approval = true in {}): merge to the pipeline's branch, then approve the pending execution with `deployer approve`; only the pipeline's {env} Deploy action may assume {env}'s deploy role",
             envs.file(env).display()
         )));
     }
@@ -394,7 +422,10 @@ pub async fn destroy(
         ));
     }
     let (name, _) = catalog_names(envs, env, branch)?;
-    let deleted = stacks_in(envs, env).await?.delete(&name, progress).await?;
+    let deleted = stacks_in(envs, env, Through::DeployRole)
+        .await?
+        .delete(&name, progress)
+        .await?;
     Ok(DestroyReport {
         stack: name,
         deleted,
@@ -533,7 +564,7 @@ pub async fn outputs(
 ) -> Result<OutputsReport, Error> {
     target_env(envs, env, "outputs")?;
     let (name, _) = catalog_names(envs, env, branch)?;
-    let stacks = stacks_in(envs, env).await?;
+    let stacks = stacks_in(envs, env, Through::ReadRole).await?;
     let stack = stacks.describe(&name).await?.ok_or_else(|| {
         Error::Refused(format!(
             "stack {name} does not exist in account {}; deploy it first with `deployer deploy {env}{}`",
@@ -600,7 +631,7 @@ pub async fn status(envs: &Environments, which: &[EnvName]) -> Result<StatusRepo
     let mut rows = vec![];
     for &env in which {
         // An account this caller may not enter is a row that says so, not the end of the report.
-        let stacks = match stacks_in(envs, env).await {
+        let stacks = match stacks_in(envs, env, Through::ReadRole).await {
             Ok(stacks) => stacks,
             Err(Error::Refused(why)) => {
                 rows.extend(StackKind::for_env(env).map(|kind| StackState {

@@ -31,7 +31,10 @@ impl Error {
         match self {
             Error::Config(_) | Error::Render(_) | Error::Refused(_) => 2,
             Error::Artifact(
-                artifact::Error::Build(_) | artifact::Error::Zip(_) | artifact::Error::Write { .. },
+                artifact::Error::Build(_)
+                | artifact::Error::Zip(_)
+                | artifact::Error::Write { .. }
+                | artifact::Error::Aws(_),
             ) => 1,
             // A missing, malformed or mismatched manifest is the caller's input.
             Error::Artifact(_) => 2,

@@ -304,6 +304,7 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
             "principals": envs.deploy_role_trust(env),
             "operators": envs.target(env).is_some_and(|t| !t.safety.require_approval),
         },
+        "read_role_trust": envs.read_role_trust(env),
     })
 }
 

@@ -69,6 +69,53 @@ async fn the_function_runs_the_packaged_zip_uploaded_once_and_code_changes_updat
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_artifact_replaced_in_the_bucket_is_refused_naming_both_sums() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    let v1 = package(&p, "v1");
+    p.run(&["deploy", "sandbox"]).expect(0);
+    let sha = v1["sha256"].as_str().unwrap();
+    let bucket = format!("catalog-artifacts-{SANDBOX}-us-east-1");
+    let key = format!("catalog/{sha}.zip");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&common::sdk_config(&emu, SANDBOX))
+            .force_path_style(true)
+            .build(),
+    );
+    // The upload went up with its SHA-256, which S3 checked and keeps.
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(&key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_sha256(), Some(lambda_sha(sha).as_str()));
+    // An administrator of sandbox replaces it. On AWS the bucket policy refuses a PutObject
+    // without If-None-Match (permissions.rs asserts it); the emulator does not evaluate bucket
+    // policies, so this stands in for whatever got past it.
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(b"not the artifact".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
+    assert!(
+        err.contains(&format!("s3://{bucket}/{key} is not the artifact")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("the manifest says {sha}")), "{err}");
+    let replaced = common::hex_sha256(b"not the artifact");
+    assert!(
+        err.contains(&format!("S3 holds sha256 {replaced}")),
+        "{err}"
+    );
+}
+
 #[test]
 fn deploy_without_a_package_says_how_to_make_one() {
     let p = Project::new();
@@ -445,10 +492,31 @@ fn status_lists_every_stack_of_every_account() {
         report["stacks"][4]["unreachable"]
             .as_str()
             .unwrap()
-            .contains("cannot assume arn:aws:iam::333333333333:role/catalog-deploy"),
+            .contains("cannot assume arn:aws:iam::333333333333:role/catalog-read"),
         "{report}"
     );
     assert!(report["stacks"][2].get("unreachable").is_none());
+    // Bootstrapped, prod is read through its read-only role, which trusts the pipeline account.
+    p.run_as(&emu, PROD, &["bootstrap", "prod"]).expect(0);
+    let prod = p
+        .run(&["status", "prod", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(prod["stacks"][0]["status"], "CREATE_COMPLETE", "{prod}");
+    // The same administrator cannot deploy prod, not even posing as CodeBuild: prod's deploy
+    // role trusts only the pipeline's prod Deploy action.
+    let err = p
+        .run_with(
+            &["deploy", "prod"],
+            &[("CODEBUILD_BUILD_ID", "catalog-build:1")],
+        )
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("cannot assume arn:aws:iam::333333333333:role/catalog-deploy")
+            && err.contains("AccessDenied"),
+        "{err}"
+    );
     assert_eq!(report["stacks"][3]["artifact_sha256"], v1["sha256"]);
     let text = p.run(&["status", "sandbox"]).expect(0).stdout();
     assert!(
@@ -819,4 +887,63 @@ fn branch_stacks_are_refused_outside_sandbox_and_past_the_limit() {
     assert!(err.contains("already holds 1 branch stacks"), "{err}");
     // Updating an existing branch stack is no new stack.
     p.run(&["deploy", "sandbox", "--branch", "one"]).expect(0);
+}
+
+#[test]
+fn the_github_branch_role_runs_the_workflows_commands() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    // The session GitHub's OIDC would hand the workflow (the emulator stands in for the token
+    // exchange; the trust's repository and branch conditions are asserted in permissions.rs).
+    let github = emu.role_credentials(SANDBOX, "catalog-branch-deployer");
+    let github: Vec<(&str, &str)> = github
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let run = |args: &[&str]| p.run_with(args, &github);
+    // branch-stack.yml on push, then on delete; branch-gc.yml nightly.
+    run(&[
+        "deploy",
+        "sandbox",
+        "--branch",
+        "feat/ci",
+        "--no-progress",
+        "--outputs-file",
+        "outputs.json",
+    ])
+    .expect(0);
+    let listed = run(&["branches", "list", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(branch_names(&listed), ["feat/ci"]);
+    // It deploys through the branch execution role, the only one it may pass.
+    let stack = &listed["stacks"][0]["stack"];
+    let described = run(&[
+        "outputs", "sandbox", "--branch", "feat/ci", "--output", "json",
+    ])
+    .expect(0)
+    .json();
+    assert_eq!(&described["stack"], stack);
+    run(&[
+        "branches",
+        "gc",
+        "--keep",
+        "main",
+        "--no-progress",
+        "--output",
+        "json",
+    ])
+    .expect(0);
+    let listed = run(&["branches", "list", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(branch_names(&listed), Vec::<String>::new());
+    run(&["destroy", "sandbox", "--branch", "feat/ci", "--no-progress"]).expect(0);
+    // Nothing but branch stacks: the role may not read the bootstrap marker's neighbours or
+    // assume the deploy role (on the emulator, resource scoping of CloudFormation calls is
+    // asserted on the templates instead; it checks S3 and STS resources itself).
+    let mut posing = github.clone();
+    posing.push(("CODEBUILD_BUILD_ID", "catalog-build:1"));
+    let err = p.run_with(&["deploy", "prod"], &posing).expect(2).stderr();
+    assert!(err.contains("cannot assume"), "{err}");
 }

@@ -148,7 +148,7 @@ fn prod_deploy_role_trusts_only_the_prod_deploy_action_and_a_named_break_glass_r
     p.edit(
         "environments/prod.toml",
         "[branches]",
-        "[deploy_role]\nbreak_glass_role_arn = \"arn:aws:iam::333333333333:role/break-glass\"\n\n[branches]",
+        "[access]\nbreak_glass_role_arn = \"arn:aws:iam::333333333333:role/break-glass\"\n\n[branches]",
     );
     let prod = &synth(&p, "prod")["bootstrap-target"];
     assert_eq!(
@@ -161,10 +161,52 @@ fn prod_deploy_role_trusts_only_the_prod_deploy_action_and_a_named_break_glass_r
 }
 
 #[test]
+fn operators_read_prod_through_a_role_that_changes_nothing() {
+    let p = Project::new();
+    let prod = &synth(&p, "prod")["bootstrap-target"];
+    let read = resource(prod, "ReadRole");
+    assert_eq!(
+        trusted(read, PROD),
+        BTreeSet::from([format!("arn:aws:iam::{PIPELINE}:root")])
+    );
+    let st = statements(read);
+    for action in [
+        "cloudformation:DescribeStacks",
+        "logs:FilterLogEvents",
+        "cloudformation:DetectStackDrift",
+    ] {
+        assert!(allows(&st, action), "the read role may not {action}");
+    }
+    for action in [
+        "cloudformation:CreateChangeSet",
+        "cloudformation:ExecuteChangeSet",
+        "cloudformation:DeleteStack",
+        "cloudformation:UpdateTerminationProtection",
+        "iam:PassRole",
+        "s3:PutObject",
+        "ssm:GetParameter",
+        "lambda:UpdateFunctionCode",
+        "dynamodb:GetItem",
+    ] {
+        assert!(!allows(&st, action), "the read role may {action}");
+    }
+    p.edit(
+        "environments/prod.toml",
+        "[branches]",
+        "[access]\nreaders = [\"arn:aws:iam::444444444444:role/auditor\"]\n\n[branches]",
+    );
+    let prod = &synth(&p, "prod")["bootstrap-target"];
+    assert_eq!(
+        trusted(resource(prod, "ReadRole"), PROD),
+        BTreeSet::from(["arn:aws:iam::444444444444:role/auditor".to_string()])
+    );
+}
+
+#[test]
 fn sandbox_deploy_role_trusts_its_deploy_action_and_the_operators_sandbox_names() {
     let p = Project::new();
     let sandbox = &synth(&p, "sandbox")["bootstrap-target"];
-    // Without a [deploy_role] table: the pipeline account, as before.
+    // Without an [access] table: the pipeline account, as before.
     assert_eq!(
         trusted(resource(sandbox, "DeployRole"), SANDBOX),
         BTreeSet::from([
@@ -175,7 +217,7 @@ fn sandbox_deploy_role_trusts_its_deploy_action_and_the_operators_sandbox_names(
     p.edit(
         "environments/sandbox.toml",
         "[branches]",
-        "[deploy_role]\noperators = [\"arn:aws:iam::444444444444:role/dev\"]\n\n[branches]",
+        "[access]\noperators = [\"arn:aws:iam::444444444444:role/dev\"]\n\n[branches]",
     );
     let sandbox = &synth(&p, "sandbox")["bootstrap-target"];
     assert_eq!(
@@ -635,6 +677,7 @@ fn execution_roles_create_roles_only_under_the_boundary_and_never_touch_the_boot
             .collect();
         for own in [
             "catalog-deploy",
+            "catalog-read",
             "catalog-cfn-exec",
             "catalog-cfn-exec-branch",
             "catalog-branch-deployer",

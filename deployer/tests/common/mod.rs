@@ -79,6 +79,15 @@ pub async fn code_sha256s(emu: &Emulator, account: &str, base: &str) -> Vec<Stri
     shas
 }
 
+/// The lowercase hex sha256 of `bytes`, as manifests and error messages write it.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The manifest's hex sha256 as Lambda reports CodeSha256: base64 of the digest.
 pub fn lambda_sha(hex: &str) -> String {
     use base64::Engine;
