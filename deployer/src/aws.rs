@@ -234,14 +234,19 @@ where
                 _ => {
                     let raw = se.raw();
                     let body = String::from_utf8_lossy(raw.body().bytes().unwrap_or_default());
-                    // An HTML error page reads better without its tags.
+                    // An HTML or XML error page reads better without its tags; each tag becomes
+                    // a space so that the texts of neighbouring elements stay apart.
                     let mut in_tag = false;
                     let text: String = body
                         .chars()
-                        .filter(|&c| {
-                            let keep = !in_tag && c != '<';
+                        .filter_map(|c| {
+                            let was = in_tag;
                             in_tag = (in_tag || c == '<') && c != '>';
-                            keep
+                            match (was, c) {
+                                (false, '<') => Some(' '),
+                                (false, c) => Some(c),
+                                (true, _) => None,
+                            }
                         })
                         .collect();
                     let body: String = text.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -86,6 +86,10 @@ pub enum Command {
         /// Also write the stack's outputs to this file, as one JSON object.
         #[arg(long, value_name = "FILE")]
         outputs_file: Option<PathBuf>,
+        /// Refuse unless the artifact's sha256 is this one (the pipeline passes the sha256 its
+        /// Build exported, which the approval names).
+        #[arg(long, value_name = "SHA256")]
+        expect_sha256: Option<String>,
     },
     /// Show what `deploy` would change (through a change set that is then deleted).
     Diff {

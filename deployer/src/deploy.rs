@@ -214,13 +214,23 @@ struct Prepared {
     spec: StackSpec,
 }
 
+/// The artifact a deploy ships: the manifest `deployer package` wrote and, in the pipeline, the
+/// sha256 the approval named.
+pub struct Artifact<'a> {
+    pub path: &'a Path,
+    /// The sha256 this deploy must ship: the pipeline passes the one Build exported and the
+    /// approval showed, so an artifact replaced while it waited is refused.
+    pub expect_sha256: Option<&'a str>,
+}
+
 async fn prepare(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
     branch: Option<&str>,
-    artifact_path: &Path,
+    artifact: &Artifact<'_>,
 ) -> Result<Prepared, Error> {
+    let artifact_path = artifact.path;
     let target = envs.target(env).expect("callers check target_env");
     let options = crate::render::Options {
         branch: branch.map(str::to_string),
@@ -236,6 +246,15 @@ async fn prepare(
         }
         other => other.into(),
     })?;
+    if let Some(expected) = artifact.expect_sha256
+        && expected != manifest.sha256
+    {
+        return Err(Error::Refused(format!(
+            "{} names artifact sha256 {} but this deploy must ship {expected} (--expect-sha256, the one the pipeline's Build exported and the approval named); the artifact changed after Build: deploy nothing, find out who wrote it",
+            artifact_path.display(),
+            manifest.sha256
+        )));
+    }
     if manifest.architecture != target.lambda.architecture {
         return Err(Error::Refused(format!(
             "{} holds a {} build but {} sets lambda.architecture = \"{}\"; package for {env} again",
@@ -294,7 +313,7 @@ pub async fn deploy(
     renderer: &Renderer,
     env: EnvName,
     branch: Option<&str>,
-    artifact_path: &Path,
+    artifact: &Artifact<'_>,
     continue_rollback: bool,
     progress: &mut Progress,
 ) -> Result<DeployReport, Error> {
@@ -315,7 +334,7 @@ pub async fn deploy(
             envs.file(env).display()
         )));
     }
-    let mut p = prepare(envs, renderer, env, branch, artifact_path).await?;
+    let mut p = prepare(envs, renderer, env, branch, artifact).await?;
     let stacks = Stacks::new(p.session.cloudformation());
     // The stack as a branch deploy's checks already described it, so the deploy need not ask again.
     let mut known = None;
@@ -378,10 +397,10 @@ pub async fn diff(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
-    artifact_path: &Path,
+    artifact: &Artifact<'_>,
 ) -> Result<DiffReport, Error> {
     target_env(envs, env, "diff")?;
-    let p = prepare(envs, renderer, env, None, artifact_path).await?;
+    let p = prepare(envs, renderer, env, None, artifact).await?;
     let changes = Stacks::new(p.session.cloudformation())
         .diff(&p.spec)
         .await?;

@@ -51,6 +51,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             artifact,
             continue_rollback,
             outputs_file,
+            expect_sha256,
         } => {
             let renderer = Renderer::load(&g.templates)?;
             let mut progress = deploy::Progress::new(g.no_progress);
@@ -59,7 +60,10 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                 &renderer,
                 env,
                 branch.as_deref(),
-                &artifact,
+                &deploy::Artifact {
+                    path: &artifact,
+                    expect_sha256: expect_sha256.as_deref(),
+                },
                 continue_rollback,
                 &mut progress,
             )
@@ -93,7 +97,16 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             let renderer = Renderer::load(&g.templates)?;
             emit(
                 g.output,
-                &deploy::diff(&envs, &renderer, env, &artifact).await?,
+                &deploy::diff(
+                    &envs,
+                    &renderer,
+                    env,
+                    &deploy::Artifact {
+                        path: &artifact,
+                        expect_sha256: None,
+                    },
+                )
+                .await?,
             );
         }
         Command::Destroy { env, branch } => {

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 /// 2: the execution role may create the SNS topic and SQS queue; the deploy role may run drift
 /// detection and read the functions' logs.
 /// 3: least privilege: the app boundary the catalog's roles need, a branch execution role, deploy
-/// roles trusting only the pipeline's Deploy action of their environment (and named operators).
+/// roles trusting only the pipeline's Deploy action of their environment (and named operators),
+/// a read-only role for status, outputs, logs and drift, write-once artifacts.
 pub const BOOTSTRAP_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]

@@ -38,7 +38,8 @@ fn toml_syntax_error_names_file_and_line() {
         "account_id = \"111111111111\"",
         "account_id = \"111111111111",
     );
-    assert_has(&err, &["environments/pipeline.toml:5:"]);
+    let line = line_of("environments/pipeline.toml", "account_id = ");
+    assert_has(&err, &[&format!("environments/pipeline.toml:{line}:")]);
 }
 
 #[test]
@@ -193,6 +194,71 @@ fn pipeline_and_sandbox_may_share_an_account() {
         "account_id = \"111111111111\"",
     );
     p.run(&["synth", "--all"]).expect(0);
+}
+
+#[test]
+fn prod_keeps_its_data_its_stack_and_the_approval() {
+    for key in ["retain_data", "termination_protection", "require_approval"] {
+        let err = synth_fails_after(
+            "environments/prod.toml",
+            &format!("{key} = true"),
+            &format!("{key} = false"),
+        );
+        assert_has(
+            &err,
+            &[
+                "environments/prod.toml",
+                &format!("safety.{key} = false is not allowed in prod"),
+            ],
+        );
+    }
+}
+
+#[test]
+fn who_may_enter_an_account_is_checked() {
+    let with_access = |file: &str, table: &str| {
+        synth_fails_after(
+            file,
+            "[branches]",
+            &format!("[access]\n{table}\n\n[branches]"),
+        )
+    };
+    let err = with_access(
+        "environments/prod.toml",
+        "operators = [\"arn:aws:iam::111111111111:role/dev\"]",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/prod.toml",
+            "access.operators is not allowed where safety.require_approval = true",
+            "access.readers",
+        ],
+    );
+    let err = with_access("environments/sandbox.toml", "operators = [\"dev\"]");
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml",
+            "access.operators holds \"dev\"",
+        ],
+    );
+    let err = with_access("environments/sandbox.toml", "readers = []");
+    assert_has(&err, &["access.readers = [] would lock everybody out"]);
+    let err = with_access(
+        "environments/prod.toml",
+        "break_glass_role_arn = \"arn:aws:iam::333333333333:user/root\"",
+    );
+    assert_has(&err, &["access.break_glass_role_arn must be a role ARN"]);
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "github_repository = \"example-org/catalog\"",
+        "github_repository = \"example-org/catalog\"\noidc_provider_arn = \"arn:aws:iam::999999999999:oidc-provider/token.actions.githubusercontent.com\"",
+    );
+    assert_has(
+        &err,
+        &["branches.oidc_provider_arn must be GitHub's OIDC provider in this account"],
+    );
 }
 
 #[test]

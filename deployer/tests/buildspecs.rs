@@ -24,12 +24,14 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 /// Runs one phase's commands in one shell in `dir`, as CodeBuild does, with the credentials of
-/// the pipeline action's own role; returns the exit status and both streams.
+/// the pipeline action's own role and the action's environment variables; returns the exit
+/// status and both streams.
 fn run_phase(
     emu: &Emulator,
     role: &str,
     dir: &Path,
     commands: &[String],
+    vars: &[(&str, &str)],
 ) -> (bool, String, String) {
     let out = std::process::Command::new("bash")
         .args(["-euo", "pipefail", "-c", &commands.join("\n")])
@@ -42,6 +44,7 @@ fn run_phase(
         .env("AWS_ENDPOINT_URL", &emu.url)
         .env("CODEBUILD_BUILD_ID", "catalog-build:0001")
         .envs(emu.role_credentials(PIPELINE, &format!("catalog-action-{role}")))
+        .envs(vars.iter().copied())
         .output()
         .unwrap();
     (
@@ -52,8 +55,14 @@ fn run_phase(
 }
 
 /// `run_phase` that must succeed; returns stdout.
-fn phase_ok(emu: &Emulator, role: &str, dir: &Path, commands: &[String]) -> String {
-    let (ok, stdout, stderr) = run_phase(emu, role, dir, commands);
+fn phase_ok(
+    emu: &Emulator,
+    role: &str,
+    dir: &Path,
+    commands: &[String],
+    vars: &[(&str, &str)],
+) -> String {
+    let (ok, stdout, stderr) = run_phase(emu, role, dir, commands, vars);
     assert!(ok, "{role}: {commands:?} failed:\n{stdout}\n{stderr}");
     stdout
 }
@@ -115,7 +124,7 @@ async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
         })
         .collect();
     commands.push("echo \"ARTIFACT_SHA=$ARTIFACT_SHA\"".into());
-    let out = phase_ok(&emu, "build", &src, &commands);
+    let out = phase_ok(&emu, "build", &src, &commands, &[]);
     let manifest: Value = serde_json::from_str(&p.read("dist/manifest.json")).unwrap();
     let sha = manifest["sha256"].as_str().unwrap();
     assert!(
@@ -129,7 +138,7 @@ async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
         format!("{deployer} deploy prod --no-progress --artifact dist/manifest.json"),
         format!("{deployer} pipeline deploy --no-progress"),
     ] {
-        let (ok, _, err) = run_phase(&emu, "build", &src, std::slice::from_ref(&attempt));
+        let (ok, _, err) = run_phase(&emu, "build", &src, std::slice::from_ref(&attempt), &[]);
         assert!(!ok, "the Build action's role ran {attempt}");
         assert!(err.contains("AccessDenied"), "{attempt}: {err}");
     }
@@ -144,18 +153,22 @@ async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
     // pipeline current and goes on, so a self-update never loops.
     let update =
         strings(&buildspec(&template, "UpdatePipelineProject")["phases"]["build"]["commands"]);
-    let out = phase_ok(&emu, "update-pipeline", artifact.path(), &update);
+    let out = phase_ok(&emu, "update-pipeline", artifact.path(), &update, &[]);
     assert!(out.contains("catalog-pipeline: CREATE_COMPLETE"), "{out}");
-    let out = phase_ok(&emu, "update-pipeline", artifact.path(), &update);
+    let out = phase_ok(&emu, "update-pipeline", artifact.path(), &update, &[]);
     assert!(out.contains("catalog-pipeline: no changes"), "{out}");
 
     let deploy =
         |project: &str| strings(&buildspec(&template, project)["phases"]["build"]["commands"]);
+    // CodePipeline resolves the deploy actions' ARTIFACT_SHA from Build's exported variable (the
+    // pipeline's structure test asserts the mapping); here the test hands it over.
+    let approved = [("ARTIFACT_SHA", sha)];
     phase_ok(
         &emu,
         "deploy-sandbox",
         artifact.path(),
         &deploy("DeploySandboxProject"),
+        &approved,
     );
     // The sandbox action may not take prod's role either.
     let (ok, _, err) = run_phase(
@@ -163,14 +176,40 @@ async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
         "deploy-sandbox",
         artifact.path(),
         &deploy("DeployProdProject"),
+        &approved,
     );
     assert!(!ok && err.contains("AccessDenied"), "{err}");
+
+    // An artifact replaced while it waited for approval (zip and manifest together) is refused:
+    // the approval named the sha256 Build exported.
+    let swapped = tempfile::tempdir().unwrap();
+    collect_artifact(&strings(&build["artifacts"]["files"]), &src, swapped.path());
+    std::fs::write(swapped.path().join("other"), "#!/bin/sh\necho other\n").unwrap();
+    let repackaged = std::process::Command::new(swapped.path().join("target/release/deployer"))
+        .args(["package", "--binary", "other"])
+        .current_dir(swapped.path())
+        .output()
+        .unwrap();
+    assert!(repackaged.status.success());
+    let (ok, _, err) = run_phase(
+        &emu,
+        "deploy-prod",
+        swapped.path(),
+        &deploy("DeployProdProject"),
+        &approved,
+    );
+    assert!(!ok, "a swapped artifact reached prod");
+    assert!(
+        err.contains(&format!("but this deploy must ship {sha}")),
+        "{err}"
+    );
 
     let (ok, _, err) = run_phase(
         &emu,
         "deploy-prod",
         artifact.path(),
         &deploy("DeployProdProject"),
+        &approved,
     );
     // Prod's stack is deployed; then the emulator lacks UpdateTerminationProtection, which AWS
     // has (stack_failures.rs covers the call with mocks), so only that last step fails here.

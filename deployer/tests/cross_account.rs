@@ -344,6 +344,43 @@ fn bootstrap_needs_credentials_in_the_account_it_prepares() {
 }
 
 #[tokio::test]
+async fn pipeline_and_sandbox_in_one_account_keep_two_bootstrap_stacks() {
+    let emu = Emulator::start();
+    let p = Project::new();
+    p.edit(
+        "environments/sandbox.toml",
+        "account_id = \"222222222222\"",
+        "account_id = \"111111111111\"",
+    );
+    p.run_as(&emu, PIPELINE, &["bootstrap", "pipeline"])
+        .expect(0);
+    p.run_as(&emu, PIPELINE, &["bootstrap", "sandbox"])
+        .expect(0);
+    let again = p
+        .run_as(
+            &emu,
+            PIPELINE,
+            &["bootstrap", "pipeline", "--output", "json"],
+        )
+        .expect(0)
+        .json();
+    assert_eq!(
+        again["outcome"], "no-changes",
+        "sandbox's bootstrap left it alone"
+    );
+    let mut names = stack_names(&cloudformation(&emu, PIPELINE)).await;
+    names.sort();
+    assert_eq!(names, ["catalog-bootstrap", "catalog-bootstrap-pipeline"]);
+    // Deploying from that one account still goes through the deploy role.
+    package(&p, "v1");
+    let out = p
+        .run_as(&emu, PIPELINE, &["deploy", "sandbox", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(out["outcome"], "created", "{out}");
+}
+
+#[tokio::test]
 async fn bootstrap_all_three_accounts_then_again_changes_nothing() {
     let emu = Emulator::start();
     let p = Project::new();

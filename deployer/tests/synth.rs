@@ -161,6 +161,14 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
         spec("DeployProdProject")
             .contains("deployer deploy prod --no-progress --artifact dist/manifest.json")
     );
+    // Both deploys ship exactly the sha256 Build exported (and the approval names).
+    for i in [3, 5] {
+        assert_eq!(
+            action(i)["Configuration"]["EnvironmentVariables"],
+            r##"[{"name":"ARTIFACT_SHA","value":"#{BuildVariables.ARTIFACT_SHA}","type":"PLAINTEXT"}]"##
+        );
+    }
+    assert!(spec("DeployProdProject").contains("--expect-sha256 \"$ARTIFACT_SHA\""));
     // Build reaches no account: the self-update is a stage of its own, with its own role.
     assert!(!spec("BuildProject").contains("deployer pipeline deploy"));
     assert!(spec("UpdatePipelineProject").contains("deployer pipeline deploy"));
