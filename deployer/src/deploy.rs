@@ -121,13 +121,14 @@ pub async fn session_in(
         format!("{prefix}-read"),
         format!("{prefix}-branch-deployer"),
     );
-    let roles: [&str; 3] = match through {
-        Through::DeployRole => [&deploy, &branch, &read],
-        Through::ReadRole => [&read, &deploy, &branch],
+    // A reader's session never stands in for a deployer's: it assumes the deploy role instead.
+    let roles: &[&str] = match through {
+        Through::DeployRole => &[&deploy, &branch],
+        Through::ReadRole => &[&read, &deploy, &branch],
     };
     let operator = aws::operator().await?;
     operator
-        .session_in(envs.account(env), envs.region(env), &roles)
+        .session_in(envs.account(env), envs.region(env), roles)
         .await
         .map_err(|e| match e {
             // Either the role is not there yet or it does not trust this caller: both are mended

@@ -651,11 +651,11 @@ fn trust_follows_the_config_whole() {
     let after = p.read("after/pipeline-bootstrap-pipeline.json");
     assert_eq!(
         before.matches(PROD).count(),
-        2,
-        "KMS grant and CodeBuild's assume-role"
+        1,
+        "the prod Deploy action's assume-role"
     );
     assert!(!after.contains(PROD), "{after}");
-    assert_eq!(after.matches("444444444444").count(), 2);
+    assert_eq!(after.matches("444444444444").count(), 1);
 }
 
 #[tokio::test]

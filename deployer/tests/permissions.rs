@@ -740,10 +740,6 @@ const BROAD_GRANTS: &[(&str, &str)] = &[
         "a KMS key policy's Resource is always the key itself",
     ),
     (
-        "TargetAccountsDecrypt",
-        "a KMS key policy's Resource is always the key itself",
-    ),
-    (
         "TheBoundaryStays",
         "a Deny: removing any role's boundary is refused",
     ),
@@ -817,5 +813,87 @@ fn data_and_artifacts_are_kept_where_they_must_be() {
             assert!(!allows(&statements(r), "s3:DeleteObject"));
             assert!(!allows(&statements(r), "s3:DeleteObjectVersion"));
         }
+    }
+}
+
+/// The SDK operations `file` calls (`.some_operation()` on a client), as IAM actions of `service`.
+fn calls_in(file: &str, service: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo_root().join("deployer/src").join(file)).unwrap();
+    let verbs = [
+        "describe_",
+        "create_",
+        "execute_",
+        "delete_",
+        "get_",
+        "list_",
+        "update_",
+        "continue_",
+        "detect_",
+        "filter_",
+        "head_",
+        "put_",
+    ];
+    text.split('.')
+        .filter_map(|part| part.split_once("()").map(|(name, _)| name.trim()))
+        .filter(|name| {
+            verbs.iter().any(|v| name.starts_with(v))
+                && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+        .map(|name| {
+            let camel: String = name
+                .split('_')
+                .map(|w| w[..1].to_uppercase() + &w[1..])
+                .collect();
+            // S3's HeadObject is authorized as s3:GetObject.
+            let camel = if camel == "HeadObject" {
+                "GetObject".into()
+            } else {
+                camel
+            };
+            format!("{service}:{camel}")
+        })
+        .collect()
+}
+
+/// Every call the deployer makes in a target account is allowed by the role it makes it through,
+/// also the ones the emulator lacks (drift detection, termination protection, continuing a
+/// rollback), whose paths are tested with mocks.
+#[test]
+fn every_call_the_deployer_makes_in_a_target_is_allowed_by_its_role() {
+    let p = Project::new();
+    let boot = &synth(&p, "sandbox")["bootstrap-target"];
+    let deploy = statements(resource(boot, "DeployRole"));
+    let read = statements(resource(boot, "ReadRole"));
+    let branch = statements(resource(boot, "BranchDeployRole"));
+    // Through the deploy role: change sets, stack waits and deletions, artifacts, the marker.
+    let mut through_deploy = calls_in("stack.rs", "cloudformation");
+    through_deploy.extend(calls_in("artifact.rs", "s3"));
+    through_deploy.extend(calls_in("bootstrap.rs", "ssm"));
+    through_deploy.remove("ssm:PutParameter"); // the bootstrap's own, with the operator's credentials
+    assert!(through_deploy.contains("cloudformation:UpdateTerminationProtection"));
+    assert!(through_deploy.contains("cloudformation:ContinueUpdateRollback"));
+    assert!(through_deploy.contains("s3:PutObject"));
+    for action in &through_deploy {
+        assert!(allows(&deploy, action), "the deploy role may not {action}");
+    }
+    // The branch role deploys and destroys branch stacks the same way, but never protects one
+    // (branch stacks have no termination protection) nor continues another's rollback.
+    for action in &through_deploy {
+        let protected_only = [
+            "cloudformation:UpdateTerminationProtection",
+            "cloudformation:ContinueUpdateRollback",
+        ];
+        if !protected_only.contains(&action.as_str()) {
+            assert!(allows(&branch, action), "the branch role may not {action}");
+        }
+    }
+    // Through the read role: drift detection and logs, and the stacks' state.
+    let mut through_read = calls_in("drift.rs", "cloudformation");
+    through_read.extend(calls_in("logs.rs", "logs"));
+    through_read.insert("cloudformation:DescribeStacks".into());
+    assert!(through_read.contains("cloudformation:DetectStackDrift"));
+    assert!(through_read.contains("logs:FilterLogEvents"));
+    for action in &through_read {
+        assert!(allows(&read, action), "the read role may not {action}");
     }
 }
