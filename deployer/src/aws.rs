@@ -16,9 +16,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "cannot tell which AWS account these credentials belong to: {message}; sign in first (aws sso login, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or for the local emulator set AWS_ENDPOINT_URL"
+        "cannot tell which AWS account these credentials belong to: {message}; sign in first (aws sso login, --profile or AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or for the local emulator set AWS_ENDPOINT_URL"
     )]
     Identity { message: String },
+    /// Nothing answered, or not in time: a network or endpoint problem, not a credentials one.
+    #[error("{message}")]
+    Unreachable { message: String },
     #[error("{action} on {target} failed: {message}")]
     Call {
         action: &'static str,
@@ -46,14 +49,63 @@ pub struct Operator {
 
 static OPERATOR: tokio::sync::OnceCell<Operator> = tokio::sync::OnceCell::const_new();
 
+/// How the operator signs in: set once, before the first AWS call, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct SignIn {
+    /// `--profile`: a profile of the shared config files, over AWS_PROFILE.
+    pub profile: Option<String>,
+    /// `--region`: the operator's own region, over AWS_REGION and the profile's.
+    pub region: Option<String>,
+    /// Where no region is set anywhere: the pipeline account's, from pipeline.toml.
+    pub fallback_region: String,
+}
+
+static SIGN_IN: std::sync::OnceLock<SignIn> = std::sync::OnceLock::new();
+
+/// Sets how the operator signs in; the first setting wins.
+pub fn sign_in(settings: SignIn) {
+    let _ = SIGN_IN.set(settings);
+}
+
+/// How long one attempt of one AWS call may take before it counts as unanswered: a frozen
+/// endpoint must not hold a deploy for ever. `DEPLOYER_CALL_TIMEOUT` (seconds) changes it.
+pub fn call_timeout() -> std::time::Duration {
+    let secs = std::env::var("DEPLOYER_CALL_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(60);
+    std::time::Duration::from_secs(secs)
+}
+
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The operator, resolved once per process: one config load, one GetCallerIdentity.
 pub async fn operator() -> Result<&'static Operator, Error> {
     OPERATOR
         .get_or_try_init(|| async {
-            let config = aws_config::defaults(BehaviorVersion::latest())
+            let settings = SIGN_IN.get().cloned().unwrap_or_default();
+            let mut loader = aws_config::defaults(BehaviorVersion::latest())
                 .http_client(http_client())
-                .load()
-                .await;
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .operation_attempt_timeout(call_timeout())
+                        .build(),
+                );
+            if let Some(profile) = &settings.profile {
+                loader = loader.profile_name(profile);
+            }
+            if let Some(region) = &settings.region {
+                loader = loader.region(aws_config::Region::new(region.clone()));
+            }
+            let mut config = loader.load().await;
+            if config.region().is_none() && !settings.fallback_region.is_empty() {
+                config = config
+                    .to_builder()
+                    .region(aws_config::Region::new(settings.fallback_region))
+                    .build();
+            }
             let (account, arn) = caller(&config).await?;
             Ok(Operator {
                 config,
@@ -132,12 +184,22 @@ impl Session {
 
 /// The account and ARN the credentials in `config` belong to.
 async fn caller(config: &SdkConfig) -> Result<(String, String), Error> {
+    use aws_sdk_sts::error::SdkError;
     let who = aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| Error::Identity {
-            message: error_text(&e),
+        .map_err(|e| match e {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)
+                if !is_credentials_error(&e) =>
+            {
+                Error::Unreachable {
+                    message: error_text(&e),
+                }
+            }
+            e => Error::Identity {
+                message: error_text(&e),
+            },
         })?;
     match (who.account, who.arn) {
         (Some(account), Some(arn)) => Ok((account, arn)),
@@ -182,10 +244,21 @@ impl Operator {
         let role_name = role_names[0];
         let from = &self.account;
         let role_arn = format!("arn:aws:iam::{account}:role/{role_name}");
+        // Who deployed, for CloudTrail: the caller's own name (user, or role session).
+        let who: String = self
+            .arn
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(*c))
+            .collect();
+        let session_name: String = format!("deployer-{who}").chars().take(64).collect();
+        // Assumed now, so that a refusal is reported here, naming the role.
         let assumed = aws_sdk_sts::Client::new(&here.config)
             .assume_role()
             .role_arn(&role_arn)
-            .role_session_name(format!("deployer-{}", std::process::id()))
+            .role_session_name(&session_name)
             .send()
             .await
             .map_err(|e| Error::AssumeRole {
@@ -198,22 +271,78 @@ impl Operator {
             from: from.clone(),
             message: "STS returned no credentials".into(),
         })?;
-        let creds = Credentials::new(
+        let first = Credentials::new(
             c.access_key_id,
             c.secret_access_key,
             Some(c.session_token),
             std::time::SystemTime::try_from(c.expiration).ok(),
             "deployer-assume-role",
         );
+        // A wait can outlast the session (an hour for a chained role): the SDK's identity cache
+        // asks again when these expire, and the SDK's own provider assumes the role afresh.
+        let refresh = aws_config::sts::AssumeRoleProvider::builder(&role_arn)
+            .session_name(&session_name)
+            .configure(&here.config)
+            .build()
+            .await;
         Ok(Session {
             config: here
                 .config
                 .to_builder()
-                .credentials_provider(SharedCredentialsProvider::new(creds))
+                .credentials_provider(SharedCredentialsProvider::new(Refreshing {
+                    first: std::sync::Mutex::new(Some(first)),
+                    refresh,
+                }))
                 .build(),
             account: account.to_string(),
         })
     }
+}
+
+/// The credentials of the AssumeRole already made, handed out once, then the SDK's provider.
+#[derive(Debug)]
+struct Refreshing {
+    first: std::sync::Mutex<Option<Credentials>>,
+    refresh: aws_config::sts::AssumeRoleProvider,
+}
+
+impl aws_sdk_sts::config::ProvideCredentials for Refreshing {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let first = self.first.lock().expect("not poisoned").take();
+        match first {
+            Some(c) => aws_credential_types::provider::future::ProvideCredentials::ready(Ok(c)),
+            None => self.refresh.provide_credentials(),
+        }
+    }
+}
+
+/// Whether an SDK error is about missing or unusable credentials rather than the network.
+fn is_credentials_error<E, R>(e: &aws_sdk_sts::error::SdkError<E, R>) -> bool
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use std::error::Error as _;
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.is::<aws_credential_types::provider::error::CredentialsError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Where calls go, for messages: the emulator's URL, or AWS itself.
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL")
+        .map(|url| format!("the endpoint {url} (AWS_ENDPOINT_URL)"))
+        .unwrap_or_else(|_| "AWS".into())
 }
 
 /// The most useful line of an SDK error: the service's code and message when there is one, else
@@ -263,6 +392,21 @@ where
                 }
             }
         }
+        SdkError::TimeoutError(_) => format!(
+            "no answer from {} within {} s; it accepts connections but does not respond (DEPLOYER_CALL_TIMEOUT sets the limit)",
+            endpoint(),
+            call_timeout().as_secs()
+        ),
+        SdkError::DispatchFailure(d) if d.is_timeout() => format!(
+            "cannot connect to {} within {} s",
+            endpoint(),
+            CONNECT_TIMEOUT.as_secs()
+        ),
+        SdkError::DispatchFailure(d) if d.is_io() => format!(
+            "cannot reach {}: {}",
+            endpoint(),
+            aws_sdk_sts::error::DisplayErrorContext(e)
+        ),
         // With its causes: "dispatch failure" alone says nothing.
         other => aws_sdk_sts::error::DisplayErrorContext(other).to_string(),
     }

@@ -43,6 +43,18 @@ pub struct Global {
     /// Plain event lines instead of a progress display, even on a terminal.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// Sign in with this profile of the AWS config files (over AWS_PROFILE).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Your own session's region (over AWS_REGION and the profile's; default: the pipeline
+    /// account's). Each environment's stacks live in the region its file names.
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// How long to wait for a stack operation, a change set or drift detection (like 90s, 30m,
+    /// 2h); past it the deployer stops waiting, says what is still in progress, exits 1, and the
+    /// operation goes on in AWS.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -107,13 +107,17 @@ pub async fn detect(
                         .into(),
                 });
             }
-            other => progress.waiting(
-                name,
-                other.map_or("DETECTION_IN_PROGRESS", |s| s.as_str()),
-                started.elapsed(),
-            ),
+            other => {
+                let status = other.map_or("DETECTION_IN_PROGRESS", |s| s.as_str());
+                progress.waiting(name, status, started.elapsed());
+                backoff.pause().await.map_err(|limit| Error::TimedOut {
+                    stack: name.into(),
+                    what: "drift detection",
+                    status: status.to_string(),
+                    limit,
+                })?;
+            }
         }
-        backoff.pause().await;
     };
     let mut drifted = vec![];
     let mut pages = cfn

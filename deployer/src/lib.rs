@@ -39,6 +39,12 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         return Ok(0);
     }
     let envs = Environments::load(&g.environments)?;
+    stack::set_wait_limit(g.timeout);
+    aws::sign_in(aws::SignIn {
+        profile: g.profile.clone(),
+        region: g.region.clone(),
+        fallback_region: envs.region(EnvName::Pipeline).as_str().to_string(),
+    });
     match cli.command {
         Command::Synth { env, all: _, out } => {
             let renderer = Renderer::load(&g.templates)?;

@@ -32,6 +32,16 @@ pub enum Error {
     RollbackFailed { stack: String },
     #[error("drift detection on stack {stack} failed: {reason}")]
     DriftFailed { stack: String, reason: String },
+    #[error(
+        "gave up waiting for {what} of stack {stack} after {} (--timeout): it is still {status}; the operation goes on in AWS: `deployer status` shows it, and the next deploy waits for it",
+        humantime::format_duration(*limit)
+    )]
+    TimedOut {
+        stack: String,
+        what: &'static str,
+        status: String,
+        limit: Duration,
+    },
 }
 
 fn failed_message(stack: &str, status: &str, failure: Option<&FailedResource>) -> String {
@@ -133,13 +143,31 @@ pub struct DeployReport {
 pub struct Backoff {
     delay: Duration,
     max: Duration,
+    deadline: std::time::Instant,
+    limit: Duration,
 }
 
 impl Backoff {
-    pub async fn pause(&mut self) {
-        tokio::time::sleep(self.delay).await;
+    /// Sleeps until the next poll, never past the deadline; Err(limit) once it has passed.
+    pub async fn pause(&mut self) -> Result<(), Duration> {
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(self.limit);
+        }
+        tokio::time::sleep(self.delay.min(left)).await;
         self.delay = (self.delay * 2).min(self.max);
+        Ok(())
     }
+}
+
+static WAIT_LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// How long a wait for a stack operation, a change set or drift detection may take (`--timeout`);
+/// set once, from the command line.
+pub fn set_wait_limit(limit: Duration) {
+    let _ = WAIT_LIMIT.set(limit);
 }
 
 /// Talks to one account's CloudFormation.
@@ -148,6 +176,8 @@ pub struct Stacks {
     /// The first wait between polls; it doubles up to `max_poll`.
     pub poll: Duration,
     pub max_poll: Duration,
+    /// How long one wait may last before it gives up, saying the operation goes on in AWS.
+    pub timeout: Duration,
 }
 
 impl Stacks {
@@ -156,6 +186,10 @@ impl Stacks {
             cfn,
             poll: Duration::from_millis(250),
             max_poll: Duration::from_secs(5),
+            timeout: WAIT_LIMIT
+                .get()
+                .copied()
+                .unwrap_or(Duration::from_secs(3600)),
         }
     }
 
@@ -170,11 +204,13 @@ impl Stacks {
         Ok(stacks)
     }
 
-    /// The waits between polls: from `poll`, doubling up to `max_poll`.
+    /// The waits between polls: from `poll`, doubling up to `max_poll`, for `timeout` at most.
     pub fn backoff(&self) -> Backoff {
         Backoff {
             delay: self.poll,
             max: self.max_poll,
+            deadline: std::time::Instant::now() + self.timeout,
+            limit: self.timeout,
         }
     }
 
@@ -494,9 +530,16 @@ impl Stacks {
                         reason,
                     });
                 }
-                _ => {}
+                other => {
+                    let status = other.map_or("CREATE_PENDING", |s| s.as_str()).to_string();
+                    backoff.pause().await.map_err(|limit| Error::TimedOut {
+                        stack: name.into(),
+                        what: "its change set",
+                        status,
+                        limit,
+                    })?;
+                }
             }
-            backoff.pause().await;
         }
     }
 
@@ -520,7 +563,12 @@ impl Stacks {
                 Err(e) if error_text(&e).contains("does not exist") => None,
                 // The SDK already retried; a long wait outlasts throttling rather than failing.
                 Err(e) if is_throttling(&error_text(&e)) => {
-                    tokio::time::sleep(self.max_poll).await;
+                    backoff.pause().await.map_err(|limit| Error::TimedOut {
+                        stack: name.into(),
+                        what: "the operation",
+                        status: "unknown (CloudFormation throttled every look)".into(),
+                        limit,
+                    })?;
                     continue;
                 }
                 Err(e) => return Err(api("DescribeStacks", name, &e)),
@@ -558,7 +606,12 @@ impl Stacks {
                     })
                 };
             }
-            backoff.pause().await;
+            backoff.pause().await.map_err(|limit| Error::TimedOut {
+                stack: name.into(),
+                what: "the operation",
+                status,
+                limit,
+            })?;
         }
     }
 

@@ -262,6 +262,13 @@ fn who_may_enter_an_account_is_checked() {
 }
 
 #[test]
+fn a_timeout_that_is_not_a_duration_is_refused() {
+    let p = Project::new();
+    let err = p.run(&["status", "--timeout", "soon"]).expect(2).stderr();
+    assert_has(&err, &["--timeout", "soon"]);
+}
+
+#[test]
 fn branch_stacks_in_prod_are_refused() {
     let err = synth_fails_after(
         "environments/prod.toml",

@@ -304,7 +304,7 @@ fn the_pipeline_account_has_no_catalog_stack() {
 }
 
 #[test]
-fn unreachable_aws_fails_with_exit_1_and_says_how_to_sign_in() {
+fn an_endpoint_nobody_listens_on_is_named_not_blamed_on_credentials() {
     let p = Project::new();
     package(&p, "v1");
     // A closed port: nothing listens, the way an absent network looks.
@@ -313,8 +313,89 @@ fn unreachable_aws_fails_with_exit_1_and_says_how_to_sign_in() {
         &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")],
     );
     let err = run.expect(1).stderr();
-    assert!(err.contains("cannot tell which AWS account"), "{err}");
-    assert!(err.contains("aws sso login"), "{err}");
+    assert!(
+        err.contains("cannot reach the endpoint http://127.0.0.1:9 (AWS_ENDPOINT_URL)"),
+        "{err}"
+    );
+    assert!(!err.contains("sign in first"), "{err}");
+}
+
+#[test]
+fn an_endpoint_that_stops_answering_is_given_up_on_and_named() {
+    let p = Project::new();
+    package(&p, "v1");
+    // Accepts connections and never answers, like a frozen process.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let mut open = vec![];
+        for stream in listener.incoming().take(4) {
+            open.push(stream);
+        }
+        open
+    });
+    let run = p.run_with(
+        &["deploy", "sandbox"],
+        &[("AWS_ENDPOINT_URL", &url), ("DEPLOYER_CALL_TIMEOUT", "2")],
+    );
+    let err = run.expect(1).stderr();
+    assert!(
+        err.contains(&format!(
+            "no answer from the endpoint {url} (AWS_ENDPOINT_URL) within 2 s"
+        )),
+        "{err}"
+    );
+    drop(held);
+}
+
+#[test]
+fn without_a_region_anywhere_the_environment_files_say_where() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    let run = p.run_unset(
+        &["status", "sandbox", "--output", "json"],
+        &[],
+        &["AWS_REGION"],
+    );
+    let report = run.expect(0).json();
+    assert_eq!(report["stacks"][0]["status"], "CREATE_COMPLETE", "{report}");
+}
+
+#[test]
+fn a_profile_named_on_the_command_line_signs_in() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    let creds: std::collections::HashMap<_, _> = emu.credentials(PIPELINE).into_iter().collect();
+    std::fs::create_dir_all(p.path(".aws")).unwrap();
+    p.write(
+        ".aws/credentials",
+        &format!(
+            "[emu]\naws_access_key_id = {}\naws_secret_access_key = {}\naws_session_token = {}\n",
+            creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"], creds["AWS_SESSION_TOKEN"]
+        ),
+    );
+    p.write(".aws/config", "[profile emu]\nregion = us-east-1\n");
+    let keys = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+    ];
+    let report = p
+        .run_unset(
+            &["status", "sandbox", "--profile", "emu", "--output", "json"],
+            &[],
+            &keys,
+        )
+        .expect(0)
+        .json();
+    assert_eq!(report["stacks"][0]["status"], "CREATE_COMPLETE", "{report}");
+    // A profile that is not there fails as a sign-in problem, naming the way out.
+    let err = p
+        .run_unset(&["status", "sandbox", "--profile", "nobody"], &[], &keys)
+        .expect(1)
+        .stderr();
+    assert!(err.contains("sign in first"), "{err}");
 }
 
 #[test]

@@ -492,3 +492,38 @@ async fn an_unchanged_protected_stack_costs_one_call() {
         (1, 0, 0)
     );
 }
+
+#[tokio::test]
+async fn a_wait_past_its_timeout_gives_up_saying_the_operation_goes_on_in_aws() {
+    // An update that never ends, as far as this deploy can wait.
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateInProgress))
+        .repeatedly()
+        .build();
+    let stack_events = mock!(Client::describe_stack_events)
+        .sequence()
+        .output(|| events(vec![]))
+        .repeatedly()
+        .build();
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &stack_events]
+    );
+    let mut s = stacks(client);
+    s.poll = Duration::from_millis(1);
+    s.max_poll = Duration::from_millis(5);
+    s.timeout = Duration::from_millis(50);
+    let err = s.wait(NAME, &mut |_: &Event| {}).await.unwrap_err();
+    assert!(
+        matches!(err, Error::TimedOut { ref status, .. } if status == "UPDATE_IN_PROGRESS"),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("gave up waiting for the operation of stack catalog-sandbox after 50ms (--timeout): it is still UPDATE_IN_PROGRESS"),
+        "{text}"
+    );
+    assert!(text.contains("the operation goes on in AWS"), "{text}");
+}

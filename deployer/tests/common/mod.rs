@@ -182,6 +182,12 @@ impl Project {
 
     /// Runs with extra environment variables on top of the project's.
     pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        self.run_unset(args, extra, &[])
+    }
+
+    /// Runs with extra environment variables, and without those `unset` names (the harness sets
+    /// AWS_REGION and dummy keys by default).
+    pub fn run_unset(&self, args: &[&str], extra: &[(&str, &str)], unset: &[&str]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -195,6 +201,9 @@ impl Project {
             .env("AWS_SECRET_ACCESS_KEY", "testing");
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.envs(extra.iter().copied());
+        for name in unset {
+            cmd.env_remove(name);
+        }
         Run(cmd.output().expect("deployer runs"))
     }
 }
