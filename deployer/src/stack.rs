@@ -170,6 +170,43 @@ pub fn set_wait_limit(limit: Duration) {
     let _ = WAIT_LIMIT.set(limit);
 }
 
+/// The deployer's change set of a stack: one name, so an interrupted run's is found and removed.
+const CHANGE_SET: &str = "deployer-change";
+
+/// A change set made and ready to execute.
+struct Proposal {
+    made: Made,
+    /// Sent with the execution, so a retried call is recognised as the same one.
+    token: String,
+    changes: Vec<Change>,
+}
+
+/// A change set made, by its ARN and its stack's id.
+struct Made {
+    change_set: String,
+    stack: String,
+    creating: bool,
+}
+
+/// The resource rows of one page of a change set.
+fn rows(
+    cs: &aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput,
+) -> Vec<Change> {
+    cs.changes()
+        .iter()
+        .filter_map(|c| c.resource_change())
+        .map(|rc| Change {
+            action: rc
+                .action()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default(),
+            logical_id: rc.logical_resource_id().unwrap_or_default().into(),
+            resource_type: rc.resource_type().unwrap_or_default().into(),
+            replacement: rc.replacement().map(|r| r.as_str().to_string()),
+        })
+        .collect()
+}
+
 /// Talks to one account's CloudFormation.
 pub struct Stacks {
     cfn: Client,
@@ -285,6 +322,7 @@ impl Stacks {
                 existing = self.describe(name).await?;
             }
         }
+        let mut deleted = false;
         let change_set_type = match existing.as_ref().map(status_of) {
             None | Some("REVIEW_IN_PROGRESS") => ChangeSetType::Create,
             Some("ROLLBACK_COMPLETE") => {
@@ -295,6 +333,7 @@ impl Stacks {
                     "the first create had failed; deleting the stack to create it again",
                 ));
                 self.delete(name, on_event).await?;
+                deleted = true;
                 ChangeSetType::Create
             }
             Some("UPDATE_ROLLBACK_FAILED") => {
@@ -312,15 +351,23 @@ impl Stacks {
             Some(_) => ChangeSetType::Update,
         };
 
-        let Some((change_set_name, changes)) = self.propose(spec, change_set_type.clone()).await?
+        let Some(proposal) = self
+            .propose(
+                spec,
+                change_set_type.clone(),
+                existing.is_some() && !deleted,
+            )
+            .await?
         else {
             return Ok((unchanged(name, existing.as_ref()), existing));
         };
+        let changes = proposal.changes;
 
+        // The token makes an SDK retry of a call that timed out harmless while the update runs.
         self.cfn
             .execute_change_set()
-            .stack_name(name)
-            .change_set_name(&change_set_name)
+            .change_set_name(&proposal.made.change_set)
+            .client_request_token(&proposal.token)
             .send()
             .await
             .map_err(|e| api("ExecuteChangeSet", name, &e))?;
@@ -347,21 +394,28 @@ impl Stacks {
         Ok((report, Some(stack)))
     }
 
-    /// Makes a change set for `spec` and waits until it is ready: its name and rows, or None
-    /// when the stack is already as asked (the failed change set is deleted).
+    /// Makes a change set for `spec` and waits until it is ready, or None when the stack is
+    /// already as asked. A change set that fails or is interrupted by an error is deleted (and the
+    /// empty stack a CREATE change set made), so nothing is left behind.
     async fn propose(
         &self,
         spec: &StackSpec,
         change_set_type: ChangeSetType,
-    ) -> Result<Option<(String, Vec<Change>)>, Error> {
+        stack_exists: bool,
+    ) -> Result<Option<Proposal>, Error> {
         let name = spec.name.as_str();
-        let change_set_name = format!("deployer-{}", unix_millis());
+        if stack_exists {
+            // Change sets of an earlier, interrupted run: the name is fixed, so it must go.
+            self.clear_change_sets(name).await?;
+        }
+        let token = format!("deployer-{}", unix_millis());
         let created = self
             .cfn
             .create_change_set()
             .stack_name(name)
-            .change_set_name(&change_set_name)
-            .change_set_type(change_set_type)
+            .change_set_name(CHANGE_SET)
+            .client_token(&token)
+            .change_set_type(change_set_type.clone())
             .template_body(&spec.template_body)
             .set_parameters(Some(
                 spec.parameters
@@ -386,34 +440,87 @@ impl Stacks {
             .set_role_arn(spec.execution_role_arn.clone())
             .send()
             .await;
-        if let Err(e) = created {
-            let text = error_text(&e);
-            if is_no_changes(&text) {
-                return Ok(None);
+        let created = match created {
+            Ok(out) => out,
+            Err(e) => {
+                let text = error_text(&e);
+                if is_no_changes(&text) {
+                    return Ok(None);
+                }
+                return Err(Error::Api {
+                    action: "CreateChangeSet",
+                    stack: name.into(),
+                    message: text,
+                });
             }
-            return Err(Error::Api {
-                action: "CreateChangeSet",
-                stack: name.into(),
-                message: text,
-            });
-        }
+        };
+        // By its ARN from here on: a name can stand for a second, older stack (a CREATE change
+        // set for a name whose earlier one was never executed).
+        let made = Made {
+            change_set: created.id().unwrap_or(CHANGE_SET).to_string(),
+            stack: created.stack_id().unwrap_or(name).to_string(),
+            creating: change_set_type == ChangeSetType::Create,
+        };
         // A ready change set is executed even when it lists no resource changes: its parameters
         // or tags differ from the stack's (the fingerprint said so), and only executing applies
         // them. (AWS fails such a change set instead; the emulator, whose diff ignores
         // parameters, returns it ready and empty.)
-        match self.await_change_set(name, &change_set_name).await? {
-            Some(changes) => Ok(Some((change_set_name, changes))),
-            None => {
-                self.delete_change_set(name, &change_set_name).await?;
+        match self.await_change_set(name, &made.change_set).await {
+            Ok(Some(changes)) => Ok(Some(Proposal {
+                made,
+                token,
+                changes,
+            })),
+            Ok(None) => {
+                self.discard(name, &made).await?;
                 Ok(None)
             }
+            Err(e) => {
+                // The change set's own failure is the one worth reporting.
+                let _ = self.discard(name, &made).await;
+                Err(e)
+            }
         }
+    }
+
+    /// Deletes the deployer's change sets of a stack that nobody executed.
+    async fn clear_change_sets(&self, name: &str) -> Result<(), Error> {
+        let mut pages = self
+            .cfn
+            .list_change_sets()
+            .stack_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| api("ListChangeSets", name, &e))?;
+            for summary in page.summaries() {
+                if summary.change_set_name() == Some(CHANGE_SET)
+                    && let Some(id) = summary.change_set_id()
+                {
+                    self.delete_change_set(name, id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a change set that will not run, and the empty stack a CREATE change set made.
+    async fn discard(&self, name: &str, made: &Made) -> Result<(), Error> {
+        self.delete_change_set(name, &made.change_set).await?;
+        if made.creating {
+            self.cfn
+                .delete_stack()
+                .stack_name(&made.stack)
+                .send()
+                .await
+                .map_err(|e| api("DeleteStack", name, &e))?;
+        }
+        Ok(())
     }
 
     async fn delete_change_set(&self, name: &str, change_set: &str) -> Result<(), Error> {
         self.cfn
             .delete_change_set()
-            .stack_name(name)
             .change_set_name(change_set)
             .send()
             .await
@@ -424,32 +531,25 @@ impl Stacks {
     /// What a deploy of `spec` would change, leaving nothing behind. None: nothing would.
     pub async fn diff(&self, spec: &StackSpec) -> Result<Option<Vec<Change>>, Error> {
         let existing = self.describe(&spec.name).await?;
-        let creating = existing.is_none();
         if existing
             .as_ref()
             .is_some_and(|s| has_fingerprint(s, &spec.fingerprint))
         {
             return Ok(None);
         }
-        let change_set_type = if creating {
-            ChangeSetType::Create
-        } else {
-            ChangeSetType::Update
+        // A stack in REVIEW_IN_PROGRESS has never been created: it takes a CREATE.
+        let change_set_type = match existing.as_ref().map(status_of) {
+            None | Some("REVIEW_IN_PROGRESS") => ChangeSetType::Create,
+            Some(_) => ChangeSetType::Update,
         };
-        let Some((change_set, changes)) = self.propose(spec, change_set_type).await? else {
+        let Some(proposal) = self
+            .propose(spec, change_set_type, existing.is_some())
+            .await?
+        else {
             return Ok(None);
         };
-        self.delete_change_set(&spec.name, &change_set).await?;
-        if creating {
-            // A CREATE change set leaves an empty stack in REVIEW_IN_PROGRESS behind.
-            self.cfn
-                .delete_stack()
-                .stack_name(&spec.name)
-                .send()
-                .await
-                .map_err(|e| api("DeleteStack", &spec.name, &e))?;
-        }
-        Ok(Some(changes))
+        self.discard(&spec.name, &proposal.made).await?;
+        Ok(Some(proposal.changes))
     }
 
     /// Deletes the stack and waits until it is gone. Absent stacks are already gone.
@@ -497,27 +597,27 @@ impl Stacks {
             let cs = self
                 .cfn
                 .describe_change_set()
-                .stack_name(name)
                 .change_set_name(change_set)
                 .send()
                 .await
                 .map_err(|e| api("DescribeChangeSet", name, &e))?;
             match cs.status() {
                 Some(ChangeSetStatus::CreateComplete) => {
-                    let changes = cs
-                        .changes()
-                        .iter()
-                        .filter_map(|c| c.resource_change())
-                        .map(|rc| Change {
-                            action: rc
-                                .action()
-                                .map(|a| a.as_str().to_string())
-                                .unwrap_or_default(),
-                            logical_id: rc.logical_resource_id().unwrap_or_default().into(),
-                            resource_type: rc.resource_type().unwrap_or_default().into(),
-                            replacement: rc.replacement().map(|r| r.as_str().to_string()),
-                        })
-                        .collect();
+                    // A large change set comes in pages.
+                    let mut changes = rows(&cs);
+                    let mut next = cs.next_token().map(str::to_string);
+                    while let Some(token) = next {
+                        let page = self
+                            .cfn
+                            .describe_change_set()
+                            .change_set_name(change_set)
+                            .next_token(token)
+                            .send()
+                            .await
+                            .map_err(|e| api("DescribeChangeSet", name, &e))?;
+                        changes.extend(rows(&page));
+                        next = page.next_token().map(str::to_string);
+                    }
                     return Ok(Some(changes));
                 }
                 Some(ChangeSetStatus::Failed) => {

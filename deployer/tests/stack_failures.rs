@@ -15,6 +15,7 @@ use aws_sdk_cloudformation::operation::describe_stacks::{
     DescribeStacksError, DescribeStacksOutput,
 };
 use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetOutput;
+use aws_sdk_cloudformation::operation::list_change_sets::ListChangeSetsOutput;
 use aws_sdk_cloudformation::types::{
     Change, ChangeAction, ChangeSetStatus, ChangeType, ResourceChange, ResourceStatus, Stack,
     StackEvent, StackStatus,
@@ -109,6 +110,11 @@ fn change_set_ready() -> DescribeChangeSetOutput {
                 .build(),
         )
         .build()
+}
+
+/// ListChangeSets of an existing stack: none left over from an interrupted run.
+fn no_leftovers() -> Rule {
+    mock!(Client::list_change_sets).then_output(|| ListChangeSetsOutput::builder().build())
 }
 
 /// CreateChangeSet, DescribeChangeSet (ready, one Add) and ExecuteChangeSet, all accepted.
@@ -317,10 +323,11 @@ async fn a_change_set_without_changes_is_deleted_and_nothing_runs() {
         mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
     let execute =
         mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build());
+    let leftovers = no_leftovers();
     let client = mock_client!(
         aws_sdk_cloudformation,
         RuleMode::MatchAny,
-        [&describe, &create, &failed, &delete, &execute]
+        [&leftovers, &describe, &create, &failed, &delete, &execute]
     );
     let report = stacks(client)
         .deploy(&spec(), &mut |_: &Event| {})
@@ -345,10 +352,13 @@ async fn a_change_set_failing_for_a_real_reason_is_an_error_with_that_reason() {
             .status_reason("Template format error: Unresolved resource dependencies [Tabel] in the Resources block of the template")
             .build()
     });
+    let delete =
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let leftovers = no_leftovers();
     let client = mock_client!(
         aws_sdk_cloudformation,
         RuleMode::MatchAny,
-        [&describe, &create, &failed]
+        [&leftovers, &describe, &create, &failed, &delete]
     );
     let err = stacks(client)
         .deploy(&spec(), &mut |_: &Event| {})
@@ -358,6 +368,61 @@ async fn a_change_set_failing_for_a_real_reason_is_an_error_with_that_reason() {
         err.to_string()
             .contains("Unresolved resource dependencies [Tabel]"),
         "{err}"
+    );
+    assert_eq!(
+        delete.num_calls(),
+        1,
+        "the failed change set is not left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_diff_of_a_new_stack_whose_template_is_refused_leaves_nothing_behind() {
+    const STACK_ID: &str =
+        "arn:aws:cloudformation:us-east-1:222222222222:stack/catalog-sandbox/new";
+    let describe = mock!(Client::describe_stacks).then_error(no_stack);
+    let create = mock!(Client::create_change_set)
+        .match_requests(|r| {
+            r.change_set_type() == Some(&aws_sdk_cloudformation::types::ChangeSetType::Create)
+        })
+        .then_output(|| {
+            CreateChangeSetOutput::builder()
+                .id("arn:aws:cloudformation:us-east-1:222222222222:changeSet/deployer-change/1")
+                .stack_id(STACK_ID)
+                .build()
+        });
+    let failed = mock!(Client::describe_change_set).then_output(|| {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::Failed)
+            .status_reason(
+                "Template format error: Unrecognized resource types: [AWS::Lambda::Functon]",
+            )
+            .build()
+    });
+    let delete_change_set =
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    // The CREATE change set made an empty stack in REVIEW_IN_PROGRESS: it goes too, by its id.
+    let delete_stack = mock!(Client::delete_stack)
+        .match_requests(|r| r.stack_name() == Some(STACK_ID))
+        .then_output(|| {
+            aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput::builder().build()
+        });
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [
+            &describe,
+            &create,
+            &failed,
+            &delete_change_set,
+            &delete_stack
+        ]
+    );
+    let err = stacks(client).diff(&spec()).await.unwrap_err();
+    assert!(err.to_string().contains("AWS::Lambda::Functon"), "{err}");
+    assert_eq!(
+        (delete_change_set.num_calls(), delete_stack.num_calls()),
+        (1, 1)
     );
 }
 
@@ -395,10 +460,18 @@ async fn throttling_while_waiting_is_outlasted() {
         .build();
     let [create, ready, execute] = change_set_accepted();
     // No SDK retries here: the deployer's own waiting must carry it.
+    let leftovers = no_leftovers();
     let client = mock_client!(
         aws_sdk_cloudformation,
         RuleMode::MatchAny,
-        [&describe, &stack_events, &create, &ready, &execute],
+        [
+            &leftovers,
+            &describe,
+            &stack_events,
+            &create,
+            &ready,
+            &execute
+        ],
         |c| c.retry_config(aws_sdk_cloudformation::config::retry::RetryConfig::disabled())
     );
     let report = stacks(client)
@@ -426,10 +499,12 @@ async fn protected_stacks_get_termination_protection_once() {
     let protect = mock!(Client::update_termination_protection)
         .match_requests(|r| r.stack_name() == Some(NAME) && r.enable_termination_protection() == Some(true))
         .then_output(|| aws_sdk_cloudformation::operation::update_termination_protection::UpdateTerminationProtectionOutput::builder().build());
+    let leftovers = no_leftovers();
     let client = mock_client!(
         aws_sdk_cloudformation,
         RuleMode::MatchAny,
         [
+            &leftovers,
             &describe,
             &create,
             &ready,
