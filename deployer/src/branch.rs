@@ -93,6 +93,42 @@ pub fn resource_name(prefix: &str, branch: &str) -> String {
 /// The tag that marks a branch stack and names its branch.
 pub const BRANCH_TAG: &str = "branch";
 
+/// The most a CloudFormation tag value holds.
+const TAG_VALUE_MAX: usize = 256;
+
+/// The branch as a tag value that every service the stack's tags reach accepts: CloudFormation
+/// holds 256 characters, and SNS, SQS, IAM, Lambda and DynamoDB take only letters, digits, spaces
+/// and `_ . : / = + - @`. A name that fits is kept as it is; otherwise each other character is
+/// written as `=XX` bytes (and `=` itself), and a name still too long is cut and ends in its
+/// digest. gc compares this form, made of the branches it keeps.
+pub fn tag_value(branch: &str) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c);
+    if branch.len() <= TAG_VALUE_MAX && branch.chars().all(allowed) {
+        return branch.to_string();
+    }
+    let mut out = String::new();
+    for c in branch.chars() {
+        if allowed(c) && c != '=' {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("={b:02X}"));
+            }
+        }
+    }
+    if out.len() > TAG_VALUE_MAX {
+        let digest = digest(branch);
+        let mut cut = TAG_VALUE_MAX - digest.len() - 1;
+        // Never in the middle of an `=XX`.
+        while out[..cut].ends_with('=') || out[..cut.saturating_sub(1)].ends_with('=') {
+            cut -= 1;
+        }
+        out = format!("{}+{digest}", &out[..cut]);
+    }
+    out
+}
+
 /// The live branch stacks of this project: named like one and tagged with its branch.
 pub async fn branch_stacks(
     stacks: &crate::stack::Stacks,
@@ -113,6 +149,34 @@ pub fn branch_of(stack: &aws_sdk_cloudformation::types::Stack) -> Option<&str> {
     crate::stack::tag_of(stack, BRANCH_TAG)
 }
 
+/// The branch a stored tag value names, for people to read: the `=XX` bytes decoded when that
+/// gives back exactly this value; otherwise (a cut name) the value as stored.
+pub fn branch_from_tag(stored: &str) -> String {
+    let bytes = stored.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'=')
+            .then(|| stored.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
+        .ok()
+        .filter(|decoded| tag_value(decoded) == stored)
+        .unwrap_or_else(|| stored.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +187,7 @@ mod tests {
         let row = |branch: &str, age_hours| commands::BranchStack {
             stack: stack_name("catalog", branch).unwrap(),
             branch: branch.into(),
+            tag: tag_value(branch),
             status: "CREATE_COMPLETE".into(),
             created: String::new(),
             age_hours,
@@ -139,6 +204,52 @@ mod tests {
                 .unwrap()
                 .contains("is gone")
         );
+    }
+
+    /// What SNS, SQS, IAM, Lambda and DynamoDB accept in a tag value, within CloudFormation's
+    /// 256 characters (the emulator checks neither).
+    fn fits_every_service(value: &str) -> bool {
+        value.len() <= 256
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c))
+    }
+
+    #[test]
+    fn branch_tags_fit_every_service_the_stack_tags_reach() {
+        assert_eq!(tag_value("feat/search-2"), "feat/search-2");
+        assert_eq!(
+            tag_value("feat/ñandú-🚀"),
+            "feat/=C3=B1and=C3=BA-=F0=9F=9A=80"
+        );
+        let long = "a".repeat(300);
+        let value = tag_value(&long);
+        assert!(fits_every_service(&value), "{value}");
+        assert!(value.ends_with(&format!("+{}", digest(&long))), "{value}");
+        assert_ne!(tag_value(&"a".repeat(301)), value);
+        // Long and unicode: never cut inside an escape.
+        let value = tag_value(&"ü".repeat(100));
+        assert!(fits_every_service(&value), "{value}");
+        let (head, _) = value.rsplit_once('+').unwrap();
+        assert!(head.len() % 3 == 0 && head.starts_with("=C3=BC"), "{value}");
+        // gc keeps a stack whose stored value is the encoded form of a kept branch.
+        let row = commands::BranchStack {
+            stack: stack_name("catalog", "feat/ñandú-🚀").unwrap(),
+            branch: "feat/ñandú-🚀".into(),
+            tag: tag_value("feat/ñandú-🚀"),
+            status: "CREATE_COMPLETE".into(),
+            created: String::new(),
+            age_hours: 1,
+        };
+        assert_eq!(
+            commands::verdict(&row, &["feat/ñandú-🚀".to_string()], 168),
+            None
+        );
+        // Read back for people: decoded where that is exact, as stored otherwise.
+        assert_eq!(branch_from_tag(&row.tag), "feat/ñandú-🚀");
+        assert_eq!(branch_from_tag("a=41"), "a=41");
+        let cut = tag_value(&"ü".repeat(100));
+        assert_eq!(branch_from_tag(&cut), cut);
     }
 
     fn is_stack_name(name: &str) -> bool {
@@ -182,6 +293,11 @@ mod tests {
 
     proptest! {
         #[test]
+        fn any_branch_tag_fits_every_service(branch in "\\PC{0,400}") {
+            prop_assert!(fits_every_service(&tag_value(&branch)));
+        }
+
+        #[test]
         fn every_valid_branch_gets_a_valid_stack_name(b in branch()) {
             let name = stack_name("catalog", &b).unwrap();
             prop_assert!(is_stack_name(&name), "{name}");
@@ -210,7 +326,11 @@ pub mod commands {
     #[derive(Debug, Serialize)]
     pub struct BranchStack {
         pub stack: String,
+        /// The branch, as readable as its tag allows.
         pub branch: String,
+        /// The branch tag as stored, which gc compares.
+        #[serde(skip)]
+        pub tag: String,
         pub status: String,
         pub created: String,
         pub age_hours: i64,
@@ -247,9 +367,11 @@ pub mod commands {
             .iter()
             .map(|s| {
                 let created = s.creation_time();
+                let tag = branch_of(s).unwrap_or_default();
                 BranchStack {
                     stack: s.stack_name().unwrap_or_default().into(),
-                    branch: branch_of(s).unwrap_or_default().into(),
+                    branch: super::branch_from_tag(tag),
+                    tag: tag.into(),
                     status: crate::stack::status_of(s).into(),
                     created: created
                         .and_then(crate::stack::time_text)
@@ -273,6 +395,8 @@ pub mod commands {
         /// Stacks removed (or, with --dry-run, that would be), and why.
         pub removed: Vec<(String, String)>,
         pub kept: Vec<String>,
+        /// Stacks whose deletion failed, and why: the others were still removed.
+        pub failed: Vec<(String, String)>,
     }
 
     impl Report for GcReport {
@@ -286,14 +410,17 @@ pub mod commands {
             for (stack, why) in &self.removed {
                 let _ = writeln!(s, "{verb} {stack}: {why}");
             }
+            for (stack, error) in &self.failed {
+                let _ = writeln!(s, "could not remove {stack}: {error}");
+            }
             let _ = writeln!(s, "kept {} branch stack(s)", self.kept.len());
             s
         }
     }
 
-    /// Why a branch stack should go, if it should.
+    /// Why a branch stack should go, if it should (`row.branch` is the stored tag value).
     pub fn verdict(row: &BranchStack, keep: &[String], ttl_hours: i64) -> Option<String> {
-        if !keep.contains(&row.branch) {
+        if !keep.iter().any(|k| super::tag_value(k) == row.tag) {
             Some(format!("branch {} is gone", row.branch))
         } else if row.age_hours >= ttl_hours {
             Some(format!(
@@ -333,22 +460,37 @@ pub mod commands {
     ) -> Result<GcReport, Error> {
         let ttl_hours = i64::from(envs.sandbox.branches.ttl_days) * 24;
         let (stacks, rows) = listed(envs).await?;
+        Ok(remove(&stacks, rows, keep, ttl_hours, dry_run, progress).await)
+    }
+
+    /// Deletes the rows that should go, each whatever became of the others: one stack that
+    /// cannot be deleted stops nothing, and is reported with its reason.
+    pub async fn remove(
+        stacks: &Stacks,
+        rows: Vec<BranchStack>,
+        keep: &[String],
+        ttl_hours: i64,
+        dry_run: bool,
+        progress: &mut dyn crate::stack::Observer,
+    ) -> GcReport {
         let mut report = GcReport {
             dry_run,
             removed: vec![],
             kept: vec![],
+            failed: vec![],
         };
         for row in rows {
             match verdict(&row, keep, ttl_hours) {
-                Some(why) => {
-                    if !dry_run {
-                        stacks.delete(&row.stack, progress).await?;
-                    }
-                    report.removed.push((row.stack, why));
-                }
+                Some(why) => match dry_run {
+                    true => report.removed.push((row.stack, why)),
+                    false => match stacks.delete(&row.stack, progress).await {
+                        Ok(_) => report.removed.push((row.stack, why)),
+                        Err(e) => report.failed.push((row.stack, e.to_string())),
+                    },
+                },
                 None => report.kept.push(row.stack),
             }
         }
-        Ok(report)
+        report
     }
 }

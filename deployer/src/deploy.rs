@@ -286,7 +286,10 @@ async fn prepare(
         tags: {
             let mut tags = stack_tags(envs, env, Some(&manifest.sha256));
             if let Some(b) = branch {
-                tags.push((crate::branch::BRANCH_TAG.into(), b.into()));
+                tags.push((
+                    crate::branch::BRANCH_TAG.into(),
+                    crate::branch::tag_value(b),
+                ));
             }
             tags
         },

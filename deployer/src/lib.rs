@@ -194,6 +194,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                 let report = branch::commands::gc(&envs, &keep, dry_run, &mut progress).await?;
                 drop(progress);
                 emit(g.output, &report);
+                return Ok(if report.failed.is_empty() { 0 } else { 1 });
             }
         },
         Command::Outputs { env, branch } => emit(

@@ -879,6 +879,27 @@ async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
         .expect(0)
         .json();
     assert_eq!(branch_names(&listed), ["feat-a", "feat/A", "фича/поиск"]);
+    // Stack tags propagate to SNS, SQS, IAM, Lambda and DynamoDB, whose tag values take only
+    // letters, digits, spaces and `_.:/=+-@`, at most 256 (the emulator checks none of it).
+    let described = cloudformation(&emu, SANDBOX)
+        .describe_stacks()
+        .send()
+        .await
+        .unwrap();
+    for stack in described.stacks() {
+        for tag in stack.tags() {
+            let value = tag.value().unwrap_or_default();
+            assert!(
+                value.len() <= 256
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c)),
+                "{}: tag {} = {value:?}",
+                stack.stack_name().unwrap_or_default(),
+                tag.key().unwrap_or_default()
+            );
+        }
+    }
     // Each has its own function; branch data is never retained.
     let names = stack_names(&cloudformation(&emu, SANDBOX)).await;
     let a = names

@@ -602,3 +602,88 @@ async fn a_wait_past_its_timeout_gives_up_saying_the_operation_goes_on_in_aws() 
     );
     assert!(text.contains("the operation goes on in AWS"), "{text}");
 }
+
+#[tokio::test]
+async fn branches_gc_goes_on_past_a_stack_it_cannot_delete_and_reports_it() {
+    use deployer::branch::commands::{BranchStack, remove};
+    const STUCK: &str = "catalog-br-stuck-0000000000";
+    const GONE: &str = "catalog-br-gone-1111111111";
+    let exists = |name: &'static str| {
+        move || {
+            DescribeStacksOutput::builder()
+                .stacks(
+                    Stack::builder()
+                        .stack_name(name)
+                        .stack_status(StackStatus::CreateComplete)
+                        .creation_time(DateTime::from(SystemTime::now()))
+                        .build(),
+                )
+                .build()
+        }
+    };
+    let stuck_describe = mock!(Client::describe_stacks)
+        .match_requests(|r| r.stack_name() == Some(STUCK))
+        .then_output(exists(STUCK));
+    let stuck_delete = mock!(Client::delete_stack)
+        .match_requests(|r| r.stack_name() == Some(STUCK))
+        .then_error(|| {
+            aws_sdk_cloudformation::operation::delete_stack::DeleteStackError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("User is not authorized to perform: cloudformation:DeleteStack")
+                    .build(),
+            )
+        });
+    let gone_describe = mock!(Client::describe_stacks)
+        .match_requests(|r| r.stack_name() == Some(GONE))
+        .sequence()
+        .output(exists(GONE))
+        .error(no_stack)
+        .build();
+    let gone_delete = mock!(Client::delete_stack)
+        .match_requests(|r| r.stack_name() == Some(GONE))
+        .then_output(|| {
+            aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput::builder().build()
+        });
+    let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [
+            &stuck_describe,
+            &stuck_delete,
+            &gone_describe,
+            &gone_delete,
+            &stack_events
+        ]
+    );
+    let row = |stack: &str, branch: &str| BranchStack {
+        stack: stack.into(),
+        branch: branch.into(),
+        tag: branch.into(),
+        status: "CREATE_COMPLETE".into(),
+        created: String::new(),
+        age_hours: 1,
+    };
+    let report = remove(
+        &stacks(client),
+        vec![row(STUCK, "feat/stuck"), row(GONE, "feat/gone")],
+        &["main".to_string()],
+        168,
+        false,
+        &mut |_: &Event| {},
+    )
+    .await;
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, STUCK);
+    assert!(report.failed[0].1.contains("AccessDenied"), "{report:?}");
+    assert_eq!(
+        report
+            .removed
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>(),
+        [GONE],
+        "the failure did not stop the next deletion"
+    );
+}
