@@ -170,14 +170,42 @@ pub fn set_wait_limit(limit: Duration) {
     let _ = WAIT_LIMIT.set(limit);
 }
 
+/// The operation a wait follows, so that its events, and only its, are shown. CloudFormation puts
+/// the ClientRequestToken of the call that started an operation on each of its events; events
+/// without a token (another tool's operation, or the emulator, which records none) count from
+/// `since`, the server's time when the operation began, or else the local clock.
+#[derive(Debug, Clone, Default)]
+pub struct Operation {
+    pub token: Option<String>,
+    pub since: Option<aws_smithy_types::DateTime>,
+}
+
+impl Operation {
+    /// A new operation of ours: the token to start it with.
+    fn started() -> Self {
+        Operation {
+            token: Some(format!("deployer-{}", unix_millis())),
+            since: None,
+        }
+    }
+
+    fn owns(&self, e: &StackEvent, floor_secs: i64) -> bool {
+        match (e.client_request_token(), &self.token) {
+            (Some(theirs), Some(ours)) => theirs == ours,
+            _ => e.timestamp().is_some_and(|t| t.secs() >= floor_secs),
+        }
+    }
+}
+
 /// The deployer's change set of a stack: one name, so an interrupted run's is found and removed.
 const CHANGE_SET: &str = "deployer-change";
 
 /// A change set made and ready to execute.
 struct Proposal {
     made: Made,
-    /// Sent with the execution, so a retried call is recognised as the same one.
-    token: String,
+    /// Its execution: the token sent with it (a retried call is then the same one) and the
+    /// server's time the change set was made.
+    operation: Operation,
     changes: Vec<Change>,
 }
 
@@ -318,7 +346,11 @@ impl Stacks {
             let status = status_of(stack);
             if status.ends_with("_IN_PROGRESS") && status != "REVIEW_IN_PROGRESS" {
                 // Someone else's operation (or our own, interrupted): let it settle first.
-                self.wait(name, on_event).await.ok();
+                let theirs = Operation {
+                    token: None,
+                    since: stack.last_updated_time().or(stack.creation_time()).cloned(),
+                };
+                self.wait(name, &theirs, on_event).await.ok();
                 existing = self.describe(name).await?;
             }
         }
@@ -367,12 +399,12 @@ impl Stacks {
         self.cfn
             .execute_change_set()
             .change_set_name(&proposal.made.change_set)
-            .client_request_token(&proposal.token)
+            .set_client_request_token(proposal.operation.token.clone())
             .send()
             .await
             .map_err(|e| api("ExecuteChangeSet", name, &e))?;
         let stack = self
-            .wait(name, on_event)
+            .wait(name, &proposal.operation, on_event)
             .await?
             .ok_or_else(|| Error::Failed {
                 stack: name.into(),
@@ -408,7 +440,8 @@ impl Stacks {
             // Change sets of an earlier, interrupted run: the name is fixed, so it must go.
             self.clear_change_sets(name).await?;
         }
-        let token = format!("deployer-{}", unix_millis());
+        let mut operation = Operation::started();
+        let token = operation.token.clone().unwrap_or_default();
         let created = self
             .cfn
             .create_change_set()
@@ -466,11 +499,14 @@ impl Stacks {
         // them. (AWS fails such a change set instead; the emulator, whose diff ignores
         // parameters, returns it ready and empty.)
         match self.await_change_set(name, &made.change_set).await {
-            Ok(Some(changes)) => Ok(Some(Proposal {
-                made,
-                token,
-                changes,
-            })),
+            Ok(Some((changes, since))) => {
+                operation.since = since;
+                Ok(Some(Proposal {
+                    made,
+                    operation,
+                    changes,
+                }))
+            }
             Ok(None) => {
                 self.discard(name, &made).await?;
                 Ok(None)
@@ -557,13 +593,15 @@ impl Stacks {
         if self.describe(name).await?.is_none() {
             return Ok(false);
         }
+        let operation = Operation::started();
         self.cfn
             .delete_stack()
             .stack_name(name)
+            .set_client_request_token(operation.token.clone())
             .send()
             .await
             .map_err(|e| api("DeleteStack", name, &e))?;
-        self.wait(name, on_event).await?;
+        self.wait(name, &operation, on_event).await?;
         Ok(true)
     }
 
@@ -574,24 +612,27 @@ impl Stacks {
         name: &str,
         on_event: &mut dyn Observer,
     ) -> Result<(), Error> {
+        let operation = Operation::started();
         self.cfn
             .continue_update_rollback()
             .stack_name(name)
+            .set_client_request_token(operation.token.clone())
             .send()
             .await
             .map_err(|e| api("ContinueUpdateRollback", name, &e))?;
-        match self.wait(name, on_event).await {
+        match self.wait(name, &operation, on_event).await {
             Err(Error::Failed { status, .. }) if status == "UPDATE_ROLLBACK_COMPLETE" => Ok(()),
             other => other.map(|_| ()),
         }
     }
 
-    /// The change set's rows once it is ready; None when it holds no changes.
+    /// The change set's rows, and the server's time it was made, once it is ready; None when it
+    /// holds no changes.
     async fn await_change_set(
         &self,
         name: &str,
         change_set: &str,
-    ) -> Result<Option<Vec<Change>>, Error> {
+    ) -> Result<Option<(Vec<Change>, Option<aws_smithy_types::DateTime>)>, Error> {
         let mut backoff = self.backoff();
         loop {
             let cs = self
@@ -618,7 +659,7 @@ impl Stacks {
                         changes.extend(rows(&page));
                         next = page.next_token().map(str::to_string);
                     }
-                    return Ok(Some(changes));
+                    return Ok(Some((changes, cs.creation_time().cloned())));
                 }
                 Some(ChangeSetStatus::Failed) => {
                     let reason = cs.status_reason().unwrap_or("no reason given").to_string();
@@ -648,13 +689,17 @@ impl Stacks {
     pub async fn wait(
         &self,
         name: &str,
+        operation: &Operation,
         on_event: &mut dyn Observer,
     ) -> Result<Option<Stack>, Error> {
         let mut seen = HashSet::new();
         let mut first_failure: Option<Box<FailedResource>> = None;
-        // Only events from now on: older ones belong to earlier operations.
-        let since = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
-        let since_secs = since.secs() - 1;
+        // Events without a token count from the operation's start on the server's clock, or,
+        // where that is not known, on ours (a second early, for the rounding).
+        let since_secs = operation.since.as_ref().map_or_else(
+            || aws_smithy_types::DateTime::from(std::time::SystemTime::now()).secs() - 1,
+            |t| t.secs(),
+        );
         let started = std::time::Instant::now();
         let mut backoff = self.backoff();
         loop {
@@ -673,7 +718,9 @@ impl Stacks {
                 }
                 Err(e) => return Err(api("DescribeStacks", name, &e)),
             };
-            let events = self.new_events(name, since_secs, &mut seen).await?;
+            let events = self
+                .new_events(name, operation, since_secs, &mut seen)
+                .await?;
             for ev in &events {
                 if first_failure.is_none() && ev.status.ends_with("_FAILED") {
                     first_failure = Some(Box::new(FailedResource {
@@ -716,36 +763,58 @@ impl Stacks {
     }
 
     /// Events not reported yet, oldest first.
+    /// The operation's events not reported yet, oldest first. Pages back (newest first) until
+    /// an event already looked at, or one from before the operation.
     async fn new_events(
         &self,
         name: &str,
+        operation: &Operation,
         since_secs: i64,
         seen: &mut HashSet<String>,
     ) -> Result<Vec<Event>, Error> {
-        let out = match self
-            .cfn
-            .describe_stack_events()
-            .stack_name(name)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            // Events missed now are read on the next poll.
-            Err(e)
-                if error_text(&e).contains("does not exist") || is_throttling(&error_text(&e)) =>
+        let mut fresh: Vec<Event> = vec![];
+        let mut next: Option<String> = None;
+        loop {
+            let out = match self
+                .cfn
+                .describe_stack_events()
+                .stack_name(name)
+                .set_next_token(next.take())
+                .send()
+                .await
             {
-                return Ok(vec![]);
+                Ok(out) => out,
+                // Events missed now are read on the next poll.
+                Err(e)
+                    if error_text(&e).contains("does not exist")
+                        || is_throttling(&error_text(&e)) =>
+                {
+                    break;
+                }
+                Err(e) => return Err(api("DescribeStackEvents", name, &e)),
+            };
+            let mut reached_known = false;
+            for e in out.stack_events() {
+                let id = e.event_id().unwrap_or_default().to_string();
+                let before = e.timestamp().is_some_and(|t| t.secs() < since_secs);
+                let owned = operation.owns(e, since_secs);
+                // Our own events count whatever the clocks say; others from before the start
+                // belong to earlier operations, and so does everything past them.
+                if !seen.insert(id) || (before && !owned) {
+                    reached_known = true;
+                    break;
+                }
+                if owned {
+                    fresh.push(event_of(e));
+                }
             }
-            Err(e) => return Err(api("DescribeStackEvents", name, &e)),
-        };
-        let mut fresh: Vec<&StackEvent> = out
-            .stack_events()
-            .iter()
-            .filter(|e| e.timestamp().is_some_and(|t| t.secs() >= since_secs))
-            .filter(|e| seen.insert(e.event_id().unwrap_or_default().to_string()))
-            .collect();
+            match out.next_token() {
+                Some(token) if !reached_known => next = Some(token.to_string()),
+                _ => break,
+            }
+        }
         fresh.reverse();
-        Ok(fresh.into_iter().map(event_of).collect())
+        Ok(fresh)
     }
 }
 

@@ -22,7 +22,7 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
-use deployer::stack::{Error, Event, Outcome, StackSpec, Stacks};
+use deployer::stack::{Error, Event, Operation, Outcome, StackSpec, Stacks};
 use std::time::{Duration, SystemTime};
 
 const NAME: &str = "catalog-sandbox";
@@ -590,7 +590,10 @@ async fn a_wait_past_its_timeout_gives_up_saying_the_operation_goes_on_in_aws() 
     s.poll = Duration::from_millis(1);
     s.max_poll = Duration::from_millis(5);
     s.timeout = Duration::from_millis(50);
-    let err = s.wait(NAME, &mut |_: &Event| {}).await.unwrap_err();
+    let err = s
+        .wait(NAME, &Operation::default(), &mut |_: &Event| {})
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, Error::TimedOut { ref status, .. } if status == "UPDATE_IN_PROGRESS"),
         "{err:?}"
@@ -685,5 +688,101 @@ async fn branches_gc_goes_on_past_a_stack_it_cannot_delete_and_reports_it() {
             .collect::<Vec<_>>(),
         [GONE],
         "the failure did not stop the next deletion"
+    );
+}
+
+#[tokio::test]
+async fn events_are_the_operations_own_across_pages_whatever_the_local_clock_says() {
+    use std::sync::{Arc, Mutex};
+    // The server's clock is ten minutes behind this machine's.
+    let server = |minutes_ago: u64| {
+        DateTime::from(SystemTime::now() - Duration::from_secs(60 * minutes_ago))
+    };
+    let token: Arc<Mutex<Option<String>>> = Arc::default();
+    let describe =
+        mock!(Client::describe_stacks).then_output(|| stack(StackStatus::UpdateComplete));
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let ready = mock!(Client::describe_change_set).then_output(move || {
+        let mut out = change_set_ready();
+        out.creation_time = Some(server(10));
+        out
+    });
+    let sent = token.clone();
+    let execute = mock!(Client::execute_change_set)
+        .match_requests(move |r| {
+            *sent.lock().unwrap() = r.client_request_token().map(str::to_string);
+            true
+        })
+        .then_output(|| ExecuteChangeSetOutput::builder().build());
+    let ev = move |id: &str, logical: &str, status: ResourceStatus, at: u64, by: Option<String>| {
+        let mut e = event(id, logical, "AWS::DynamoDB::Table", status, None);
+        e.timestamp = Some(server(at));
+        e.client_request_token = by;
+        e
+    };
+    let ours = token.clone();
+    let newest = mock!(Client::describe_stack_events)
+        .match_requests(|r| r.next_token().is_none())
+        .then_output(move || {
+            let ours = ours.lock().unwrap().clone();
+            let mut page = events(vec![
+                ev("e5", NAME, ResourceStatus::UpdateComplete, 8, ours),
+                ev(
+                    "e4",
+                    "Other",
+                    ResourceStatus::UpdateComplete,
+                    8,
+                    Some("someone-else".into()),
+                ),
+            ]);
+            page.next_token = Some("p2".into());
+            page
+        });
+    let ours = token.clone();
+    let older = mock!(Client::describe_stack_events)
+        .match_requests(|r| r.next_token() == Some("p2"))
+        .then_output(move || {
+            let ours = ours.lock().unwrap().clone();
+            events(vec![
+                ev(
+                    "e3",
+                    "Table",
+                    ResourceStatus::UpdateComplete,
+                    9,
+                    ours.clone(),
+                ),
+                ev("e2", "Table", ResourceStatus::UpdateInProgress, 9, ours),
+                ev("e1", "Table", ResourceStatus::CreateComplete, 60, None),
+            ])
+        });
+    let leftovers = no_leftovers();
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [
+            &leftovers, &describe, &create, &ready, &execute, &newest, &older
+        ]
+    );
+    let mut seen: Vec<String> = vec![];
+    let report = stacks(client)
+        .deploy(&spec(), &mut |e: &Event| {
+            seen.push(format!("{} {}", e.logical_id, e.status))
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Updated);
+    assert!(
+        token.lock().unwrap().is_some(),
+        "the execution carries a token"
+    );
+    assert_eq!(
+        seen,
+        [
+            "Table UPDATE_IN_PROGRESS",
+            "Table UPDATE_COMPLETE",
+            "catalog-sandbox UPDATE_COMPLETE"
+        ],
+        "oldest first, across both pages, none of another operation's"
     );
 }
