@@ -1086,3 +1086,41 @@ fn the_github_branch_role_runs_the_workflows_commands() {
     let err = p.run_with(&["deploy", "prod"], &posing).expect(2).stderr();
     assert!(err.contains("cannot assume"), "{err}");
 }
+
+#[test]
+fn ctrl_c_stops_at_once_and_says_what_is_left_where() {
+    let p = Project::new();
+    package(&p, "v1");
+    // An endpoint that never answers keeps the deploy waiting until it is interrupted.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::thread::spawn(move || listener.incoming().take(1).collect::<Vec<_>>());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(["deploy", "sandbox"])
+        .current_dir(p.path(""))
+        .env("AWS_ENDPOINT_URL", &url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the request is on its way (the listener has taken the connection): by
+    // then the deployer listens for Ctrl-C.
+    while !held.is_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("interrupted: nothing more is sent to AWS"),
+        "{err}"
+    );
+    assert!(err.contains("the next deploy waits for it"), "{err}");
+}
