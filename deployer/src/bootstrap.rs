@@ -104,7 +104,12 @@ async fn ensure_signing_secret(
         .await;
     match result {
         Ok(_) => Ok(()),
-        Err(e) if aws::error_text(&e).contains("ParameterAlreadyExists") => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_parameter_already_exists()) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(Error::Aws(aws::Error::Call {
             action: "ssm:PutParameter",
             target: name,
@@ -126,7 +131,12 @@ pub async fn check_marker(
     );
     let found = match session.ssm().get_parameter().name(&name).send().await {
         Ok(out) => out.parameter.and_then(|p| p.value),
-        Err(e) if aws::error_text(&e).contains("ParameterNotFound") => None,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_parameter_not_found()) =>
+        {
+            None
+        }
         Err(e) => {
             return Err(Error::Aws(aws::Error::Call {
                 action: "ssm:GetParameter",

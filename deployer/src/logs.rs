@@ -115,7 +115,9 @@ impl Reader {
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| {
                     let message = crate::aws::error_text(&e);
-                    if message.contains("ResourceNotFound") {
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_resource_not_found_exception())
+                    {
                         Error::Refused(format!(
                             "log group {group} does not exist: is the stack deployed? (`deployer status`)"
                         ))

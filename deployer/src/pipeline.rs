@@ -272,19 +272,23 @@ pub async fn decide(
             artifact_sha256: p.artifact_sha256.clone(),
         }),
         Err(e) => {
-            let text = error_text(&e);
-            if text.contains("InvalidApprovalToken") {
+            let service = e.as_service_error();
+            if service.is_some_and(|se| se.is_invalid_approval_token_exception()) {
                 Err(Error::Refused(format!(
                     "the approval of execution {} is no longer valid (it expired, or the execution moved on); run `deployer pipeline status` to see what waits now",
                     p.execution_id
                 )))
-            } else if text.contains("ApprovalAlreadyCompleted") {
+            } else if service.is_some_and(|se| se.is_approval_already_completed_exception()) {
                 Err(Error::Refused(format!(
                     "execution {} was already approved or rejected",
                     p.execution_id
                 )))
             } else {
-                Err(call_error("codepipeline:PutApprovalResult", pipeline, text))
+                Err(call_error(
+                    "codepipeline:PutApprovalResult",
+                    pipeline,
+                    error_text(&e),
+                ))
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use crate::aws::error_text;
 use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, Tag,
 };
@@ -292,7 +293,7 @@ impl Stacks {
                 .into_iter()
                 .next()
                 .filter(|s| status_of(s) != "DELETE_COMPLETE")),
-            Err(e) if error_text(&e).contains("does not exist") => Ok(None),
+            Err(e) if is_missing_stack(&e) => Ok(None),
             Err(e) => Err(api("DescribeStacks", name, &e)),
         }
     }
@@ -705,9 +706,9 @@ impl Stacks {
         loop {
             let stack = match self.cfn.describe_stacks().stack_name(name).send().await {
                 Ok(out) => out.stacks.unwrap_or_default().into_iter().next(),
-                Err(e) if error_text(&e).contains("does not exist") => None,
+                Err(e) if is_missing_stack(&e) => None,
                 // The SDK already retried; a long wait outlasts throttling rather than failing.
-                Err(e) if is_throttling(&error_text(&e)) => {
+                Err(e) if is_throttling(&e) => {
                     backoff.pause().await.map_err(|limit| Error::TimedOut {
                         stack: name.into(),
                         what: "the operation",
@@ -785,10 +786,7 @@ impl Stacks {
             {
                 Ok(out) => out,
                 // Events missed now are read on the next poll.
-                Err(e)
-                    if error_text(&e).contains("does not exist")
-                        || is_throttling(&error_text(&e)) =>
-                {
+                Err(e) if is_missing_stack(&e) || is_throttling(&e) => {
                     break;
                 }
                 Err(e) => return Err(api("DescribeStackEvents", name, &e)),
@@ -905,8 +903,27 @@ fn is_settled_ok(status: &str) -> bool {
     status.ends_with("_COMPLETE") && !status.contains("ROLLBACK")
 }
 
-fn is_throttling(text: &str) -> bool {
-    text.contains("Throttling") || text.contains("Rate exceeded")
+/// CloudFormation's answer to a call on a stack that is not there: a ValidationError (it has no
+/// error code of its own), "Stack with id NAME does not exist".
+fn is_missing_stack<E: ProvideErrorMetadata, R>(
+    e: &aws_sdk_cloudformation::error::SdkError<E, R>,
+) -> bool {
+    e.as_service_error().is_some_and(|se| {
+        se.code() == Some("ValidationError")
+            && se.message().is_some_and(|m| m.contains("does not exist"))
+    })
+}
+
+/// Throttled by error code (CloudFormation says Throttling; others ThrottlingException).
+fn is_throttling<E: ProvideErrorMetadata, R>(
+    e: &aws_sdk_cloudformation::error::SdkError<E, R>,
+) -> bool {
+    e.as_service_error().is_some_and(|se| {
+        matches!(
+            se.code(),
+            Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded")
+        )
+    })
 }
 
 /// AWS says "didn't contain changes" on a change set; the emulator refuses the change set

@@ -3,7 +3,6 @@
 //! PutApprovalResult).
 
 use aws_sdk_codepipeline::Client;
-use aws_sdk_codepipeline::error::ErrorMetadata;
 use aws_sdk_codepipeline::operation::get_pipeline_state::GetPipelineStateOutput;
 use aws_sdk_codepipeline::operation::list_action_executions::ListActionExecutionsOutput;
 use aws_sdk_codepipeline::operation::list_pipeline_executions::ListPipelineExecutionsOutput;
@@ -227,23 +226,41 @@ async fn nothing_pending_is_refused_with_exit_2() {
 
 #[tokio::test]
 async fn an_expired_or_used_token_is_refused_with_exit_2() {
-    for (code, expected) in [
-        ("InvalidApprovalTokenException", "is no longer valid"),
+    use aws_sdk_codepipeline::types::error::{
+        ApprovalAlreadyCompletedException, InvalidApprovalTokenException,
+    };
+    // As the SDK parses AWS's answers: the typed errors of PutApprovalResult.
+    let invalid = || {
+        PutApprovalResultError::InvalidApprovalTokenException(
+            InvalidApprovalTokenException::builder()
+                .message("The token is not valid")
+                .build(),
+        )
+    };
+    let completed = || {
+        PutApprovalResultError::ApprovalAlreadyCompletedException(
+            ApprovalAlreadyCompletedException::builder()
+                .message("The approval action has already been completed")
+                .build(),
+        )
+    };
+    type Case = (&'static str, fn() -> PutApprovalResultError, &'static str);
+    let cases: [Case; 2] = [
+        (
+            "InvalidApprovalTokenException",
+            invalid,
+            "is no longer valid",
+        ),
         (
             "ApprovalAlreadyCompletedException",
+            completed,
             "was already approved or rejected",
         ),
-    ] {
+    ];
+    for (code, error, expected) in cases {
         let state = mock!(Client::get_pipeline_state).then_output(state_waiting);
         let outputs = build_outputs();
-        let put = mock!(Client::put_approval_result).then_error(move || {
-            PutApprovalResultError::generic(
-                ErrorMetadata::builder()
-                    .code(code)
-                    .message("The token is not valid")
-                    .build(),
-            )
-        });
+        let put = mock!(Client::put_approval_result).then_error(error);
         let cp = mock_client!(
             aws_sdk_codepipeline,
             RuleMode::MatchAny,
