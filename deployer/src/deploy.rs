@@ -651,28 +651,44 @@ impl Report for StatusReport {
 
 /// `deployer status [ENV]`: every stack the deployer keeps in the environment's account.
 pub async fn status(envs: &Environments, which: &[EnvName]) -> Result<StatusReport, Error> {
+    // Accounts are asked at the same time; the rows keep the order of `which`.
+    let per_env =
+        futures_util::future::join_all(which.iter().map(|&env| status_of_env(envs, env))).await;
     let mut rows = vec![];
-    for &env in which {
-        // An account this caller may not enter is a row that says so, not the end of the report.
-        let stacks = match stacks_in(envs, env, Through::ReadRole).await {
-            Ok(stacks) => stacks,
-            Err(Error::Refused(why)) => {
-                rows.extend(StackKind::for_env(env).map(|kind| StackState {
+    for env_rows in per_env {
+        rows.extend(env_rows?);
+    }
+    Ok(StatusReport { stacks: rows })
+}
+
+/// The rows of one environment: its stacks, both asked at once.
+async fn status_of_env(envs: &Environments, env: EnvName) -> Result<Vec<StackState>, Error> {
+    // An account this caller may not enter is a row that says so, not the end of the report.
+    let stacks = match stacks_in(envs, env, Through::ReadRole).await {
+        Ok(stacks) => stacks,
+        Err(Error::Refused(why)) => {
+            return Ok(StackKind::for_env(env)
+                .map(|kind| StackState {
                     env,
                     stack: kind.stack_name(envs, env),
                     status: None,
                     updated: None,
                     artifact_sha256: None,
                     unreachable: Some(why.clone()),
-                }));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        for kind in StackKind::for_env(env) {
-            let name = kind.stack_name(envs, env);
-            let stack = stacks.describe(&name).await?;
-            rows.push(StackState {
+                })
+                .into());
+        }
+        Err(e) => return Err(e),
+    };
+    let names = StackKind::for_env(env).map(|kind| kind.stack_name(envs, env));
+    let described =
+        futures_util::future::join_all(names.iter().map(|name| stacks.describe(name))).await;
+    names
+        .into_iter()
+        .zip(described)
+        .map(|(name, stack)| {
+            let stack = stack?;
+            Ok(StackState {
                 env,
                 status: stack
                     .as_ref()
@@ -688,8 +704,7 @@ pub async fn status(envs: &Environments, which: &[EnvName]) -> Result<StatusRepo
                     .map(str::to_string),
                 stack: name,
                 unreachable: None,
-            });
-        }
-    }
-    Ok(StatusReport { stacks: rows })
+            })
+        })
+        .collect()
 }
