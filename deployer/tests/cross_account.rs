@@ -324,16 +324,7 @@ fn an_endpoint_nobody_listens_on_is_named_not_blamed_on_credentials() {
 fn an_endpoint_that_stops_answering_is_given_up_on_and_named() {
     let p = Project::new();
     package(&p, "v1");
-    // Accepts connections and never answers, like a frozen process.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let held = std::thread::spawn(move || {
-        let mut open = vec![];
-        for stream in listener.incoming().take(4) {
-            open.push(stream);
-        }
-        open
-    });
+    let (url, held) = common::silent_endpoint(4);
     let run = p.run_with(
         &["deploy", "sandbox"],
         &[("AWS_ENDPOINT_URL", &url), ("DEPLOYER_CALL_TIMEOUT", "2")],
@@ -1092,9 +1083,7 @@ fn ctrl_c_stops_at_once_and_says_what_is_left_where() {
     let p = Project::new();
     package(&p, "v1");
     // An endpoint that never answers keeps the deploy waiting until it is interrupted.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let held = std::thread::spawn(move || listener.incoming().take(1).collect::<Vec<_>>());
+    let (url, held) = common::silent_endpoint(1);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_deployer"))
         .args(["deploy", "sandbox"])
         .current_dir(p.path(""))

@@ -38,6 +38,20 @@ pub fn package(p: &Project, version: &str) -> serde_json::Value {
         .json()
 }
 
+/// An endpoint that accepts `connections` connections and never answers, like a frozen process:
+/// its URL, and the thread that holds the connections open (finished once all have come).
+pub fn silent_endpoint(
+    connections: usize,
+) -> (
+    String,
+    std::thread::JoinHandle<Vec<std::io::Result<std::net::TcpStream>>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::thread::spawn(move || listener.incoming().take(connections).collect());
+    (url, held)
+}
+
 /// SDK settings acting as `account` in `emu`, for checks from outside the deployer.
 pub fn sdk_config(emu: &Emulator, account: &str) -> aws_config::SdkConfig {
     let creds: std::collections::HashMap<_, _> = emu.credentials(account).into_iter().collect();
