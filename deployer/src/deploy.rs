@@ -266,7 +266,6 @@ async fn prepare(
         )));
     }
     let session = session_in(envs, env, Through::DeployRole).await?;
-    crate::bootstrap::check_marker(envs, env, &session).await?;
     let bucket = format!(
         "{}-artifacts-{}-{}",
         envs.prefix().as_str(),
@@ -340,10 +339,9 @@ pub async fn deploy(
     }
     let mut p = prepare(envs, renderer, env, branch, artifact).await?;
     let stacks = Stacks::new(p.session.cloudformation());
-    // The stack as a branch deploy's checks already described it, so the deploy need not ask again.
-    let mut known = None;
+    // Described once: the checks below and the deploy itself use this description.
+    let existing = stacks.describe(&p.spec.name).await?;
     if branch.is_some() {
-        let existing = stacks.describe(&p.spec.name).await?;
         if existing.is_none() {
             let live = crate::branch::branch_stacks(&stacks, envs).await?.len();
             let max = target.branches.max_stacks as usize;
@@ -360,16 +358,24 @@ pub async fn deploy(
             .and_then(|s| tag_of(s, CREATED_TAG))
             .map_or_else(crate::stack::now_text, str::to_string);
         p.spec.tags.push((CREATED_TAG.into(), created));
-        known = Some(existing);
     }
-    let uploaded = crate::artifact::upload(&p.session.s3(), &p.bucket, &p.manifest, p.zip).await?;
-    if continue_rollback {
+    // A stack already made from exactly this needs neither the bootstrap check nor the
+    // artifact: nothing will be deployed (three calls in all: identity, role, description).
+    let current = existing
+        .as_ref()
+        .is_some_and(|s| crate::stack::is_current(s, &p.spec));
+    let uploaded = if current && !continue_rollback {
+        false
+    } else {
+        crate::bootstrap::check_marker(envs, env, &p.session).await?;
+        crate::artifact::upload(&p.session.s3(), &p.bucket, &p.manifest, p.zip).await?
+    };
+    let mut report = if continue_rollback {
         stacks.continue_rollback(&p.spec.name, progress).await?;
-        known = None; // the rollback changed it
-    }
-    let mut report = match known {
-        Some(existing) => stacks.deploy_known(&p.spec, existing, progress).await?,
-        None => stacks.deploy(&p.spec, progress).await?,
+        // The rollback changed it: the deploy describes it again.
+        stacks.deploy(&p.spec, progress).await?
+    } else {
+        stacks.deploy_known(&p.spec, existing, progress).await?
     };
     report.artifact = Some(crate::stack::ArtifactInfo {
         sha256: p.manifest.sha256,
@@ -405,6 +411,7 @@ pub async fn diff(
 ) -> Result<DiffReport, Error> {
     target_env(envs, env, "diff")?;
     let p = prepare(envs, renderer, env, None, artifact).await?;
+    crate::bootstrap::check_marker(envs, env, &p.session).await?;
     let changes = Stacks::new(p.session.cloudformation())
         .diff(&p.spec)
         .await?;

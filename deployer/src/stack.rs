@@ -373,12 +373,7 @@ impl Stacks {
                 return Err(Error::RollbackFailed { stack: name.into() });
             }
             // Already made from exactly this: no change set, no waiting.
-            Some(status)
-                if is_settled_ok(status)
-                    && existing
-                        .as_ref()
-                        .is_some_and(|s| has_fingerprint(s, &spec.fingerprint)) =>
-            {
+            Some(_) if existing.as_ref().is_some_and(|s| is_current(s, spec)) => {
                 return Ok((unchanged(name, existing.as_ref()), existing));
             }
             Some(_) => ChangeSetType::Update,
@@ -896,6 +891,11 @@ fn unchanged(name: &str, stack: Option<&Stack>) -> DeployReport {
 
 fn has_fingerprint(stack: &Stack, fingerprint: &str) -> bool {
     tag_of(stack, FINGERPRINT_TAG) == Some(fingerprint)
+}
+
+/// Whether the stack already is what `spec` asks for, settled: a deploy of it changes nothing.
+pub fn is_current(stack: &Stack, spec: &StackSpec) -> bool {
+    is_settled_ok(status_of(stack)) && has_fingerprint(stack, &spec.fingerprint)
 }
 
 /// A finished operation that did what it was asked (not a rollback).
