@@ -542,16 +542,17 @@ impl Target {
                 "access.operators is not allowed where safety.require_approval = true: only the pipeline's Deploy action (and access.break_glass_role_arn) may deploy here; list people who only read under access.readers".into(),
             ));
         }
-        let principal_ok = |p: &str| {
-            let p = p.strip_prefix("arn:aws:iam::").unwrap_or(p);
-            let (account, rest) = p.split_at(p.len().min(12));
-            account.len() == 12
-                && account.bytes().all(|b| b.is_ascii_digit())
-                && (rest.is_empty()
-                    || rest == ":root"
-                    || rest
-                        .strip_prefix(":role/")
-                        .is_some_and(|r| !r.is_empty() && r.len() <= 512))
+        // An account id, `arn:aws:iam::ID:root` or `arn:aws:iam::ID:role/NAME`, as IAM takes them.
+        let is_account = |a: &str| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit());
+        let principal_ok = |p: &str| match p.strip_prefix("arn:aws:iam::") {
+            None => is_account(p),
+            Some(rest) => rest.split_once(':').is_some_and(|(account, what)| {
+                is_account(account)
+                    && (what == "root"
+                        || what
+                            .strip_prefix("role/")
+                            .is_some_and(|r| !r.is_empty() && r.len() <= 512))
+            }),
         };
         for (key, list) in [
             ("access.operators", &self.access.operators),
@@ -563,7 +564,7 @@ impl Target {
                 )));
             }
             for p in list.iter().flatten() {
-                if !principal_ok(p) || (!p.starts_with("arn:") && p.len() != 12) {
+                if !principal_ok(p) {
                     return Err(invalid(format!(
                         "{key} holds {p:?}: give an account id (\"111111111111\"), an account (\"arn:aws:iam::111111111111:root\") or a role (\"arn:aws:iam::111111111111:role/name\")"
                     )));
@@ -571,7 +572,7 @@ impl Target {
             }
         }
         if let Some(arn) = &self.access.break_glass_role_arn
-            && !(arn.starts_with("arn:aws:iam::") && arn.contains(":role/") && principal_ok(arn))
+            && !(arn.contains(":role/") && principal_ok(arn))
         {
             return Err(invalid(format!(
                 "access.break_glass_role_arn must be a role ARN like \"arn:aws:iam::111111111111:role/break-glass\"; got {arn:?}"

@@ -243,6 +243,9 @@ fn who_may_enter_an_account_is_checked() {
             "access.operators holds \"dev\"",
         ],
     );
+    // Not ASCII, not an ARN: refused with its key, never a crash.
+    let err = with_access("environments/sandbox.toml", "readers = [\"añññññññ\"]");
+    assert_has(&err, &["access.readers holds \"añññññññ\""]);
     let err = with_access("environments/sandbox.toml", "readers = []");
     assert_has(&err, &["access.readers = [] would lock everybody out"]);
     let err = with_access(
