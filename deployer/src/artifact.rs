@@ -226,8 +226,33 @@ pub async fn upload(
     manifest: &Manifest,
     zip: Vec<u8>,
 ) -> Result<bool, Error> {
+    put_once(s3, bucket, &manifest.s3_key(), &manifest.sha256, zip).await
+}
+
+/// Puts a template too large to send inline into `bucket` the same way, under
+/// `templates/SHA256.json`; its key.
+pub async fn upload_template(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    body: &str,
+) -> Result<String, Error> {
+    let sha256 = crate::synth::hex(&Sha256::digest(body.as_bytes()));
+    let key = format!("templates/{sha256}.json");
+    put_once(s3, bucket, &key, &sha256, body.as_bytes().to_vec()).await?;
+    Ok(key)
+}
+
+/// `bytes` under `key` once, checked against `sha256` (hex) on arrival and after; true if
+/// uploaded now.
+async fn put_once(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    sha256: &str,
+    bytes: Vec<u8>,
+) -> Result<bool, Error> {
     use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
-    let key = manifest.s3_key();
+    let key = key.to_string();
     let call_error = |action, message| {
         Error::Aws(crate::aws::Error::Call {
             action,
@@ -263,11 +288,11 @@ pub async fn upload(
                         crate::synth::hex(&Sha256::digest(body.into_bytes()))
                     }
                 };
-                if actual != manifest.sha256 {
+                if actual != sha256 {
                     return Err(Error::Replaced {
                         bucket: bucket.to_string(),
                         key: key.clone(),
-                        expected: manifest.sha256.clone(),
+                        expected: sha256.to_string(),
                         actual,
                     });
                 }
@@ -281,9 +306,9 @@ pub async fn upload(
         return Ok(false);
     }
     let sum = aws_smithy_types::base64::encode(
-        (0..manifest.sha256.len())
+        (0..sha256.len())
             .step_by(2)
-            .filter_map(|i| u8::from_str_radix(&manifest.sha256[i..i + 2], 16).ok())
+            .filter_map(|i| u8::from_str_radix(&sha256[i..i + 2], 16).ok())
             .collect::<Vec<u8>>(),
     );
     let put = s3
@@ -293,7 +318,7 @@ pub async fn upload(
         .if_none_match("*")
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
         .checksum_sha256(sum)
-        .body(zip.into())
+        .body(bytes.into())
         .send()
         .await;
     match put {

@@ -48,6 +48,7 @@ pub async fn deploy_as_operator(
         name: rendered.stack_name.clone(),
         fingerprint: crate::deploy::fingerprint(&template_body, &[]),
         template_body,
+        template_url: None,
         parameters: vec![],
         tags: crate::deploy::stack_tags(envs, env, None),
         termination_protection: false,

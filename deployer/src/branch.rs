@@ -483,7 +483,7 @@ pub mod commands {
             match verdict(&row, keep, ttl_hours) {
                 Some(why) => match dry_run {
                     true => report.removed.push((row.stack, why)),
-                    false => match stacks.delete(&row.stack, progress).await {
+                    false => match stacks.delete(&row.stack, &[], progress).await {
                         Ok(_) => report.removed.push((row.stack, why)),
                         Err(e) => report.failed.push((row.stack, e.to_string())),
                     },

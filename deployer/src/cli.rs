@@ -95,6 +95,21 @@ pub enum Command {
         /// First finish the rollback of a stack left in UPDATE_ROLLBACK_FAILED (ContinueUpdateRollback).
         #[arg(long)]
         continue_rollback: bool,
+        /// With --continue-rollback: resources (logical ids) CloudFormation cannot roll back and
+        /// should leave as they are; make them match the template by hand afterwards.
+        #[arg(long, num_args = 1.., value_name = "ID", requires = "continue_rollback")]
+        skip_resources: Vec<String>,
+        /// Make a change set even when the stack already matches (it is then executed only if
+        /// CloudFormation finds a change).
+        #[arg(long)]
+        force: bool,
+        /// Make the change set and leave it for review: prints its name; nothing is executed.
+        #[arg(long, conflicts_with_all = ["change_set", "continue_rollback"])]
+        no_execute: bool,
+        /// Execute exactly this change set, made by `--no-execute` from the same templates,
+        /// settings and artifact (anything else is refused).
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["force", "continue_rollback"])]
+        change_set: Option<String>,
         /// Also write the stack's outputs to this file, as one JSON object.
         #[arg(long, value_name = "FILE")]
         outputs_file: Option<PathBuf>,
@@ -118,6 +133,10 @@ pub enum Command {
         /// Delete this feature branch's stack instead.
         #[arg(long)]
         branch: Option<String>,
+        /// For a stack in DELETE_FAILED: delete it but keep these resources (logical ids), the
+        /// ones the failure names; remove them by hand afterwards.
+        #[arg(long, num_args = 1.., value_name = "ID")]
+        retain: Vec<String>,
     },
     /// Build the app for Lambda, zip it deterministically and write a manifest with its sha256.
     Package {

@@ -5,7 +5,9 @@ use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use crate::output::Report;
 use crate::render::{Renderer, StackKind};
-use crate::stack::{DeployReport, Event, Observer, Outcome, StackSpec, Stacks, tag_of};
+use crate::stack::{
+    Action, DeployOptions, DeployReport, Event, Observer, Outcome, StackSpec, Stacks, tag_of,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -281,6 +283,7 @@ async fn prepare(
         name: rendered.stack_name.clone(),
         fingerprint: fingerprint(&template_body, &parameters),
         template_body,
+        template_url: None,
         parameters,
         tags: {
             let mut tags = stack_tags(envs, env, Some(&manifest.sha256));
@@ -311,13 +314,41 @@ async fn prepare(
     })
 }
 
+/// A template over CloudFormation's inline limit goes to the artifact bucket first, by its
+/// sha256 (added, never replaced, like the artifact), and the change set names it by URL.
+async fn send_large_template(
+    envs: &Environments,
+    env: EnvName,
+    p: &mut Prepared,
+) -> Result<(), Error> {
+    if p.spec.template_body.len() <= crate::stack::TEMPLATE_BODY_LIMIT {
+        return Ok(());
+    }
+    let key =
+        crate::artifact::upload_template(&p.session.s3(), &p.bucket, &p.spec.template_body).await?;
+    p.spec.template_url = Some(format!(
+        "https://{}.s3.{}.amazonaws.com/{key}",
+        p.bucket,
+        envs.region(env).as_str()
+    ));
+    Ok(())
+}
+
+/// What a deploy is asked beyond the stack itself.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// First finish the rollback of a stack in UPDATE_ROLLBACK_FAILED, skipping these resources.
+    pub continue_rollback: Option<Vec<String>>,
+    pub options: DeployOptions,
+}
+
 pub async fn deploy(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
     branch: Option<&str>,
     artifact: &Artifact<'_>,
-    continue_rollback: bool,
+    request: &Request,
     progress: &mut Progress,
 ) -> Result<DeployReport, Error> {
     target_env(envs, env, "deploy")?;
@@ -339,8 +370,14 @@ pub async fn deploy(
     }
     let mut p = prepare(envs, renderer, env, branch, artifact).await?;
     let stacks = Stacks::new(p.session.cloudformation());
-    // Described once: the checks below and the deploy itself use this description.
-    let existing = stacks.describe(&p.spec.name).await?;
+    let options = &request.options;
+    // A deploy that will make or run a change set anyway skips the comparison.
+    let compare = !options.force
+        && request.continue_rollback.is_none()
+        && matches!(options.action, Action::Apply | Action::Propose);
+    // Looked at once: the checks below and the deploy itself use what was found.
+    let mut found = stacks.look(&p.spec, !compare).await?;
+    let existing = found.stack.as_ref();
     if branch.is_some() {
         if existing.is_none() {
             let live = crate::branch::branch_stacks(&stacks, envs).await?.len();
@@ -354,28 +391,43 @@ pub async fn deploy(
         }
         // Tags are set whole on every deploy: carry the first deploy's time forward.
         let created = existing
-            .as_ref()
             .and_then(|s| tag_of(s, CREATED_TAG))
             .map_or_else(crate::stack::now_text, str::to_string);
         p.spec.tags.push((CREATED_TAG.into(), created));
+        // The tags were compared without it: compare again now they are whole.
+        if compare && let Some(stack) = found.stack.as_ref() {
+            found.current = stacks.is_current(stack, &p.spec).await?;
+        }
     }
     // A stack already made from exactly this needs neither the bootstrap check nor the
-    // artifact: nothing will be deployed (three calls in all: identity, role, description).
-    let current = existing
-        .as_ref()
-        .is_some_and(|s| crate::stack::is_current(s, &p.spec));
-    let uploaded = if current && !continue_rollback {
+    // artifact: nothing will be deployed (four calls in all: identity, role, description,
+    // template).
+    let uploaded = if found.current {
         false
     } else {
         crate::bootstrap::check_marker(envs, env, &p.session).await?;
-        crate::artifact::upload(&p.session.s3(), &p.bucket, &p.manifest, p.zip).await?
+        send_large_template(envs, env, &mut p).await?;
+        crate::artifact::upload(
+            &p.session.s3(),
+            &p.bucket,
+            &p.manifest,
+            std::mem::take(&mut p.zip),
+        )
+        .await?
     };
-    let mut report = if continue_rollback {
-        stacks.continue_rollback(&p.spec.name, progress).await?;
-        // The rollback changed it: the deploy describes it again.
-        stacks.deploy(&p.spec, progress).await?
+    let mut report = if let Some(skip) = &request.continue_rollback {
+        stacks
+            .continue_rollback(&p.spec.name, skip, progress)
+            .await?;
+        // The rollback changed it: the deploy looks at it again.
+        let found = stacks.look(&p.spec, options.force).await?;
+        stacks
+            .deploy_found(&p.spec, found, options, progress)
+            .await?
     } else {
-        stacks.deploy_known(&p.spec, existing, progress).await?
+        stacks
+            .deploy_found(&p.spec, found, options, progress)
+            .await?
     };
     report.artifact = Some(crate::stack::ArtifactInfo {
         sha256: p.manifest.sha256,
@@ -408,12 +460,14 @@ pub async fn diff(
     renderer: &Renderer,
     env: EnvName,
     artifact: &Artifact<'_>,
+    progress: &mut Progress,
 ) -> Result<DiffReport, Error> {
     target_env(envs, env, "diff")?;
-    let p = prepare(envs, renderer, env, None, artifact).await?;
+    let mut p = prepare(envs, renderer, env, None, artifact).await?;
     crate::bootstrap::check_marker(envs, env, &p.session).await?;
+    send_large_template(envs, env, &mut p).await?;
     let changes = Stacks::new(p.session.cloudformation())
-        .diff(&p.spec)
+        .diff(&p.spec, progress)
         .await?;
     Ok(DiffReport {
         stack: p.spec.name,
@@ -443,6 +497,7 @@ pub async fn destroy(
     envs: &Environments,
     env: EnvName,
     branch: Option<&str>,
+    retain: &[String],
     progress: &mut Progress,
 ) -> Result<DestroyReport, Error> {
     target_env(envs, env, "destroy")?;
@@ -454,7 +509,7 @@ pub async fn destroy(
     let (name, _) = catalog_names(envs, env, branch)?;
     let deleted = stacks_in(envs, env, Through::DeployRole)
         .await?
-        .delete(&name, progress)
+        .delete(&name, retain, progress)
         .await?;
     Ok(DestroyReport {
         stack: name,
@@ -526,6 +581,16 @@ impl Report for DeployReport {
         match self.outcome {
             Outcome::NoChanges => {
                 let _ = writeln!(s, "{}: no changes ({})", self.stack, self.status);
+            }
+            Outcome::Proposed => {
+                let _ = writeln!(
+                    s,
+                    "{}: change set {name} made and left for review, not executed; run exactly it with the same artifact and `deploy --change-set {name}`",
+                    self.stack,
+                    name = self.change_set.as_deref().unwrap_or("(unnamed)")
+                );
+                s.push_str(&changes_text(&self.changes));
+                return s;
             }
             Outcome::Created | Outcome::Updated => {
                 let _ = writeln!(s, "{}: {}", self.stack, self.status);

@@ -29,7 +29,10 @@ impl Error {
     /// 1: the operation failed; 2: bad input or refused (as clap does for bad flags).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Render(_) | Error::Refused(_) => 2,
+            Error::Config(_)
+            | Error::Render(_)
+            | Error::Refused(_)
+            | Error::Stack(stack::Error::Refused(_)) => 2,
             Error::Artifact(
                 artifact::Error::Build(_)
                 | artifact::Error::Zip(_)

@@ -56,6 +56,10 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             branch,
             artifact,
             continue_rollback,
+            skip_resources,
+            force,
+            no_execute,
+            change_set,
             outputs_file,
             expect_sha256,
         } => {
@@ -70,7 +74,17 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                     path: &artifact,
                     expect_sha256: expect_sha256.as_deref(),
                 },
-                continue_rollback,
+                &deploy::Request {
+                    continue_rollback: continue_rollback.then_some(skip_resources),
+                    options: stack::DeployOptions {
+                        force,
+                        action: match (no_execute, change_set) {
+                            (true, _) => stack::Action::Propose,
+                            (false, Some(name)) => stack::Action::Execute(name),
+                            (false, None) => stack::Action::Apply,
+                        },
+                    },
+                },
                 &mut progress,
             )
             .await?;
@@ -101,23 +115,29 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Diff { env, artifact } => {
             let renderer = Renderer::load(&g.templates)?;
-            emit(
-                g.output,
-                &deploy::diff(
-                    &envs,
-                    &renderer,
-                    env,
-                    &deploy::Artifact {
-                        path: &artifact,
-                        expect_sha256: None,
-                    },
-                )
-                .await?,
-            );
-        }
-        Command::Destroy { env, branch } => {
             let mut progress = deploy::Progress::new(g.no_progress);
-            let report = deploy::destroy(&envs, env, branch.as_deref(), &mut progress).await?;
+            let report = deploy::diff(
+                &envs,
+                &renderer,
+                env,
+                &deploy::Artifact {
+                    path: &artifact,
+                    expect_sha256: None,
+                },
+                &mut progress,
+            )
+            .await?;
+            drop(progress);
+            emit(g.output, &report);
+        }
+        Command::Destroy {
+            env,
+            branch,
+            retain,
+        } => {
+            let mut progress = deploy::Progress::new(g.no_progress);
+            let report =
+                deploy::destroy(&envs, env, branch.as_deref(), &retain, &mut progress).await?;
             drop(progress);
             emit(g.output, &report);
         }

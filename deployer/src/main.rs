@@ -11,12 +11,22 @@ async fn main() -> ExitCode {
     let format = cli.global.output;
     let result = tokio::select! {
         result = deployer::run(cli) => result,
-        // Ctrl-C: stop sending, and say what is left where. A change set made but not executed
-        // is found and deleted by the next deploy (its name is fixed); an operation running in
-        // AWS goes on, and the next deploy waits for it.
+        // Ctrl-C: stop, delete the change set made and not executed (a deploy left waiting on
+        // it would otherwise find it and give way), and say what goes on in AWS.
         _ = tokio::signal::ctrl_c() => {
+            let cleanup =
+                tokio::time::timeout(std::time::Duration::from_secs(15), deployer::stack::abandon())
+                    .await;
+            let left = match cleanup {
+                Ok(None) => "no change set was waiting to run".to_string(),
+                Ok(Some(Ok(deleted))) => deleted,
+                Ok(Some(Err(e))) => format!(
+                    "the change set made and not executed is left ({e}); the next deploy or diff deletes it"
+                ),
+                Err(_) => "deleting the change set made and not executed took more than 15s; the next deploy or diff deletes it".into(),
+            };
             eprintln!(
-                "interrupted: nothing more is sent to AWS. A change set not yet executed is deleted by the next deploy or diff; an operation already running in AWS goes on: `deployer status` shows it, and the next deploy waits for it to end"
+                "interrupted: {left}. An operation already running in AWS goes on: `deployer status` shows it, and the next deploy waits for it to end"
             );
             return ExitCode::from(130);
         }

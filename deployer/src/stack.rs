@@ -5,7 +5,8 @@ use crate::aws::error_text;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, Tag,
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, StackStatus, Tag,
+    TemplateStage,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -28,9 +29,32 @@ pub enum Error {
         failure: Option<Box<FailedResource>>,
     },
     #[error(
-        "stack {stack} is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll back its last update; fix the resource named in its events, then run the same command with --continue-rollback"
+        "stack {stack} is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll back its last update{}. Fix what blocks them, then run the same deploy with --continue-rollback; a resource that cannot be fixed is left as it is with --continue-rollback --skip-resources ID... (CloudFormation then counts it rolled back: make it match the template by hand)",
+        blocked_by(blocking)
     )]
-    RollbackFailed { stack: String },
+    RollbackFailed {
+        stack: String,
+        blocking: Vec<FailedResource>,
+    },
+    #[error(
+        "stack {stack} is in DELETE_FAILED: CloudFormation could not delete it{}. Fix what blocks them and run `deployer destroy` again, or delete the stack keeping them with `deployer destroy ... --retain {}` and remove them by hand",
+        blocked_by(blocking),
+        ids(blocking)
+    )]
+    DeleteFailed {
+        stack: String,
+        blocking: Vec<FailedResource>,
+    },
+    /// A state the deployer cannot move the stack out of by itself.
+    #[error("stack {stack} is in {status}: {what_to_do}")]
+    Stuck {
+        stack: String,
+        status: String,
+        what_to_do: String,
+    },
+    /// Something asked of this stack that its state or the request rules out.
+    #[error("{0}")]
+    Refused(String),
     #[error("drift detection on stack {stack} failed: {reason}")]
     DriftFailed { stack: String, reason: String },
     #[error(
@@ -43,6 +67,29 @@ pub enum Error {
         status: String,
         limit: Duration,
     },
+}
+
+/// ": blocked by A (AWS::X, reason); B (...)", or nothing when no resource says.
+fn blocked_by(blocking: &[FailedResource]) -> String {
+    if blocking.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = blocking
+        .iter()
+        .map(|f| format!("{} ({}: {})", f.logical_id, f.resource_type, f.reason))
+        .collect();
+    format!(": blocked by {}", list.join("; "))
+}
+
+fn ids(blocking: &[FailedResource]) -> String {
+    if blocking.is_empty() {
+        return "ID...".into();
+    }
+    blocking
+        .iter()
+        .map(|f| f.logical_id.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn failed_message(stack: &str, status: &str, failure: Option<&FailedResource>) -> String {
@@ -73,12 +120,46 @@ pub struct StackSpec {
     /// A digest of everything the stack is made from, kept in the `deployer-fingerprint` tag.
     pub fingerprint: String,
     pub template_body: String,
+    /// Where CloudFormation reads a template over TEMPLATE_BODY_LIMIT: the deployer uploads it
+    /// first (the body is still what the live template is compared with).
+    pub template_url: Option<String>,
     pub parameters: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
     /// Keep the stack from being deleted (prod).
     pub termination_protection: bool,
     /// The role CloudFormation acts as; None acts as the caller.
     pub execution_role_arn: Option<String>,
+}
+
+/// The most a template sent inline (TemplateBody) may hold; larger ones go by TemplateURL.
+pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
+
+/// What a deploy does once the stack is ready for a change.
+#[derive(Debug, Clone, Default)]
+pub enum Action {
+    /// Make a change set and execute it.
+    #[default]
+    Apply,
+    /// Make a change set under a name of its own and leave it for review (`--no-execute`).
+    Propose,
+    /// Execute this change set, made earlier by a `Propose` of the same spec (`--change-set`).
+    Execute(String),
+}
+
+/// How a deploy goes about it.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    /// Make a change set even when the stack already matches the spec (`--force`).
+    pub force: bool,
+    pub action: Action,
+}
+
+/// The stack as a deploy found it: its description, and whether it already is what the spec
+/// asks for (then nothing needs to be uploaded or changed).
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub stack: Option<Stack>,
+    pub current: bool,
 }
 
 /// Who watches a stack operation: each new event, and each poll while it waits.
@@ -121,6 +202,8 @@ pub enum Outcome {
     Created,
     Updated,
     NoChanges,
+    /// A change set made and left for review.
+    Proposed,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +219,9 @@ pub struct DeployReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact: Option<ArtifactInfo>,
     pub outcome: Outcome,
+    /// The change set left for review (`--no-execute`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_set: Option<String>,
     pub changes: Vec<Change>,
     pub status: String,
     pub outputs: BTreeMap<String, String>,
@@ -200,6 +286,14 @@ impl Operation {
 
 /// The deployer's change set of a stack: one name, so an interrupted run's is found and removed.
 const CHANGE_SET: &str = "deployer-change";
+/// Change sets left for review (`deploy --no-execute`) are named with this and the time; a
+/// deploy never removes them (CloudFormation marks them obsolete once the stack changes).
+const REVIEW_PREFIX: &str = "deployer-review-";
+/// A change set's description: what it was made from, so `--change-set` runs only the one made
+/// from the same spec.
+const DESCRIPTION_PREFIX: &str = "deployer fingerprint ";
+/// How often one deploy gives way to another that got to the same stack first.
+const MAX_CONFLICTS: u32 = 5;
 
 /// A change set made and ready to execute.
 struct Proposal {
@@ -211,10 +305,156 @@ struct Proposal {
 }
 
 /// A change set made, by its ARN and its stack's id.
+#[derive(Debug, Clone)]
 struct Made {
     change_set: String,
     stack: String,
     creating: bool,
+}
+
+/// What making a change set came to.
+enum Step {
+    Ready(Proposal),
+    /// The stack already is as asked; the change set is gone again.
+    NoChanges,
+    /// Another deploy of the same stack got there first: why, as CloudFormation said it.
+    Busy(String),
+}
+
+/// What a change set became while we waited for it.
+enum Awaited {
+    Ready(Vec<Change>, Option<aws_smithy_types::DateTime>),
+    Empty,
+    /// Deleted under us: another deploy cleared it to make its own.
+    Gone,
+}
+
+/// What a wait counts as having worked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A create, update or import that completed (or the stack gone, for the caller to judge).
+    Done,
+    /// The stack deleted.
+    Gone,
+    /// UPDATE_ROLLBACK_COMPLETE: a continued rollback that finished.
+    RolledBack,
+    /// Any state the stack settles in: someone else's operation, whose outcome is not ours.
+    Settled,
+}
+
+/// The change set this process made and has not executed, so Ctrl-C can delete it.
+static PENDING: std::sync::Mutex<Option<(Client, Made)>> = std::sync::Mutex::new(None);
+
+fn pending() -> std::sync::MutexGuard<'static, Option<(Client, Made)>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// On Ctrl-C: deletes the change set this process made and did not execute, and the empty stack
+/// a CREATE change set made. None when nothing was pending; else what was deleted.
+pub async fn abandon() -> Option<Result<String, Error>> {
+    let (client, made) = pending().take()?;
+    let stacks = Stacks::new(client);
+    Some(stacks.discard(&made.stack, &made).await.map(|()| {
+        if made.creating {
+            format!(
+                "deleted change set {} and the empty stack it made",
+                made.change_set
+            )
+        } else {
+            format!("deleted change set {}", made.change_set)
+        }
+    }))
+}
+
+/// What a deploy does with a stack in the state it finds it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Create,
+    Update,
+    /// An operation is running: wait for it, then look again.
+    Wait,
+    /// A first create failed: delete what it left, then create.
+    Recreate,
+}
+
+/// Every state CloudFormation documents, decided one by one; an error is the way out of a state
+/// the deployer cannot leave by itself (its `blocking` list is filled in by the caller).
+fn next_step(name: &str, stack: Option<&Stack>) -> Result<Next, Error> {
+    use StackStatus as S;
+    let Some(stack) = stack else {
+        return Ok(Next::Create);
+    };
+    let status = match stack.stack_status() {
+        Some(s) if in_progress(s) => return Ok(Next::Wait),
+        Some(s) => s,
+        None => {
+            return Err(Error::Stuck {
+                stack: name.into(),
+                status: "no state".into(),
+                what_to_do:
+                    "CloudFormation described the stack without a state; look at it in the console"
+                        .into(),
+            });
+        }
+    };
+    Ok(match status {
+        // A stack made by a change set that never ran holds nothing yet.
+        S::ReviewInProgress | S::DeleteComplete => Next::Create,
+        // UPDATE_FAILED is where a stack with rollback turned off stops; it takes updates.
+        S::CreateComplete
+        | S::UpdateComplete
+        | S::UpdateRollbackComplete
+        | S::ImportComplete
+        | S::ImportRollbackComplete
+        | S::UpdateFailed => Next::Update,
+        // The first create failed (rolled back, or not): the stack can only be deleted.
+        S::RollbackComplete | S::RollbackFailed | S::CreateFailed => Next::Recreate,
+        S::UpdateRollbackFailed => {
+            return Err(Error::RollbackFailed {
+                stack: name.into(),
+                blocking: vec![],
+            });
+        }
+        S::DeleteFailed => {
+            return Err(Error::DeleteFailed {
+                stack: name.into(),
+                blocking: vec![],
+            });
+        }
+        S::ImportRollbackFailed => {
+            return Err(Error::Stuck {
+                stack: name.into(),
+                status: status.as_str().into(),
+                what_to_do: format!(
+                    "a resource import failed and so did its rollback; fix the resources its events name (`aws cloudformation describe-stack-events --stack-name {name}`), then deploy again"
+                ),
+            });
+        }
+        other => {
+            return Err(Error::Stuck {
+                stack: name.into(),
+                status: other.as_str().into(),
+                what_to_do: "a state this deployer does not know; look at the stack in the CloudFormation console, and update the deployer".into(),
+            });
+        }
+    })
+}
+
+/// The states of an operation still running.
+fn in_progress(status: &StackStatus) -> bool {
+    use StackStatus as S;
+    matches!(
+        status,
+        S::CreateInProgress
+            | S::UpdateInProgress
+            | S::UpdateCompleteCleanupInProgress
+            | S::UpdateRollbackInProgress
+            | S::UpdateRollbackCompleteCleanupInProgress
+            | S::RollbackInProgress
+            | S::DeleteInProgress
+            | S::ImportInProgress
+            | S::ImportRollbackInProgress
+    )
 }
 
 /// The resource rows of one page of a change set.
@@ -234,6 +474,11 @@ fn rows(
             replacement: rc.replacement().map(|r| r.as_str().to_string()),
         })
         .collect()
+}
+
+/// The stack's id where the description has one (calls by id still find it once deleted).
+fn id_of<'a>(stack: &'a Stack, name: &'a str) -> &'a str {
+    stack.stack_id().unwrap_or(name)
 }
 
 /// Talks to one account's CloudFormation.
@@ -292,10 +537,82 @@ impl Stacks {
                 .unwrap_or_default()
                 .into_iter()
                 .next()
-                .filter(|s| status_of(s) != "DELETE_COMPLETE")),
+                .filter(|s| s.stack_status() != Some(&StackStatus::DeleteComplete))),
             Err(e) if is_missing_stack(&e) => Ok(None),
             Err(e) => Err(api("DescribeStacks", name, &e)),
         }
+    }
+
+    /// The stack as a deploy of `spec` finds it; `force` counts it as not current whatever it is.
+    pub async fn look(&self, spec: &StackSpec, force: bool) -> Result<Found, Error> {
+        let stack = self.describe(&spec.name).await?;
+        let current = match &stack {
+            Some(s) if !force => self.is_current(s, spec).await?,
+            _ => false,
+        };
+        Ok(Found { stack, current })
+    }
+
+    /// Whether a deploy of `spec` would change nothing: the stack settled in a state an update
+    /// left, and its live template, parameters, tags and execution role all as asked. Only when
+    /// everything cheaper matches is the template read (GetTemplate). Values CloudFormation
+    /// resolves at deploy time (SSM-typed parameters, `{{resolve:...}}`) may have changed
+    /// without a trace here, so a template with any always counts as changed.
+    pub async fn is_current(&self, stack: &Stack, spec: &StackSpec) -> Result<bool, Error> {
+        use StackStatus as S;
+        let settled = matches!(
+            stack.stack_status(),
+            Some(S::CreateComplete | S::UpdateComplete | S::ImportComplete)
+        );
+        let tags: BTreeMap<&str, &str> = stack
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))
+            .collect();
+        let wanted_tags: BTreeMap<&str, &str> = spec
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([(FINGERPRINT_TAG, spec.fingerprint.as_str())])
+            .collect();
+        let parameters: BTreeMap<&str, &str> = stack
+            .parameters()
+            .iter()
+            .map(|p| {
+                (
+                    p.parameter_key().unwrap_or_default(),
+                    p.parameter_value().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let wanted_parameters: BTreeMap<&str, &str> = spec
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if !settled
+            || tags != wanted_tags
+            || parameters != wanted_parameters
+            || stack
+                .parameters()
+                .iter()
+                .any(|p| p.resolved_value().is_some())
+            || stack.role_arn() != spec.execution_role_arn.as_deref()
+            || resolves_at_deploy(&spec.template_body)
+        {
+            return Ok(false);
+        }
+        let live = self
+            .cfn
+            .get_template()
+            .stack_name(id_of(stack, &spec.name))
+            .template_stage(TemplateStage::Original)
+            .send()
+            .await
+            .map_err(|e| api("GetTemplate", &spec.name, &e))?;
+        Ok(live
+            .template_body()
+            .is_some_and(|live| same_template(live, &spec.template_body)))
     }
 
     /// Creates or updates the stack to match `spec`, calling `on_event` for each stack event,
@@ -305,20 +622,25 @@ impl Stacks {
         spec: &StackSpec,
         on_event: &mut dyn Observer,
     ) -> Result<DeployReport, Error> {
-        let existing = self.describe(&spec.name).await?;
-        self.deploy_known(spec, existing, on_event).await
+        let found = self.look(spec, false).await?;
+        self.deploy_found(spec, found, &DeployOptions::default(), on_event)
+            .await
     }
 
-    /// `deploy` for a caller that has just described the stack (`existing`), saving a call.
-    pub async fn deploy_known(
+    /// `deploy` for a caller that has already looked at the stack (`found`), saving the calls.
+    pub async fn deploy_found(
         &self,
         spec: &StackSpec,
-        existing: Option<Stack>,
+        found: Found,
+        options: &DeployOptions,
         on_event: &mut dyn Observer,
     ) -> Result<DeployReport, Error> {
-        let (report, stack) = self.apply(spec, existing, on_event).await?;
+        let (report, stack) = self.apply(spec, found, options, on_event).await?;
         let protected = stack.and_then(|s| s.enable_termination_protection);
-        if spec.termination_protection && protected != Some(true) {
+        if spec.termination_protection
+            && protected != Some(true)
+            && report.outcome != Outcome::Proposed
+        {
             self.cfn
                 .update_termination_protection()
                 .stack_name(&spec.name)
@@ -335,117 +657,344 @@ impl Stacks {
         Ok(report)
     }
 
-    /// The change itself: the report, and the stack as it ended.
+    /// The change itself: the report, and the stack as it ended. Waits for an operation already
+    /// running, recreates a stack whose first create failed, and gives way to another deploy that
+    /// got to the stack first, then looks again.
     async fn apply(
         &self,
         spec: &StackSpec,
-        mut existing: Option<Stack>,
+        found: Found,
+        options: &DeployOptions,
         on_event: &mut dyn Observer,
     ) -> Result<(DeployReport, Option<Stack>), Error> {
         let name = spec.name.as_str();
-        if let Some(stack) = &existing {
-            let status = status_of(stack);
-            if status.ends_with("_IN_PROGRESS") && status != "REVIEW_IN_PROGRESS" {
-                // Someone else's operation (or our own, interrupted): let it settle first.
-                let theirs = Operation {
-                    token: None,
-                    since: stack.last_updated_time().or(stack.creation_time()).cloned(),
-                };
-                self.wait(name, &theirs, on_event).await.ok();
+        let mut existing = found.stack;
+        // None: not known for the stack as it is now (it changed since the caller looked).
+        let mut current = Some(found.current);
+        let mut conflicts = 0;
+        loop {
+            let next = match next_step(name, existing.as_ref()) {
+                Ok(next) => next,
+                Err(e) => return Err(self.name_blocking(e, existing.as_ref()).await),
+            };
+            if let (Next::Wait | Next::Recreate, Some(stack)) = (next, existing.as_ref()) {
+                self.clear_the_way(name, stack, next, on_event).await?;
                 existing = self.describe(name).await?;
+                current = None;
+                continue;
             }
-        }
-        let mut deleted = false;
-        let change_set_type = match existing.as_ref().map(status_of) {
-            None | Some("REVIEW_IN_PROGRESS") => ChangeSetType::Create,
-            Some("ROLLBACK_COMPLETE") => {
-                // A failed first create leaves a stack that can only be deleted.
-                on_event.event(&note(
+            let creating = next == Next::Create;
+            let executing = matches!(options.action, Action::Execute(_));
+            if let Some(stack) = existing.as_ref().filter(|_| !creating)
+                && !options.force
+                && !executing
+            {
+                let is_current = match current {
+                    Some(known) => known,
+                    None => self.is_current(stack, spec).await?,
+                };
+                if is_current {
+                    return Ok((unchanged(name, Some(stack)), existing));
+                }
+            }
+            let proposal = match &options.action {
+                Action::Execute(change_set) => self.adopt(spec, change_set, creating).await?,
+                Action::Apply | Action::Propose => {
+                    let change_set = match options.action {
+                        Action::Propose => format!("{REVIEW_PREFIX}{}", unix_millis()),
+                        _ => CHANGE_SET.to_string(),
+                    };
+                    match self
+                        .propose(spec, &change_set, creating, existing.is_some())
+                        .await?
+                    {
+                        Step::Ready(proposal) => proposal,
+                        Step::NoChanges => {
+                            return Ok((unchanged(name, existing.as_ref()), existing));
+                        }
+                        Step::Busy(why) => {
+                            conflicts += 1;
+                            self.give_way(name, &why, conflicts, on_event).await?;
+                            existing = self.describe(name).await?;
+                            current = None;
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let Action::Propose = options.action {
+                // Left for review: Ctrl-C from here on must not delete it.
+                pending().take();
+                let report = DeployReport {
+                    stack: name.into(),
+                    artifact: None,
+                    outcome: Outcome::Proposed,
+                    change_set: proposal
+                        .made
+                        .change_set
+                        .rsplit('/')
+                        .nth(1)
+                        .map(str::to_string),
+                    changes: proposal.changes,
+                    status: existing
+                        .as_ref()
+                        .map_or("REVIEW_IN_PROGRESS", status_of)
+                        .into(),
+                    outputs: existing.as_ref().map(outputs_of).unwrap_or_default(),
+                };
+                return Ok((report, existing));
+            }
+            // The token makes an SDK retry of a call that timed out harmless while the update
+            // runs.
+            let executed = self
+                .cfn
+                .execute_change_set()
+                .change_set_name(&proposal.made.change_set)
+                .set_client_request_token(proposal.operation.token.clone())
+                .send()
+                .await;
+            pending().take();
+            if let Err(e) = executed {
+                let lost = e.as_service_error().is_some_and(|se| {
+                    se.is_change_set_not_found_exception()
+                        || se.is_invalid_change_set_status_exception()
+                });
+                if lost && !executing {
+                    // Another deploy cleared it, or ran first and made it obsolete.
+                    conflicts += 1;
+                    let _ = self
+                        .delete_change_set(name, &proposal.made.change_set)
+                        .await;
+                    self.give_way(name, &error_text(&e), conflicts, on_event)
+                        .await?;
+                    existing = self.describe(name).await?;
+                    current = None;
+                    continue;
+                }
+                if !executing {
+                    let _ = self.discard(name, &proposal.made).await;
+                }
+                return Err(api("ExecuteChangeSet", name, &e));
+            }
+            let stack = self
+                .wait(
                     name,
-                    "ROLLBACK_COMPLETE",
-                    "the first create had failed; deleting the stack to create it again",
-                ));
-                self.delete(name, on_event).await?;
-                deleted = true;
-                ChangeSetType::Create
-            }
-            Some("UPDATE_ROLLBACK_FAILED") => {
-                return Err(Error::RollbackFailed { stack: name.into() });
-            }
-            // Already made from exactly this: no change set, no waiting.
-            Some(_) if existing.as_ref().is_some_and(|s| is_current(s, spec)) => {
-                return Ok((unchanged(name, existing.as_ref()), existing));
-            }
-            Some(_) => ChangeSetType::Update,
-        };
-
-        let Some(proposal) = self
-            .propose(
-                spec,
-                change_set_type.clone(),
-                existing.is_some() && !deleted,
-            )
-            .await?
-        else {
-            return Ok((unchanged(name, existing.as_ref()), existing));
-        };
-        let changes = proposal.changes;
-
-        // The token makes an SDK retry of a call that timed out harmless while the update runs.
-        self.cfn
-            .execute_change_set()
-            .change_set_name(&proposal.made.change_set)
-            .set_client_request_token(proposal.operation.token.clone())
-            .send()
-            .await
-            .map_err(|e| api("ExecuteChangeSet", name, &e))?;
-        let stack = self
-            .wait(name, &proposal.operation, on_event)
-            .await?
-            .ok_or_else(|| Error::Failed {
+                    &proposal.made.stack,
+                    &proposal.operation,
+                    Expect::Done,
+                    on_event,
+                )
+                .await?
+                .ok_or_else(|| Error::Failed {
+                    stack: name.into(),
+                    status: "DELETE_COMPLETE".into(),
+                    failure: None,
+                })?;
+            let report = DeployReport {
                 stack: name.into(),
-                status: "DELETE_COMPLETE".into(),
-                failure: None,
-            })?;
-        let report = DeployReport {
-            stack: name.into(),
-            artifact: None,
-            outcome: if change_set_type == ChangeSetType::Create {
-                Outcome::Created
-            } else {
-                Outcome::Updated
-            },
-            changes,
-            status: status_of(&stack).into(),
-            outputs: outputs_of(&stack),
-        };
-        Ok((report, Some(stack)))
+                artifact: None,
+                outcome: if creating {
+                    Outcome::Created
+                } else {
+                    Outcome::Updated
+                },
+                change_set: None,
+                changes: proposal.changes,
+                status: status_of(&stack).into(),
+                outputs: outputs_of(&stack),
+            };
+            return Ok((report, Some(stack)));
+        }
     }
 
-    /// Makes a change set for `spec` and waits until it is ready, or None when the stack is
-    /// already as asked. A change set that fails or is interrupted by an error is deleted (and the
-    /// empty stack a CREATE change set made), so nothing is left behind.
+    /// Waits for the operation running on `stack`, or deletes what a failed first create left.
+    async fn clear_the_way(
+        &self,
+        name: &str,
+        stack: &Stack,
+        next: Next,
+        on_event: &mut dyn Observer,
+    ) -> Result<(), Error> {
+        let status = status_of(stack);
+        let id = id_of(stack, name);
+        if next == Next::Recreate {
+            on_event.event(&note(
+                name,
+                status,
+                "the first create had failed; deleting what it left to create the stack again",
+            ));
+            return self.delete_stack(name, id, &[], on_event).await;
+        }
+        let since = stack.last_updated_time().or(stack.creation_time()).cloned();
+        on_event.event(&note(
+            name,
+            status,
+            &format!(
+                "another operation on this stack is running{}; waiting for it to end (--timeout)",
+                since
+                    .as_ref()
+                    .and_then(time_text)
+                    .map(|t| format!(" since {t}"))
+                    .unwrap_or_default()
+            ),
+        ));
+        let theirs = Operation { token: None, since };
+        self.wait(name, id, &theirs, Expect::Settled, on_event)
+            .await
+            .map(|_| ())
+    }
+
+    /// Another deploy got to the stack first: waits until its change set has run (or for five
+    /// minutes, after which it counts as left behind), then a moment more, so two deploys that
+    /// met do not meet again at once.
+    async fn give_way(
+        &self,
+        name: &str,
+        why: &str,
+        conflicts: u32,
+        on_event: &mut dyn Observer,
+    ) -> Result<(), Error> {
+        if conflicts > MAX_CONFLICTS {
+            return Err(Error::Refused(format!(
+                "another deploy of stack {name} got there first {MAX_CONFLICTS} times ({why}); let it finish (`deployer status`), then deploy again"
+            )));
+        }
+        on_event.event(&note(
+            name,
+            "WAITING",
+            &format!(
+                "another deploy is changing this stack ({why}); waiting for it, then looking again"
+            ),
+        ));
+        let give_up = std::time::Instant::now() + self.timeout.min(Duration::from_secs(300));
+        let mut backoff = self.backoff();
+        while std::time::Instant::now() < give_up && self.others_pending(name).await? {
+            backoff.pause().await.map_err(|limit| Error::TimedOut {
+                stack: name.into(),
+                what: "another deploy's change set",
+                status: "waiting to be executed".into(),
+                limit,
+            })?;
+        }
+        tokio::time::sleep(self.poll * fastrand::u32(1..=4)).await;
+        Ok(())
+    }
+
+    /// Whether another deploy's change set of the stack is being made or waits to run.
+    async fn others_pending(&self, name: &str) -> Result<bool, Error> {
+        use aws_sdk_cloudformation::types::ExecutionStatus;
+        let mut pages = self
+            .cfn
+            .list_change_sets()
+            .stack_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) if is_missing_stack(&e) => return Ok(false),
+                Err(e) => return Err(api("ListChangeSets", name, &e)),
+            };
+            if page.summaries().iter().any(|s| {
+                s.change_set_name() == Some(CHANGE_SET)
+                    && s.status() != Some(&ChangeSetStatus::Failed)
+                    && matches!(
+                        s.execution_status(),
+                        Some(ExecutionStatus::Available | ExecutionStatus::Unavailable)
+                    )
+            }) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// `e` with the resources that block the stack, where its state names some.
+    async fn name_blocking(&self, e: Error, stack: Option<&Stack>) -> Error {
+        let Some(stack) = stack else { return e };
+        let blocked = || async {
+            self.cfn
+                .describe_stack_resources()
+                .stack_name(id_of(stack, ""))
+                .send()
+                .await
+                .map(|out| {
+                    out.stack_resources()
+                        .iter()
+                        .filter(|r| {
+                            r.resource_status()
+                                .is_some_and(|s| s.as_str().ends_with("_FAILED"))
+                        })
+                        .map(|r| FailedResource {
+                            logical_id: r.logical_resource_id().unwrap_or_default().into(),
+                            resource_type: r.resource_type().unwrap_or_default().into(),
+                            status: r
+                                .resource_status()
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_default(),
+                            reason: r
+                                .resource_status_reason()
+                                .unwrap_or("no reason given")
+                                .into(),
+                        })
+                        .collect::<Vec<_>>()
+                })
+                // The way out is still right without the names.
+                .unwrap_or_default()
+        };
+        match e {
+            Error::RollbackFailed { stack, .. } => Error::RollbackFailed {
+                stack,
+                blocking: blocked().await,
+            },
+            Error::DeleteFailed { stack, .. } => Error::DeleteFailed {
+                stack,
+                blocking: blocked().await,
+            },
+            other => other,
+        }
+    }
+
+    /// Makes change set `change_set` for `spec` and waits until it is ready. A change set that
+    /// fails or is interrupted by an error is deleted (and the empty stack a CREATE change set
+    /// made), so nothing is left behind.
     async fn propose(
         &self,
         spec: &StackSpec,
-        change_set_type: ChangeSetType,
+        change_set: &str,
+        creating: bool,
         stack_exists: bool,
-    ) -> Result<Option<Proposal>, Error> {
+    ) -> Result<Step, Error> {
         let name = spec.name.as_str();
-        if stack_exists {
+        if spec.template_url.is_none() && spec.template_body.len() > TEMPLATE_BODY_LIMIT {
+            return Err(Error::Refused(format!(
+                "the template of stack {name} is {} bytes, more than the {TEMPLATE_BODY_LIMIT} CloudFormation takes inline, and this stack has no bucket to send it through",
+                spec.template_body.len()
+            )));
+        }
+        if stack_exists && change_set == CHANGE_SET {
             // Change sets of an earlier, interrupted run: the name is fixed, so it must go.
             self.clear_change_sets(name).await?;
         }
         let mut operation = Operation::started();
         let token = operation.token.clone().unwrap_or_default();
+        let (body, url) = match &spec.template_url {
+            Some(url) => (None, Some(url.clone())),
+            None => (Some(spec.template_body.clone()), None),
+        };
         let created = self
             .cfn
             .create_change_set()
             .stack_name(name)
-            .change_set_name(CHANGE_SET)
+            .change_set_name(change_set)
             .client_token(&token)
-            .change_set_type(change_set_type.clone())
-            .template_body(&spec.template_body)
+            .change_set_type(if creating {
+                ChangeSetType::Create
+            } else {
+                ChangeSetType::Update
+            })
+            .set_template_body(body)
+            .set_template_url(url)
             .set_parameters(Some(
                 spec.parameters
                     .iter()
@@ -467,6 +1016,7 @@ impl Stacks {
             .capabilities(Capability::CapabilityIam)
             .capabilities(Capability::CapabilityNamedIam)
             .set_role_arn(spec.execution_role_arn.clone())
+            .description(format!("{DESCRIPTION_PREFIX}{}", spec.fingerprint))
             .send()
             .await;
         let created = match created {
@@ -474,7 +1024,13 @@ impl Stacks {
             Err(e) => {
                 let text = error_text(&e);
                 if is_no_changes(&text) {
-                    return Ok(None);
+                    return Ok(Step::NoChanges);
+                }
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_already_exists_exception())
+                    || is_operation_running(&e)
+                {
+                    return Ok(Step::Busy(text));
                 }
                 return Err(Error::Api {
                     action: "CreateChangeSet",
@@ -486,33 +1042,112 @@ impl Stacks {
         // By its ARN from here on: a name can stand for a second, older stack (a CREATE change
         // set for a name whose earlier one was never executed).
         let made = Made {
-            change_set: created.id().unwrap_or(CHANGE_SET).to_string(),
+            change_set: created.id().unwrap_or(change_set).to_string(),
             stack: created.stack_id().unwrap_or(name).to_string(),
-            creating: change_set_type == ChangeSetType::Create,
+            creating,
         };
+        *pending() = Some((self.cfn.clone(), made.clone()));
         // A ready change set is executed even when it lists no resource changes: its parameters
-        // or tags differ from the stack's (the fingerprint said so), and only executing applies
-        // them. (AWS fails such a change set instead; the emulator, whose diff ignores
-        // parameters, returns it ready and empty.)
-        match self.await_change_set(name, &made.change_set).await {
-            Ok(Some((changes, since))) => {
+        // or tags differ from the stack's, and only executing applies them. (AWS fails such a
+        // change set instead; the emulator, whose diff ignores parameters, returns it ready and
+        // empty.)
+        let awaited = self.await_change_set(name, &made.change_set).await;
+        if !matches!(awaited, Ok(Awaited::Ready(..))) {
+            pending().take();
+        }
+        match awaited {
+            Ok(Awaited::Ready(changes, since)) => {
                 operation.since = since;
-                Ok(Some(Proposal {
+                Ok(Step::Ready(Proposal {
                     made,
                     operation,
                     changes,
                 }))
             }
-            Ok(None) => {
+            Ok(Awaited::Empty) => {
                 self.discard(name, &made).await?;
-                Ok(None)
+                Ok(Step::NoChanges)
             }
+            Ok(Awaited::Gone) => Ok(Step::Busy(format!(
+                "change set {change_set} was deleted while it was being made"
+            ))),
             Err(e) => {
                 // The change set's own failure is the one worth reporting.
                 let _ = self.discard(name, &made).await;
                 Err(e)
             }
         }
+    }
+
+    /// The change set `change_set`, made earlier by `--no-execute` from this very spec, ready
+    /// to execute: anything else is refused, naming what differs.
+    async fn adopt(
+        &self,
+        spec: &StackSpec,
+        change_set: &str,
+        creating: bool,
+    ) -> Result<Proposal, Error> {
+        use aws_sdk_cloudformation::types::ExecutionStatus;
+        let name = spec.name.as_str();
+        let cs = match self
+            .cfn
+            .describe_change_set()
+            .stack_name(name)
+            .change_set_name(change_set)
+            .send()
+            .await
+        {
+            Ok(cs) => cs,
+            // The emulator says ValidationError "does not exist" where AWS says
+            // ChangeSetNotFound (and AWS says the former when the stack is missing too).
+            Err(e)
+                if is_missing_stack(&e)
+                    || e.as_service_error()
+                        .is_some_and(|se| se.is_change_set_not_found_exception()) =>
+            {
+                return Err(Error::Refused(format!(
+                    "stack {name} has no change set {change_set}: make one with `deployer deploy --no-execute`, which prints its name"
+                )));
+            }
+            Err(e) => return Err(api("DescribeChangeSet", name, &e)),
+        };
+        // By the description: the emulator returns a change set's tags empty.
+        let made_from = cs
+            .description()
+            .and_then(|d| d.strip_prefix(DESCRIPTION_PREFIX));
+        if made_from != Some(spec.fingerprint.as_str()) {
+            return Err(Error::Refused(format!(
+                "change set {change_set} of stack {name} was made from another template, parameters or artifact than this deploy's (fingerprint {} here, {} there): refusing to execute it; make a new one with --no-execute",
+                spec.fingerprint,
+                made_from.unwrap_or("none")
+            )));
+        }
+        if cs.status() != Some(&ChangeSetStatus::CreateComplete)
+            || cs.execution_status() != Some(&ExecutionStatus::Available)
+        {
+            return Err(Error::Refused(format!(
+                "change set {change_set} of stack {name} cannot be executed: it is {} and {}{}; make a new one with --no-execute",
+                cs.status().map_or("of no status", |s| s.as_str()),
+                cs.execution_status()
+                    .map_or("of no execution status", |s| s.as_str()),
+                cs.status_reason()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )));
+        }
+        let made = Made {
+            change_set: cs.change_set_id().unwrap_or(change_set).to_string(),
+            stack: cs.stack_id().unwrap_or(name).to_string(),
+            creating,
+        };
+        let changes = self.all_rows(name, &made.change_set, &cs).await?;
+        let mut operation = Operation::started();
+        operation.since = cs.creation_time().cloned();
+        Ok(Proposal {
+            made,
+            operation,
+            changes,
+        })
     }
 
     /// Deletes the deployer's change sets of a stack that nobody executed.
@@ -550,117 +1185,186 @@ impl Stacks {
         Ok(())
     }
 
+    /// Deletes a change set; one already gone is fine.
     async fn delete_change_set(&self, name: &str, change_set: &str) -> Result<(), Error> {
-        self.cfn
+        match self
+            .cfn
             .delete_change_set()
             .change_set_name(change_set)
             .send()
             .await
-            .map_err(|e| api("DeleteChangeSet", name, &e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
+            Err(e) => Err(api("DeleteChangeSet", name, &e)),
+        }
     }
 
     /// What a deploy of `spec` would change, leaving nothing behind. None: nothing would.
-    pub async fn diff(&self, spec: &StackSpec) -> Result<Option<Vec<Change>>, Error> {
-        let existing = self.describe(&spec.name).await?;
-        if existing
-            .as_ref()
-            .is_some_and(|s| has_fingerprint(s, &spec.fingerprint))
-        {
-            return Ok(None);
+    pub async fn diff(
+        &self,
+        spec: &StackSpec,
+        on_event: &mut dyn Observer,
+    ) -> Result<Option<Vec<Change>>, Error> {
+        let mut found = self.look(spec, false).await?;
+        loop {
+            if found.current {
+                return Ok(None);
+            }
+            let next = match next_step(&spec.name, found.stack.as_ref()) {
+                Ok(next) => next,
+                Err(e) => return Err(self.name_blocking(e, found.stack.as_ref()).await),
+            };
+            match (next, found.stack.as_ref()) {
+                (Next::Wait, Some(stack)) => {
+                    self.clear_the_way(&spec.name, stack, next, on_event)
+                        .await?;
+                    found = self.look(spec, false).await?;
+                    continue;
+                }
+                (Next::Recreate, Some(stack)) => {
+                    return Err(Error::Refused(format!(
+                        "stack {} is in {}: its first create failed, and the next deploy deletes it and creates it again; a diff has nothing to compare with",
+                        spec.name,
+                        status_of(stack)
+                    )));
+                }
+                _ => {}
+            }
+            return match self
+                .propose(
+                    spec,
+                    CHANGE_SET,
+                    next == Next::Create,
+                    found.stack.is_some(),
+                )
+                .await?
+            {
+                Step::Ready(proposal) => {
+                    pending().take();
+                    self.discard(&spec.name, &proposal.made).await?;
+                    Ok(Some(proposal.changes))
+                }
+                Step::NoChanges => Ok(None),
+                Step::Busy(why) => Err(Error::Refused(format!(
+                    "another deploy is changing stack {} right now ({why}); diff again when it is done",
+                    spec.name
+                ))),
+            };
         }
-        // A stack in REVIEW_IN_PROGRESS has never been created: it takes a CREATE.
-        let change_set_type = match existing.as_ref().map(status_of) {
-            None | Some("REVIEW_IN_PROGRESS") => ChangeSetType::Create,
-            Some(_) => ChangeSetType::Update,
-        };
-        let Some(proposal) = self
-            .propose(spec, change_set_type, existing.is_some())
-            .await?
-        else {
-            return Ok(None);
-        };
-        self.discard(&spec.name, &proposal.made).await?;
-        Ok(Some(proposal.changes))
     }
 
-    /// Deletes the stack and waits until it is gone. Absent stacks are already gone.
-    pub async fn delete(&self, name: &str, on_event: &mut dyn Observer) -> Result<bool, Error> {
-        if self.describe(name).await?.is_none() {
-            return Ok(false);
+    /// Deletes the stack and waits until it is gone; `retain` keeps those resources of a stack
+    /// in DELETE_FAILED. Absent stacks are already gone.
+    pub async fn delete(
+        &self,
+        name: &str,
+        retain: &[String],
+        on_event: &mut dyn Observer,
+    ) -> Result<bool, Error> {
+        let mut stack = self.describe(name).await?;
+        if let Some(s) = stack
+            .as_ref()
+            .filter(|s| s.stack_status().is_some_and(in_progress))
+        {
+            self.clear_the_way(name, s, Next::Wait, on_event).await?;
+            stack = self.describe(name).await?;
         }
-        let operation = Operation::started();
-        self.cfn
-            .delete_stack()
-            .stack_name(name)
-            .set_client_request_token(operation.token.clone())
-            .send()
-            .await
-            .map_err(|e| api("DeleteStack", name, &e))?;
-        self.wait(name, &operation, on_event).await?;
+        let Some(stack) = stack else {
+            return Ok(false);
+        };
+        if !retain.is_empty() && stack.stack_status() != Some(&StackStatus::DeleteFailed) {
+            return Err(Error::Refused(format!(
+                "--retain keeps resources of a stack in DELETE_FAILED only; {name} is {}: delete it without --retain",
+                status_of(&stack)
+            )));
+        }
+        self.delete_stack(name, id_of(&stack, name), retain, on_event)
+            .await?;
         Ok(true)
     }
 
-    /// Resumes the rollback of a stack in UPDATE_ROLLBACK_FAILED (after the operator fixed the
-    /// resource that blocked it), and waits until it is rolled back.
-    pub async fn continue_rollback(
+    async fn delete_stack(
         &self,
         name: &str,
+        id: &str,
+        retain: &[String],
         on_event: &mut dyn Observer,
     ) -> Result<(), Error> {
         let operation = Operation::started();
         self.cfn
+            .delete_stack()
+            .stack_name(id)
+            .set_retain_resources((!retain.is_empty()).then(|| retain.to_vec()))
+            .set_client_request_token(operation.token.clone())
+            .send()
+            .await
+            .map_err(|e| api("DeleteStack", name, &e))?;
+        self.wait(name, id, &operation, Expect::Gone, on_event)
+            .await
+            .map(|_| ())
+    }
+
+    /// Resumes the rollback of a stack in UPDATE_ROLLBACK_FAILED (after the operator fixed the
+    /// resources that blocked it, or chose to `skip` them), and waits until it is rolled back.
+    pub async fn continue_rollback(
+        &self,
+        name: &str,
+        skip: &[String],
+        on_event: &mut dyn Observer,
+    ) -> Result<(), Error> {
+        let stack = self.describe(name).await?;
+        let Some(stack) =
+            stack.filter(|s| s.stack_status() == Some(&StackStatus::UpdateRollbackFailed))
+        else {
+            return Err(Error::Refused(format!(
+                "--continue-rollback resumes a stack in UPDATE_ROLLBACK_FAILED, and {name} is not in it (`deployer status` shows its state): deploy without it"
+            )));
+        };
+        let id = id_of(&stack, name);
+        let operation = Operation::started();
+        self.cfn
             .continue_update_rollback()
-            .stack_name(name)
+            .stack_name(id)
+            .set_resources_to_skip((!skip.is_empty()).then(|| skip.to_vec()))
             .set_client_request_token(operation.token.clone())
             .send()
             .await
             .map_err(|e| api("ContinueUpdateRollback", name, &e))?;
-        match self.wait(name, &operation, on_event).await {
-            Err(Error::Failed { status, .. }) if status == "UPDATE_ROLLBACK_COMPLETE" => Ok(()),
-            other => other.map(|_| ()),
-        }
+        self.wait(name, id, &operation, Expect::RolledBack, on_event)
+            .await
+            .map(|_| ())
     }
 
-    /// The change set's rows, and the server's time it was made, once it is ready; None when it
-    /// holds no changes.
-    async fn await_change_set(
-        &self,
-        name: &str,
-        change_set: &str,
-    ) -> Result<Option<(Vec<Change>, Option<aws_smithy_types::DateTime>)>, Error> {
+    /// The change set's rows, and the server's time it was made, once it is ready.
+    async fn await_change_set(&self, name: &str, change_set: &str) -> Result<Awaited, Error> {
         let mut backoff = self.backoff();
         loop {
-            let cs = self
+            let cs = match self
                 .cfn
                 .describe_change_set()
                 .change_set_name(change_set)
                 .send()
                 .await
-                .map_err(|e| api("DescribeChangeSet", name, &e))?;
+            {
+                Ok(cs) => cs,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_change_set_not_found_exception()) =>
+                {
+                    return Ok(Awaited::Gone);
+                }
+                Err(e) => return Err(api("DescribeChangeSet", name, &e)),
+            };
             match cs.status() {
                 Some(ChangeSetStatus::CreateComplete) => {
-                    // A large change set comes in pages.
-                    let mut changes = rows(&cs);
-                    let mut next = cs.next_token().map(str::to_string);
-                    while let Some(token) = next {
-                        let page = self
-                            .cfn
-                            .describe_change_set()
-                            .change_set_name(change_set)
-                            .next_token(token)
-                            .send()
-                            .await
-                            .map_err(|e| api("DescribeChangeSet", name, &e))?;
-                        changes.extend(rows(&page));
-                        next = page.next_token().map(str::to_string);
-                    }
-                    return Ok(Some((changes, cs.creation_time().cloned())));
+                    let changes = self.all_rows(name, change_set, &cs).await?;
+                    return Ok(Awaited::Ready(changes, cs.creation_time().cloned()));
                 }
                 Some(ChangeSetStatus::Failed) => {
                     let reason = cs.status_reason().unwrap_or("no reason given").to_string();
                     if is_no_changes(&reason) {
-                        return Ok(None);
+                        return Ok(Awaited::Empty);
                     }
                     return Err(Error::ChangeSetFailed {
                         stack: name.into(),
@@ -680,16 +1384,44 @@ impl Stacks {
         }
     }
 
-    /// Polls until the stack leaves every *_IN_PROGRESS state, streaming new events. Success is
-    /// a *_COMPLETE that is not a rollback (the stack), or the stack being gone (None).
+    /// Every row of a change set whose first page is `first`: a large one comes in pages.
+    async fn all_rows(
+        &self,
+        name: &str,
+        change_set: &str,
+        first: &aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput,
+    ) -> Result<Vec<Change>, Error> {
+        let mut changes = rows(first);
+        let mut next = first.next_token().map(str::to_string);
+        while let Some(token) = next {
+            let page = self
+                .cfn
+                .describe_change_set()
+                .change_set_name(change_set)
+                .next_token(token)
+                .send()
+                .await
+                .map_err(|e| api("DescribeChangeSet", name, &e))?;
+            changes.extend(rows(&page));
+            next = page.next_token().map(str::to_string);
+        }
+        Ok(changes)
+    }
+
+    /// Polls the stack by its id (`id`; by name a deleted stack cannot be told from one made
+    /// again since) until its operation ends, streaming new events. What counts as success is
+    /// `expect`'s; the stack as it settled, or None once it is gone.
     pub async fn wait(
         &self,
         name: &str,
+        id: &str,
         operation: &Operation,
+        expect: Expect,
         on_event: &mut dyn Observer,
     ) -> Result<Option<Stack>, Error> {
+        use StackStatus as S;
         let mut seen = HashSet::new();
-        let mut first_failure: Option<Box<FailedResource>> = None;
+        let mut failures: Vec<FailedResource> = vec![];
         // Events without a token count from the operation's start on the server's clock, or,
         // where that is not known, on ours (a second early, for the rounding).
         let since_secs = operation.since.as_ref().map_or_else(
@@ -699,8 +1431,13 @@ impl Stacks {
         let started = std::time::Instant::now();
         let mut backoff = self.backoff();
         loop {
-            let stack = match self.cfn.describe_stacks().stack_name(name).send().await {
-                Ok(out) => out.stacks.unwrap_or_default().into_iter().next(),
+            let stack = match self.cfn.describe_stacks().stack_name(id).send().await {
+                Ok(out) => out
+                    .stacks
+                    .unwrap_or_default()
+                    .into_iter()
+                    .next()
+                    .filter(|s| s.stack_status() != Some(&S::DeleteComplete)),
                 Err(e) if is_missing_stack(&e) => None,
                 // The SDK already retried; a long wait outlasts throttling rather than failing.
                 Err(e) if is_throttling(&e) => {
@@ -714,12 +1451,12 @@ impl Stacks {
                 }
                 Err(e) => return Err(api("DescribeStacks", name, &e)),
             };
-            let events = self
-                .new_events(name, operation, since_secs, &mut seen)
-                .await?;
-            for ev in &events {
-                if first_failure.is_none() && ev.status.ends_with("_FAILED") {
-                    first_failure = Some(Box::new(FailedResource {
+            for ev in self
+                .new_events(name, id, operation, since_secs, &mut seen)
+                .await?
+            {
+                if ev.status.ends_with("_FAILED") {
+                    failures.push(FailedResource {
                         logical_id: ev.logical_id.clone(),
                         resource_type: ev.resource_type.clone(),
                         status: ev.status.clone(),
@@ -727,43 +1464,70 @@ impl Stacks {
                             .reason
                             .clone()
                             .unwrap_or_else(|| "no reason given".into()),
-                    }));
+                    });
                 }
-                on_event.event(ev);
+                on_event.event(&ev);
             }
             let Some(stack) = stack else {
                 return Ok(None);
             };
-            let status = status_of(&stack).to_string();
-            on_event.waiting(name, &status, started.elapsed());
-            if !status.ends_with("_IN_PROGRESS") {
-                return if is_settled_ok(&status) {
-                    Ok(Some(stack))
-                } else if status == "UPDATE_ROLLBACK_FAILED" {
-                    Err(Error::RollbackFailed { stack: name.into() })
-                } else {
-                    Err(Error::Failed {
-                        stack: name.into(),
-                        status,
-                        failure: first_failure,
-                    })
+            let status = stack.stack_status().cloned();
+            on_event.waiting(name, status_of(&stack), started.elapsed());
+            // REVIEW_IN_PROGRESS while waiting: an executed CREATE that has not started yet.
+            let running = status
+                .as_ref()
+                .is_none_or(|s| in_progress(s) || *s == S::ReviewInProgress);
+            if !running {
+                let status = status.expect("checked above");
+                let ok = match expect {
+                    Expect::Done => {
+                        matches!(
+                            status,
+                            S::CreateComplete | S::UpdateComplete | S::ImportComplete
+                        )
+                    }
+                    Expect::RolledBack => status == S::UpdateRollbackComplete,
+                    Expect::Gone => false,
+                    Expect::Settled => true,
                 };
+                if ok {
+                    return Ok(Some(stack));
+                }
+                let stack_name = name.to_string();
+                return Err(match status {
+                    S::UpdateRollbackFailed => Error::RollbackFailed {
+                        stack: stack_name,
+                        blocking: failures,
+                    },
+                    S::DeleteFailed => Error::DeleteFailed {
+                        stack: stack_name,
+                        blocking: failures
+                            .into_iter()
+                            .filter(|f| f.status == "DELETE_FAILED")
+                            .collect(),
+                    },
+                    other => Error::Failed {
+                        stack: stack_name,
+                        status: other.as_str().into(),
+                        failure: failures.into_iter().next().map(Box::new),
+                    },
+                });
             }
             backoff.pause().await.map_err(|limit| Error::TimedOut {
                 stack: name.into(),
                 what: "the operation",
-                status,
+                status: status_of(&stack).into(),
                 limit,
             })?;
         }
     }
 
-    /// Events not reported yet, oldest first.
     /// The operation's events not reported yet, oldest first. Pages back (newest first) until
     /// an event already looked at, or one from before the operation.
     async fn new_events(
         &self,
         name: &str,
+        id: &str,
         operation: &Operation,
         since_secs: i64,
         seen: &mut HashSet<String>,
@@ -774,7 +1538,7 @@ impl Stacks {
             let out = match self
                 .cfn
                 .describe_stack_events()
-                .stack_name(name)
+                .stack_name(id)
                 .set_next_token(next.take())
                 .send()
                 .await
@@ -883,24 +1647,39 @@ fn unchanged(name: &str, stack: Option<&Stack>) -> DeployReport {
         stack: name.into(),
         artifact: None,
         outcome: Outcome::NoChanges,
+        change_set: None,
         changes: vec![],
         status: stack.map(status_of).unwrap_or("NONE").into(),
         outputs: stack.map(outputs_of).unwrap_or_default(),
     }
 }
 
-fn has_fingerprint(stack: &Stack, fingerprint: &str) -> bool {
-    tag_of(stack, FINGERPRINT_TAG) == Some(fingerprint)
+/// Whether CloudFormation fills in values of the template at deploy time (SSM-typed parameters,
+/// `{{resolve:...}}` dynamic references), which may have changed since the stack was made.
+fn resolves_at_deploy(template_body: &str) -> bool {
+    if template_body.contains("{{resolve:") {
+        return true;
+    }
+    serde_json::from_str::<serde_json::Value>(template_body).is_ok_and(|t| {
+        t["Parameters"].as_object().is_some_and(|ps| {
+            ps.values().any(|p| {
+                p["Type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("AWS::SSM::Parameter::Value"))
+            })
+        })
+    })
 }
 
-/// Whether the stack already is what `spec` asks for, settled: a deploy of it changes nothing.
-pub fn is_current(stack: &Stack, spec: &StackSpec) -> bool {
-    is_settled_ok(status_of(stack)) && has_fingerprint(stack, &spec.fingerprint)
-}
-
-/// A finished operation that did what it was asked (not a rollback).
-fn is_settled_ok(status: &str) -> bool {
-    status.ends_with("_COMPLETE") && !status.contains("ROLLBACK")
+/// Two templates alike as JSON (CloudFormation may hand the body back formatted otherwise).
+fn same_template(live: &str, ours: &str) -> bool {
+    match (
+        serde_json::from_str::<serde_json::Value>(live),
+        serde_json::from_str::<serde_json::Value>(ours),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => live == ours,
+    }
 }
 
 /// CloudFormation's answer to a call on a stack that is not there: a ValidationError (it has no
@@ -911,6 +1690,20 @@ fn is_missing_stack<E: ProvideErrorMetadata, R>(
     e.as_service_error().is_some_and(|se| {
         se.code() == Some("ValidationError")
             && se.message().is_some_and(|m| m.contains("does not exist"))
+    })
+}
+
+/// CloudFormation refusing a change set because an operation is running on the stack: a
+/// ValidationError (no code of its own), "... is in UPDATE_IN_PROGRESS state and can not be
+/// updated".
+fn is_operation_running<E: ProvideErrorMetadata, R>(
+    e: &aws_sdk_cloudformation::error::SdkError<E, R>,
+) -> bool {
+    e.as_service_error().is_some_and(|se| {
+        se.code() == Some("ValidationError")
+            && se
+                .message()
+                .is_some_and(|m| m.contains("_IN_PROGRESS state"))
     })
 }
 

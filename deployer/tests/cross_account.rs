@@ -659,9 +659,10 @@ fn a_no_op_deploy_costs_a_handful_of_calls() {
     let again = p
         .run_with(&["deploy", "sandbox"], &[("DEPLOYER_STATS", "1")])
         .expect(0);
-    // Caller identity, assume role, stack description: nothing more when nothing changed (the
-    // bootstrap marker and the artifact matter only to a deploy that changes something).
-    assert_eq!(api_calls(&again), 3, "{}", again.stderr());
+    // Caller identity, assume role, stack description, live template: nothing more when nothing
+    // changed (the bootstrap marker and the artifact matter only to a deploy that changes
+    // something).
+    assert_eq!(api_calls(&again), 4, "{}", again.stderr());
     assert!(
         api_calls(&first) > api_calls(&again) + 4,
         "{}",
@@ -671,7 +672,7 @@ fn a_no_op_deploy_costs_a_handful_of_calls() {
     let branch = ["deploy", "sandbox", "--branch", "feat/x"];
     p.run(&branch).expect(0);
     let again = p.run_with(&branch, &[("DEPLOYER_STATS", "1")]).expect(0);
-    assert_eq!(api_calls(&again), 3, "{}", again.stderr());
+    assert_eq!(api_calls(&again), 4, "{}", again.stderr());
 }
 
 async fn template_of(emu: &Emulator, account: &str, stack: &str) -> String {
@@ -1114,8 +1115,194 @@ fn ctrl_c_stops_at_once_and_says_what_is_left_where() {
     assert_eq!(out.status.code(), Some(130));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("interrupted: nothing more is sent to AWS"),
+        err.contains("interrupted: no change set was waiting to run"),
         "{err}"
     );
     assert!(err.contains("the next deploy waits for it"), "{err}");
+}
+
+#[tokio::test]
+async fn ctrl_c_before_the_change_set_runs_deletes_it_and_the_empty_stack() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    // CloudFormation keeps ExecuteChangeSet waiting: the change set is made, not executed.
+    let (url, held) = common::holding_proxy(&emu.url, "Action=ExecuteChangeSet");
+    let child = p.spawn_with(&["deploy", "sandbox"], &[("AWS_ENDPOINT_URL", &url)]);
+    held.recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the deploy reaches ExecuteChangeSet");
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted: deleted change set arn:aws:cloudformation:")
+            && err.contains("and the empty stack it made"),
+        "{err}"
+    );
+    // Nothing is left: no stack waiting in REVIEW_IN_PROGRESS, so the next deploy creates it.
+    let cfn = cloudformation(&emu, SANDBOX);
+    let left = cfn
+        .describe_stacks()
+        .stack_name("catalog-sandbox")
+        .send()
+        .await;
+    assert!(left.is_err(), "{left:?}");
+    let again = p
+        .run(&["deploy", "sandbox", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(again["outcome"], "created");
+}
+
+#[tokio::test]
+async fn two_deploys_of_one_stack_at_once_both_end_cleanly() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    p.run(&["deploy", "sandbox"]).expect(0);
+    package(&p, "v2");
+    let both: Vec<_> = (0..2)
+        .map(|_| p.spawn_with(&["deploy", "sandbox", "--output", "json"], &[]))
+        .collect();
+    let mut outcomes = vec![];
+    for child in both {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        outcomes.push(report["outcome"].as_str().unwrap().to_string());
+    }
+    // One updated; the other updated after it, or found nothing left to do.
+    assert!(outcomes.iter().any(|o| o == "updated"), "{outcomes:?}");
+    let cfn = cloudformation(&emu, SANDBOX);
+    let stack = cfn
+        .describe_stacks()
+        .stack_name("catalog-sandbox")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.stacks()[0].stack_status().unwrap().as_str(),
+        "UPDATE_COMPLETE"
+    );
+    let left = cfn
+        .list_change_sets()
+        .stack_name("catalog-sandbox")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        left.summaries()
+            .iter()
+            .all(|s| s.execution_status().map(|e| e.as_str()) == Some("EXECUTE_COMPLETE")),
+        "no change set waits: {:?}",
+        left.summaries()
+    );
+}
+
+#[tokio::test]
+async fn no_execute_leaves_a_change_set_that_only_the_same_deploy_runs() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    p.run(&["deploy", "sandbox"]).expect(0);
+    let v1 = code_sha256s(&emu, SANDBOX, "catalog-sandbox").await;
+    package(&p, "v2");
+    let proposed = p
+        .run(&["deploy", "sandbox", "--no-execute", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(proposed["outcome"], "proposed");
+    let name = proposed["change_set"].as_str().unwrap().to_string();
+    assert!(name.starts_with("deployer-review-"), "{name}");
+    let text = p
+        .run(&["deploy", "sandbox", "--no-execute"])
+        .expect(0)
+        .stdout();
+    assert!(
+        text.contains("left for review, not executed")
+            && text.contains("--change-set deployer-review-"),
+        "{text}"
+    );
+    // Nothing ran: the functions still run v1.
+    assert_eq!(code_sha256s(&emu, SANDBOX, "catalog-sandbox").await, v1);
+    // Another artifact than the one it was made from: refused, naming why.
+    package(&p, "v3");
+    let err = p
+        .run(&["deploy", "sandbox", "--change-set", &name])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("was made from another template, parameters or artifact"),
+        "{err}"
+    );
+    let err = p
+        .run(&["deploy", "sandbox", "--change-set", "deployer-review-0"])
+        .expect(2)
+        .stderr();
+    assert!(err.contains("has no change set deployer-review-0"), "{err}");
+    // The same artifact: exactly that change set runs.
+    let v2 = package(&p, "v2");
+    let run = p
+        .run(&[
+            "deploy",
+            "sandbox",
+            "--change-set",
+            &name,
+            "--output",
+            "json",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(run["outcome"], "updated");
+    let v2_sha = lambda_sha(v2["sha256"].as_str().unwrap());
+    assert_eq!(
+        code_sha256s(&emu, SANDBOX, "catalog-sandbox").await,
+        vec![v2_sha; 3]
+    );
+}
+
+#[tokio::test]
+async fn a_template_over_the_inline_limit_goes_through_the_bucket() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    // 60 kB of metadata: more than the 51,200 bytes CloudFormation takes as TemplateBody.
+    p.edit(
+        "templates/catalog.json.hbs",
+        r#""AWSTemplateFormatVersion": "2010-09-09","#,
+        &format!(
+            r#""AWSTemplateFormatVersion": "2010-09-09", "Metadata": {{ "Padding": "{}" }},"#,
+            "x".repeat(60_000)
+        ),
+    );
+    p.run(&["deploy", "sandbox"]).expect(0);
+    let bucket = format!("catalog-artifacts-{SANDBOX}-us-east-1");
+    let s3 = aws_sdk_s3::Client::new(&common::sdk_config(&emu, SANDBOX));
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("templates/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let live = template_of(&emu, SANDBOX, "catalog-sandbox").await;
+    assert!(live.len() > 51_200, "{}", live.len());
+    // The key is the template's sha256, so what is stored is what was deployed.
+    assert_eq!(
+        keys[0],
+        format!("templates/{}.json", common::hex_sha256(live.as_bytes()))
+    );
+    // Unchanged, it is neither sent nor uploaded again.
+    let again = p
+        .run_with(
+            &["deploy", "sandbox", "--output", "json"],
+            &[("DEPLOYER_STATS", "1")],
+        )
+        .expect(0);
+    assert_eq!(again.json()["outcome"], "no-changes");
+    assert_eq!(api_calls(&again), 4, "{}", again.stderr());
 }

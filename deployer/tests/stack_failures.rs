@@ -5,24 +5,32 @@
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ErrorMetadata;
 use aws_sdk_cloudformation::operation::continue_update_rollback::ContinueUpdateRollbackOutput;
+use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetError;
 use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
 use aws_sdk_cloudformation::operation::delete_change_set::DeleteChangeSetOutput;
 use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
 use aws_sdk_cloudformation::operation::describe_stack_events::{
     DescribeStackEventsError, DescribeStackEventsOutput,
 };
+use aws_sdk_cloudformation::operation::describe_stack_resources::DescribeStackResourcesOutput;
 use aws_sdk_cloudformation::operation::describe_stacks::{
     DescribeStacksError, DescribeStacksOutput,
 };
+use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetError;
 use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetOutput;
+use aws_sdk_cloudformation::operation::get_template::GetTemplateOutput;
 use aws_sdk_cloudformation::operation::list_change_sets::ListChangeSetsOutput;
+use aws_sdk_cloudformation::types::error::{AlreadyExistsException, ChangeSetNotFoundException};
 use aws_sdk_cloudformation::types::{
     Change, ChangeAction, ChangeSetStatus, ChangeType, ResourceChange, ResourceStatus, Stack,
-    StackEvent, StackStatus,
+    StackEvent, StackResource, StackStatus, Tag, TemplateStage,
 };
+use aws_sdk_cloudformation::types::{ChangeSetSummary, ExecutionStatus};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
-use deployer::stack::{Error, Event, Operation, Outcome, StackSpec, Stacks};
+use deployer::stack::{
+    Action, DeployOptions, Error, Event, Expect, Operation, Outcome, StackSpec, Stacks,
+};
 use std::time::{Duration, SystemTime};
 
 const NAME: &str = "catalog-sandbox";
@@ -32,6 +40,7 @@ fn spec() -> StackSpec {
         name: NAME.into(),
         fingerprint: "f1".into(),
         template_body: "{}".into(),
+        template_url: None,
         parameters: vec![],
         tags: vec![("env".into(), "sandbox".into())],
         termination_protection: false,
@@ -215,8 +224,8 @@ async fn a_rolled_back_first_create_is_deleted_and_created_again() {
     let describe = mock!(Client::describe_stacks)
         .sequence()
         .output(|| stack(StackStatus::RollbackComplete)) // deploy looks
-        .output(|| stack(StackStatus::RollbackComplete)) // delete looks
         .error(no_stack) // delete waited: gone
+        .error(no_stack) // deploy looks again
         .output(|| stack(StackStatus::CreateComplete)) // create waited: done
         .repeatedly()
         .build();
@@ -258,23 +267,59 @@ async fn a_rolled_back_first_create_is_deleted_and_created_again() {
     );
 }
 
+/// DescribeStackResources naming one resource in `status`, as a stack stuck on it lists it.
+fn blocked(status: ResourceStatus) -> DescribeStackResourcesOutput {
+    DescribeStackResourcesOutput::builder()
+        .stack_resources(
+            StackResource::builder()
+                .logical_resource_id("Api")
+                .resource_type("AWS::ApiGatewayV2::Api")
+                .resource_status(ResourceStatus::UpdateComplete)
+                .timestamp(DateTime::from(SystemTime::now()))
+                .build(),
+        )
+        .stack_resources(
+            StackResource::builder()
+                .logical_resource_id("Table")
+                .resource_type("AWS::DynamoDB::Table")
+                .resource_status(status)
+                .resource_status_reason("Table was deleted outside CloudFormation")
+                .timestamp(DateTime::from(SystemTime::now()))
+                .build(),
+        )
+        .build()
+}
+
 #[tokio::test]
-async fn update_rollback_failed_stops_and_names_the_way_out() {
+async fn update_rollback_failed_stops_and_names_the_way_out_and_what_blocks() {
     let describe =
         mock!(Client::describe_stacks).then_output(|| stack(StackStatus::UpdateRollbackFailed));
+    let resources = mock!(Client::describe_stack_resources)
+        .then_output(|| blocked(ResourceStatus::UpdateFailed));
     let create =
         mock!(Client::create_change_set).then_output(|| CreateChangeSetOutput::builder().build());
     let client = mock_client!(
         aws_sdk_cloudformation,
         RuleMode::MatchAny,
-        [&describe, &create]
+        [&describe, &resources, &create]
     );
     let err = stacks(client)
         .deploy(&spec(), &mut |_: &Event| {})
         .await
         .unwrap_err();
     assert!(matches!(err, Error::RollbackFailed { .. }), "{err:?}");
-    assert!(err.to_string().contains("--continue-rollback"), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("--continue-rollback"), "{text}");
+    assert!(
+        text.contains(
+            "blocked by Table (AWS::DynamoDB::Table: Table was deleted outside CloudFormation)"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Api ("),
+        "only failed resources are named: {text}"
+    );
     assert_eq!(
         create.num_calls(),
         0,
@@ -283,11 +328,220 @@ async fn update_rollback_failed_stops_and_names_the_way_out() {
 }
 
 #[tokio::test]
+async fn continue_rollback_skips_the_resources_named_and_refuses_a_stack_not_stuck() {
+    let resume = mock!(Client::continue_update_rollback)
+        .match_requests(|r| r.resources_to_skip() == ["Table".to_string()])
+        .then_output(|| ContinueUpdateRollbackOutput::builder().build());
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateRollbackFailed))
+        .output(|| stack(StackStatus::UpdateRollbackComplete))
+        .output(|| stack(StackStatus::UpdateComplete))
+        .build();
+    let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&resume, &describe, &stack_events]
+    );
+    let s = stacks(client);
+    s.continue_rollback(NAME, &["Table".into()], &mut |_: &Event| {})
+        .await
+        .unwrap();
+    assert_eq!(resume.num_calls(), 1);
+    // A healthy stack has no rollback to continue: refused (exit 2) before any change.
+    let err = s
+        .continue_rollback(NAME, &[], &mut |_: &Event| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Refused(_)), "{err:?}");
+    assert!(err.to_string().contains("not in it"), "{err}");
+    assert_eq!(resume.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_delete_names_what_blocks_it_and_retain_deletes_the_rest() {
+    // First destroy: the delete fails on the table.
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateComplete)) // destroy looks
+        .output(|| stack(StackStatus::DeleteFailed)) // the wait sees it fail
+        .output(|| stack(StackStatus::DeleteFailed)) // the second destroy looks
+        .output(|| stack(StackStatus::DeleteComplete)) // by id, once gone
+        .build();
+    let stack_events = mock!(Client::describe_stack_events)
+        .sequence()
+        .output(|| {
+            events(vec![event(
+                "e1",
+                "Table",
+                "AWS::DynamoDB::Table",
+                ResourceStatus::DeleteFailed,
+                Some("Resource is protected by DeletionProtectionEnabled"),
+            )])
+        })
+        .output(|| events(vec![]))
+        .repeatedly()
+        .build();
+    let delete_plain = mock!(Client::delete_stack)
+        .match_requests(|r| r.retain_resources().is_empty())
+        .then_output(|| {
+            aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput::builder().build()
+        });
+    let delete_retaining = mock!(Client::delete_stack)
+        .match_requests(|r| r.retain_resources() == ["Table".to_string()])
+        .then_output(|| {
+            aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput::builder().build()
+        });
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &stack_events, &delete_plain, &delete_retaining]
+    );
+    let s = stacks(client);
+    let err = s.delete(NAME, &[], &mut |_: &Event| {}).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::DeleteFailed { .. }), "{err:?}");
+    assert!(
+        text.contains("blocked by Table (AWS::DynamoDB::Table: Resource is protected by DeletionProtectionEnabled)"),
+        "{text}"
+    );
+    assert!(text.contains("--retain Table"), "{text}");
+    assert!(
+        s.delete(NAME, &["Table".into()], &mut |_: &Event| {})
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        (delete_plain.num_calls(), delete_retaining.num_calls()),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn retain_is_refused_for_a_stack_not_in_delete_failed() {
+    let describe =
+        mock!(Client::describe_stacks).then_output(|| stack(StackStatus::UpdateComplete));
+    let delete = mock!(Client::delete_stack).then_output(|| {
+        aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput::builder().build()
+    });
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &delete]
+    );
+    let err = stacks(client)
+        .delete(NAME, &["Table".into()], &mut |_: &Event| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Refused(_)), "{err:?}");
+    assert!(err.to_string().contains("UPDATE_COMPLETE"), "{err}");
+    assert_eq!(delete.num_calls(), 0);
+}
+
+/// Each state CloudFormation documents, and what a deploy does with a stack found in it: the
+/// calls it makes first tell. States a deploy cannot leave by itself are refused with the way
+/// out, before any change set.
+#[tokio::test]
+async fn every_stack_state_has_its_own_way() {
+    use StackStatus as S;
+    // (state, what the deploy does: "create" / "update" a change set, "wait", "recreate",
+    // or the error text that names the way out)
+    let table: &[(S, &str)] = &[
+        (S::ReviewInProgress, "create"),
+        (S::CreateComplete, "update"),
+        (S::UpdateComplete, "update"),
+        (S::UpdateRollbackComplete, "update"),
+        (S::ImportComplete, "update"),
+        (S::ImportRollbackComplete, "update"),
+        (S::UpdateFailed, "update"),
+        (S::CreateInProgress, "wait"),
+        (S::UpdateInProgress, "wait"),
+        (S::UpdateCompleteCleanupInProgress, "wait"),
+        (S::UpdateRollbackInProgress, "wait"),
+        (S::UpdateRollbackCompleteCleanupInProgress, "wait"),
+        (S::RollbackInProgress, "wait"),
+        (S::DeleteInProgress, "wait"),
+        (S::ImportInProgress, "wait"),
+        (S::ImportRollbackInProgress, "wait"),
+        (S::RollbackComplete, "recreate"),
+        (S::RollbackFailed, "recreate"),
+        (S::CreateFailed, "recreate"),
+        (S::UpdateRollbackFailed, "--continue-rollback"),
+        (S::DeleteFailed, "--retain"),
+        (S::ImportRollbackFailed, "describe-stack-events"),
+        (S::from("SOME_NEW_STATE"), "does not know"),
+    ];
+    for (state, way) in table {
+        let first = state.clone();
+        // After the first look the stack has settled (gone first, where the deploy deletes it).
+        let mut describe = mock!(Client::describe_stacks)
+            .sequence()
+            .output(move || stack(first.clone()));
+        if *way == "recreate" {
+            describe = describe.output(|| stack(StackStatus::DeleteComplete));
+        }
+        let describe = describe
+            .output(|| stack(StackStatus::UpdateComplete))
+            .repeatedly()
+            .build();
+        let resources = mock!(Client::describe_stack_resources)
+            .then_output(|| DescribeStackResourcesOutput::builder().build());
+        let create = mock!(Client::create_change_set)
+            .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+        let delete = mock!(Client::delete_stack).then_output(|| {
+            aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput::builder().build()
+        });
+        let [_, ready, execute] = change_set_accepted();
+        let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [
+                &describe,
+                &resources,
+                &create,
+                &delete,
+                &ready,
+                &execute,
+                &stack_events,
+                &no_leftovers()
+            ]
+        );
+        let mut notes = vec![];
+        let result = stacks(client)
+            .deploy(&spec(), &mut |e: &Event| {
+                notes.push(e.reason.clone().unwrap_or_default())
+            })
+            .await;
+        let waited = notes
+            .iter()
+            .any(|n| n.contains("another operation on this stack is running"));
+        let what = match (&result, delete.num_calls(), waited) {
+            (Err(e), _, _) => e.to_string(),
+            (Ok(_), 1, _) => "recreate".into(),
+            (Ok(_), _, true) => "wait".into(),
+            (Ok(r), _, _) if r.outcome == Outcome::Created => "create".into(),
+            (Ok(_), _, _) => "update".into(),
+        };
+        assert!(what.contains(way), "{state:?}: expected {way}, got {what}");
+        if result.is_err() {
+            assert_eq!(
+                create.num_calls(),
+                0,
+                "{state:?}: refused before any change set"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn continue_rollback_resumes_and_accepts_the_rolled_back_state() {
     let resume = mock!(Client::continue_update_rollback)
         .then_output(|| ContinueUpdateRollbackOutput::builder().build());
     let describe = mock!(Client::describe_stacks)
         .sequence()
+        .output(|| stack(StackStatus::UpdateRollbackFailed))
         .output(|| stack(StackStatus::UpdateRollbackCompleteCleanupInProgress))
         .output(|| stack(StackStatus::UpdateRollbackComplete))
         .build();
@@ -298,7 +552,7 @@ async fn continue_rollback_resumes_and_accepts_the_rolled_back_state() {
         [&resume, &describe, &stack_events]
     );
     stacks(client)
-        .continue_rollback(NAME, &mut |_: &Event| {})
+        .continue_rollback(NAME, &[], &mut |_: &Event| {})
         .await
         .unwrap();
     assert_eq!(resume.num_calls(), 1);
@@ -418,7 +672,10 @@ async fn a_diff_of_a_new_stack_whose_template_is_refused_leaves_nothing_behind()
             &delete_stack
         ]
     );
-    let err = stacks(client).diff(&spec()).await.unwrap_err();
+    let err = stacks(client)
+        .diff(&spec(), &mut |_: &Event| {})
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("AWS::Lambda::Functon"), "{err}");
     assert_eq!(
         (delete_change_set.num_calls(), delete_stack.num_calls()),
@@ -522,49 +779,162 @@ async fn protected_stacks_get_termination_protection_once() {
     assert_eq!(protect.num_calls(), 1);
 }
 
-#[tokio::test]
-async fn an_unchanged_protected_stack_costs_one_call() {
-    let describe = mock!(Client::describe_stacks).then_output(|| {
+/// The stack as the spec asks for it: settled, tagged, protected.
+fn matching_stack() -> Stack {
+    Stack::builder()
+        .stack_name(NAME)
+        .stack_id(format!(
+            "arn:aws:cloudformation:us-east-1:222222222222:stack/{NAME}/1"
+        ))
+        .stack_status(StackStatus::UpdateComplete)
+        .creation_time(DateTime::from(SystemTime::now()))
+        .enable_termination_protection(true)
+        .tags(Tag::builder().key("env").value("sandbox").build())
+        .tags(
+            Tag::builder()
+                .key("deployer-fingerprint")
+                .value("f1")
+                .build(),
+        )
+        .build()
+}
+
+/// A deploy of `spec` against `stack` whose live template is `live`: the outcome, and whether
+/// a change set was made.
+async fn deploy_against(
+    stack: Stack,
+    live: &'static str,
+    spec: StackSpec,
+) -> (Outcome, usize, usize) {
+    let describe = mock!(Client::describe_stacks).then_output(move || {
         DescribeStacksOutput::builder()
-            .stacks(
-                Stack::builder()
-                    .stack_name(NAME)
-                    .stack_status(StackStatus::UpdateComplete)
-                    .creation_time(DateTime::from(SystemTime::now()))
-                    .enable_termination_protection(true)
-                    .tags(
-                        aws_sdk_cloudformation::types::Tag::builder()
-                            .key("deployer-fingerprint")
-                            .value("f1")
-                            .build(),
-                    )
-                    .build(),
-            )
+            .stacks(stack.clone())
             .build()
     });
-    let create =
-        mock!(Client::create_change_set).then_output(|| CreateChangeSetOutput::builder().build());
+    let template = mock!(Client::get_template)
+        .match_requests(|r| r.template_stage() == Some(&TemplateStage::Original))
+        .then_output(move || GetTemplateOutput::builder().template_body(live).build());
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let no_changes = mock!(Client::describe_change_set).then_output(|| {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::Failed)
+            .status_reason("The submitted information didn't contain changes.")
+            .build()
+    });
+    let delete_cs =
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
     let protect = mock!(Client::update_termination_protection)
         .then_output(|| aws_sdk_cloudformation::operation::update_termination_protection::UpdateTerminationProtectionOutput::builder().build());
     let client = mock_client!(
         aws_sdk_cloudformation,
         RuleMode::MatchAny,
-        [&describe, &create, &protect]
+        [
+            &describe,
+            &template,
+            &create,
+            &no_changes,
+            &delete_cs,
+            &protect,
+            &no_leftovers()
+        ]
     );
-    let mut protected_spec = spec();
-    protected_spec.termination_protection = true;
     let report = stacks(client)
-        .deploy(&protected_spec, &mut |_: &Event| {})
+        .deploy(&spec, &mut |_: &Event| {})
         .await
         .unwrap();
-    assert_eq!(report.outcome, Outcome::NoChanges);
+    assert_eq!(protect.num_calls(), 0, "the stack is protected already");
+    (report.outcome, template.num_calls(), create.num_calls())
+}
+
+#[tokio::test]
+async fn a_stack_is_current_only_when_its_live_template_matches_too() {
+    let mut protected = spec();
+    protected.termination_protection = true;
+    protected.template_body = r#"{"Resources":{"Table":{"Type":"AWS::DynamoDB::Table"}}}"#.into();
+    // Matching: two calls (description, template), no change set. The live template may come
+    // back formatted otherwise: it is compared as JSON.
+    let live = "{\n  \"Resources\": {\"Table\": {\"Type\": \"AWS::DynamoDB::Table\"}}\n}";
     assert_eq!(
-        (
-            describe.num_calls(),
-            create.num_calls(),
-            protect.num_calls()
-        ),
-        (1, 0, 0)
+        deploy_against(matching_stack(), live, protected.clone()).await,
+        (Outcome::NoChanges, 1, 0)
+    );
+    // Changed out of band (the tags still say f1): a change set is made.
+    let edited = r#"{"Resources":{"Table":{"Type":"AWS::DynamoDB::Table","Properties":{"TableClass":"STANDARD_INFREQUENT_ACCESS"}}}}"#;
+    assert_eq!(
+        deploy_against(matching_stack(), edited, protected.clone())
+            .await
+            .2,
+        1
+    );
+    // A tag changed out of band: found without reading the template.
+    let mut retagged = matching_stack();
+    retagged.tags = Some(vec![
+        Tag::builder().key("env").value("staging").build(),
+        Tag::builder()
+            .key("deployer-fingerprint")
+            .value("f1")
+            .build(),
+    ]);
+    assert_eq!(
+        deploy_against(retagged, live, protected.clone()).await,
+        (Outcome::NoChanges, 0, 1)
+    );
+    // Another execution role: the same.
+    let mut other_role = matching_stack();
+    other_role.role_arn = Some("arn:aws:iam::222222222222:role/someone-elses".into());
+    assert_eq!(
+        deploy_against(other_role, live, protected.clone()).await.2,
+        1
+    );
+    // A value CloudFormation resolves at deploy time may have changed unseen: always a change
+    // set, even though everything else matches.
+    let mut resolving = protected.clone();
+    resolving.template_body = r#"{"Resources":{"Table":{"Type":"AWS::DynamoDB::Table","Properties":{"TableName":"{{resolve:ssm:/catalog/table-name}}"}}}}"#.into();
+    assert_eq!(deploy_against(matching_stack(), live, resolving).await.2, 1);
+    let mut ssm_typed = protected.clone();
+    ssm_typed.template_body =
+        r#"{"Parameters":{"Name":{"Type":"AWS::SSM::Parameter::Value<String>"}},"Resources":{}}"#
+            .into();
+    assert_eq!(deploy_against(matching_stack(), live, ssm_typed).await.2, 1);
+    // --force makes a change set whatever the stack is (CloudFormation found nothing to do).
+    let describe = mock!(Client::describe_stacks).then_output(|| {
+        DescribeStacksOutput::builder()
+            .stacks(matching_stack())
+            .build()
+    });
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let no_changes = mock!(Client::describe_change_set).then_output(|| {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::Failed)
+            .status_reason("The submitted information didn't contain changes.")
+            .build()
+    });
+    let delete_cs =
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &no_changes, &delete_cs, &no_leftovers()]
+    );
+    let s = stacks(client);
+    let found = s.look(&protected, true).await.unwrap();
+    let report = s
+        .deploy_found(
+            &protected,
+            found,
+            &DeployOptions {
+                force: true,
+                action: Action::Apply,
+            },
+            &mut |_: &Event| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.outcome, create.num_calls()),
+        (Outcome::NoChanges, 1)
     );
 }
 
@@ -591,7 +961,13 @@ async fn a_wait_past_its_timeout_gives_up_saying_the_operation_goes_on_in_aws() 
     s.max_poll = Duration::from_millis(5);
     s.timeout = Duration::from_millis(50);
     let err = s
-        .wait(NAME, &Operation::default(), &mut |_: &Event| {})
+        .wait(
+            NAME,
+            NAME,
+            &Operation::default(),
+            Expect::Done,
+            &mut |_: &Event| {},
+        )
         .await
         .unwrap_err();
     assert!(
@@ -785,4 +1161,121 @@ async fn events_are_the_operations_own_across_pages_whatever_the_local_clock_say
         ],
         "oldest first, across both pages, none of another operation's"
     );
+}
+
+/// Two deploys of one stack at once, as AWS answers the one that comes second: its change set
+/// name is taken (AlreadyExistsException), so it waits for the other's change set to run, finds
+/// the stack updating, waits for that, and then finds it already as asked.
+#[tokio::test]
+async fn a_deploy_that_meets_another_gives_way_and_finds_the_work_done() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateComplete)) // first look: another template
+        .output(|| stack(StackStatus::UpdateInProgress)) // after giving way: the other runs
+        .output(|| stack(StackStatus::UpdateInProgress)) // waiting for it
+        .output(|| {
+            DescribeStacksOutput::builder()
+                .stacks(matching_stack())
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let taken = mock!(Client::create_change_set).then_error(|| {
+        CreateChangeSetError::AlreadyExistsException(
+            AlreadyExistsException::builder()
+                .message("ChangeSet [deployer-change] already exists")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("AlreadyExistsException")
+                        .message("ChangeSet [deployer-change] already exists")
+                        .build(),
+                )
+                .build(),
+        )
+    });
+    let theirs_ran = mock!(Client::list_change_sets).then_output(|| {
+        ListChangeSetsOutput::builder()
+            .summaries(
+                ChangeSetSummary::builder()
+                    .change_set_name("deployer-change")
+                    .status(ChangeSetStatus::CreateComplete)
+                    .execution_status(ExecutionStatus::ExecuteInProgress)
+                    .build(),
+            )
+            .build()
+    });
+    let template = mock!(Client::get_template)
+        .then_output(|| GetTemplateOutput::builder().template_body("{}").build());
+    let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &taken, &theirs_ran, &template, &stack_events]
+    );
+    let mut notes = vec![];
+    let report = stacks(client)
+        .deploy(&spec(), &mut |e: &Event| {
+            notes.push(e.reason.clone().unwrap_or_default())
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::NoChanges);
+    assert_eq!(taken.num_calls(), 1);
+    assert!(
+        notes[0].contains("another deploy is changing this stack (AlreadyExistsException"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].contains("another operation on this stack is running"),
+        "{notes:?}"
+    );
+}
+
+/// The other order: our change set is deleted by the other deploy before we execute it
+/// (ChangeSetNotFoundException); we make it again and run it.
+#[tokio::test]
+async fn a_change_set_cleared_by_another_deploy_is_made_again() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateComplete))
+        .output(|| stack(StackStatus::UpdateComplete))
+        .output(|| stack(StackStatus::UpdateComplete))
+        .repeatedly()
+        .build();
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let ready = mock!(Client::describe_change_set).then_output(change_set_ready);
+    let execute = mock!(Client::execute_change_set)
+        .sequence()
+        .error(|| {
+            ExecuteChangeSetError::ChangeSetNotFoundException(
+                ChangeSetNotFoundException::builder()
+                    .message("ChangeSet [cs] does not exist")
+                    .build(),
+            )
+        })
+        .output(|| ExecuteChangeSetOutput::builder().build())
+        .build();
+    let delete_cs =
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [
+            &describe,
+            &create,
+            &ready,
+            &execute,
+            &delete_cs,
+            &stack_events,
+            &no_leftovers()
+        ]
+    );
+    let report = stacks(client)
+        .deploy(&spec(), &mut |_: &Event| {})
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Updated);
+    assert_eq!((create.num_calls(), execute.num_calls()), (2, 2));
 }
