@@ -186,6 +186,7 @@ mod tests {
     fn gc_removes_gone_and_expired_branches_only() {
         let row = |branch: &str, age_hours| commands::BranchStack {
             stack: stack_name("catalog", branch).unwrap(),
+            id: String::new(),
             branch: branch.into(),
             tag: tag_value(branch),
             status: "CREATE_COMPLETE".into(),
@@ -235,6 +236,7 @@ mod tests {
         // gc keeps a stack whose stored value is the encoded form of a kept branch.
         let row = commands::BranchStack {
             stack: stack_name("catalog", "feat/ñandú-🚀").unwrap(),
+            id: String::new(),
             branch: "feat/ñandú-🚀".into(),
             tag: tag_value("feat/ñandú-🚀"),
             status: "CREATE_COMPLETE".into(),
@@ -319,7 +321,7 @@ pub mod commands {
     use crate::deploy::{Progress, Through, stacks_in};
     use crate::error::Error;
     use crate::output::Report;
-    use crate::stack::Stacks;
+    use crate::stack::{Observer, Stacks};
     use serde::Serialize;
     use std::fmt::Write as _;
 
@@ -331,6 +333,9 @@ pub mod commands {
         /// The branch tag as stored, which gc compares.
         #[serde(skip)]
         pub tag: String,
+        /// The stack's id, which gc deletes by.
+        #[serde(skip)]
+        pub id: String,
         pub status: String,
         pub created: String,
         pub age_hours: i64,
@@ -370,6 +375,7 @@ pub mod commands {
                 let tag = branch_of(s).unwrap_or_default();
                 BranchStack {
                     stack: s.stack_name().unwrap_or_default().into(),
+                    id: s.stack_id().or(s.stack_name()).unwrap_or_default().into(),
                     branch: super::branch_from_tag(tag),
                     tag: tag.into(),
                     status: crate::stack::status_of(s).into(),
@@ -463,34 +469,78 @@ pub mod commands {
         Ok(remove(&stacks, rows, keep, ttl_hours, dry_run, progress).await)
     }
 
-    /// Deletes the rows that should go, each whatever became of the others: one stack that
-    /// cannot be deleted stops nothing, and is reported with its reason.
+    /// How many deletions gc has running at once: N stacks take about the time of the slowest,
+    /// while CloudFormation's request rate is not stormed.
+    const AT_ONCE: usize = 10;
+
+    /// Deletes the rows that should go, several at once and each whatever became of the others:
+    /// one stack that cannot be deleted stops nothing, and is reported with its reason. The
+    /// listing described them already: each is deleted by its id without a second look.
     pub async fn remove(
         stacks: &Stacks,
         rows: Vec<BranchStack>,
         keep: &[String],
         ttl_hours: i64,
         dry_run: bool,
-        progress: &mut dyn crate::stack::Observer,
+        progress: &mut dyn Observer,
     ) -> GcReport {
+        use futures_util::StreamExt;
         let mut report = GcReport {
             dry_run,
             removed: vec![],
             kept: vec![],
             failed: vec![],
         };
-        for row in rows {
-            match verdict(&row, keep, ttl_hours) {
-                Some(why) => match dry_run {
-                    true => report.removed.push((row.stack, why)),
-                    false => match stacks.delete(&row.stack, &[], progress).await {
-                        Ok(_) => report.removed.push((row.stack, why)),
-                        Err(e) => report.failed.push((row.stack, e.to_string())),
-                    },
-                },
-                None => report.kept.push(row.stack),
+        let shared = std::sync::Mutex::new(progress);
+        let outcomes: Vec<_> = futures_util::stream::iter(rows)
+            .map(|row| {
+                let shared = &shared;
+                async move {
+                    let why = verdict(&row, keep, ttl_hours);
+                    let result = match &why {
+                        Some(_) if !dry_run => {
+                            stacks
+                                .delete_listed(
+                                    &row.stack,
+                                    &row.id,
+                                    &row.status,
+                                    &mut Shared(shared),
+                                )
+                                .await
+                        }
+                        _ => Ok(()),
+                    };
+                    (row.stack, why, result)
+                }
+            })
+            .buffered(AT_ONCE)
+            .collect()
+            .await;
+        for (stack, why, result) in outcomes {
+            match (why, result) {
+                (None, _) => report.kept.push(stack),
+                (Some(why), Ok(())) => report.removed.push((stack, why)),
+                (Some(_), Err(e)) => report.failed.push((stack, e.to_string())),
             }
         }
         report
+    }
+
+    /// One observer for deletions running at once: each event goes through in one piece.
+    struct Shared<'a, 'b>(&'a std::sync::Mutex<&'b mut dyn Observer>);
+
+    impl Observer for Shared<'_, '_> {
+        fn event(&mut self, event: &crate::stack::Event) {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .event(event);
+        }
+        fn waiting(&mut self, stack: &str, status: &str, elapsed: std::time::Duration) {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .waiting(stack, status, elapsed);
+        }
     }
 }

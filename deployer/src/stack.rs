@@ -826,6 +826,19 @@ impl Stacks {
             return self.delete_stack(name, id, &[], on_event).await;
         }
         let since = stack.last_updated_time().or(stack.creation_time()).cloned();
+        self.wait_for_running(name, id, status, since, on_event)
+            .await
+    }
+
+    /// Waits for the operation someone started on stack `id` (in `status` since `since`).
+    async fn wait_for_running(
+        &self,
+        name: &str,
+        id: &str,
+        status: &str,
+        since: Option<aws_smithy_types::DateTime>,
+        on_event: &mut dyn Observer,
+    ) -> Result<(), Error> {
         on_event.event(&note(
             name,
             status,
@@ -1282,6 +1295,22 @@ impl Stacks {
         self.delete_stack(name, id_of(&stack, name), retain, on_event)
             .await?;
         Ok(true)
+    }
+
+    /// Deletes a stack a listing has described (its id and state): no second look. Waits for an
+    /// operation running on it first, then until it is gone.
+    pub async fn delete_listed(
+        &self,
+        name: &str,
+        id: &str,
+        status: &str,
+        on_event: &mut dyn Observer,
+    ) -> Result<(), Error> {
+        if in_progress(&StackStatus::from(status)) {
+            self.wait_for_running(name, id, status, None, on_event)
+                .await?;
+        }
+        self.delete_stack(name, id, &[], on_event).await
     }
 
     async fn delete_stack(

@@ -1013,12 +1013,10 @@ async fn branches_gc_goes_on_past_a_stack_it_cannot_delete_and_reports_it() {
                     .build(),
             )
         });
+    // The listing described both: each is deleted without a second look, then watched by id.
     let gone_describe = mock!(Client::describe_stacks)
         .match_requests(|r| r.stack_name() == Some(GONE))
-        .sequence()
-        .output(exists(GONE))
-        .error(no_stack)
-        .build();
+        .then_error(no_stack);
     let gone_delete = mock!(Client::delete_stack)
         .match_requests(|r| r.stack_name() == Some(GONE))
         .then_output(|| {
@@ -1038,6 +1036,7 @@ async fn branches_gc_goes_on_past_a_stack_it_cannot_delete_and_reports_it() {
     );
     let row = |stack: &str, branch: &str| BranchStack {
         stack: stack.into(),
+        id: stack.into(),
         branch: branch.into(),
         tag: branch.into(),
         status: "CREATE_COMPLETE".into(),
@@ -1064,6 +1063,11 @@ async fn branches_gc_goes_on_past_a_stack_it_cannot_delete_and_reports_it() {
             .collect::<Vec<_>>(),
         [GONE],
         "the failure did not stop the next deletion"
+    );
+    assert_eq!(
+        stuck_describe.num_calls(),
+        0,
+        "no second look before deleting"
     );
 }
 
