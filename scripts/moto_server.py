@@ -17,6 +17,8 @@ ways that refuse what AWS allows, so a least-privilege setup could not run on it
 - AssumeRole looks the target role up in the caller's own account: into another account it
   checks no trust policy at all, and into a role that does not exist it succeeds (every call of
   that session then fails with HTTP 500; AWS refuses the AssumeRole).
+- CloudFormation's ExecuteChangeSet and DeleteChangeSet of a change set that is gone (deleted by
+  another deploy) answer HTTP 500 (an unbound variable); AWS answers ChangeSetNotFound.
 - It recomputes a request's signature from its own re-encoding of a form body, which differs
   from the AWS SDK for Rust's (CloudFormation's CreateChangeSet fails with SignatureDoesNotMatch).
 
@@ -34,6 +36,8 @@ import json
 import re
 import sys
 
+from moto.cloudformation import exceptions as cfn_exceptions
+from moto.cloudformation import models as cfn_models
 from moto.iam import access_control as ac
 
 NEUTRAL, PERMITTED, DENIED = (
@@ -160,6 +164,36 @@ def _check_role_trust_relationship(self, role_arn):
 ac.IAMRequestBase._is_assuming_role_operation = _is_assuming_role_operation
 ac.IAMRequestBase._check_role_trust_relationship = _check_role_trust_relationship
 ac.IAMRequestBase.check_signature = lambda self: None
+
+
+class ChangeSetNotFound(cfn_exceptions.CloudFormationError):
+    code = "ChangeSetNotFoundException"
+
+    def __init__(self, name):
+        super().__init__(f"ChangeSet [{name}] does not exist")
+
+
+def _known_change_set(backend, name):
+    return name in backend.change_sets or any(
+        cs.change_set_name == name for cs in backend.change_sets.values()
+    )
+
+
+def _refusing_a_gone_change_set(method):
+    def checked(self, change_set_name, *args, **kwargs):
+        if not _known_change_set(self, change_set_name):
+            raise ChangeSetNotFound(change_set_name)
+        return method(self, change_set_name, *args, **kwargs)
+
+    return checked
+
+
+for _name in ("execute_change_set", "delete_change_set"):
+    setattr(
+        cfn_models.CloudFormationBackend,
+        _name,
+        _refusing_a_gone_change_set(getattr(cfn_models.CloudFormationBackend, _name)),
+    )
 
 if __name__ == "__main__":
     from moto.server import main

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod output;
 pub mod pipeline;
 pub mod render;
+pub mod schema;
 pub mod stack;
 pub mod synth;
 

@@ -426,7 +426,7 @@ fn check_shape(template: &Value) -> Result<(), String> {
             return Err(format!("resource \"{id}\" has no \"Type\""));
         }
     }
-    Ok(())
+    crate::schema::check(template)
 }
 
 #[cfg(test)]

@@ -755,10 +755,11 @@ impl Stacks {
                 .await;
             pending().take();
             if let Err(e) = executed {
-                let lost = e.as_service_error().is_some_and(|se| {
-                    se.is_change_set_not_found_exception()
-                        || se.is_invalid_change_set_status_exception()
-                });
+                let lost = is_missing_stack(&e)
+                    || e.as_service_error().is_some_and(|se| {
+                        se.is_change_set_not_found_exception()
+                            || se.is_invalid_change_set_status_exception()
+                    });
                 if lost && !executing {
                     // Another deploy cleared it, or ran first and made it obsolete.
                     conflicts += 1;
@@ -1377,9 +1378,11 @@ impl Stacks {
                 .await
             {
                 Ok(cs) => cs,
+                // ChangeSetNotFound on AWS; the emulator says ValidationError "does not exist".
                 Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|se| se.is_change_set_not_found_exception()) =>
+                    if is_missing_stack(&e)
+                        || e.as_service_error()
+                            .is_some_and(|se| se.is_change_set_not_found_exception()) =>
                 {
                     return Ok(Awaited::Gone);
                 }

@@ -490,3 +490,62 @@ fn with_json_output_an_error_is_also_a_json_document_on_stdout() {
     // Text output keeps stdout empty on failure.
     assert_eq!(p.run(&["synth", "--all"]).expect(2).stdout(), "");
 }
+
+#[test]
+fn a_misspelt_resource_type_or_property_is_refused_before_any_aws_call() {
+    let err = synth_fails_after(
+        "templates/catalog.json.hbs",
+        r#""Handler": "query","#,
+        r#""Handlr": "query","#,
+    );
+    assert_has(
+        &err,
+        &[
+            "templates/catalog.json.hbs rendered for sandbox is not a CloudFormation template",
+            "(AWS::Lambda::Function) has property \"Handlr\", which its schema does not list; did you mean Handler?",
+        ],
+    );
+    let err = synth_fails_after(
+        "templates/catalog.json.hbs",
+        r#""Type": "AWS::Lambda::Function""#,
+        r#""Type": "AWS::Lambda::Functon""#,
+    );
+    assert_has(
+        &err,
+        &[
+            "type AWS::Lambda::Functon",
+            "did you mean AWS::Lambda::Function?",
+        ],
+    );
+    // A deploy stops there too: an endpoint that never answers shows no call was tried.
+    let p = Project::new();
+    p.edit(
+        "templates/catalog.json.hbs",
+        r#""Handler": "query","#,
+        r#""Handlr": "query","#,
+    );
+    common::package(&p, "v1");
+    let (url, _held) = common::silent_endpoint(1);
+    let err = p
+        .run_with(&["deploy", "sandbox"], &[("AWS_ENDPOINT_URL", &url)])
+        .expect(2)
+        .stderr();
+    assert_has(&err, &["has property \"Handlr\""]);
+}
+
+/// The compiled-in schema table is what `scripts/resource-schemas` makes from the cfn-lint CI
+/// lints with: raising cfn-lint without running the script fails here.
+#[test]
+fn the_resource_schemas_are_those_of_the_pinned_cfn_lint() {
+    let fresh = tempfile::NamedTempFile::new().unwrap();
+    let status = std::process::Command::new(common::repo_root().join("scripts/resource-schemas"))
+        .arg(fresh.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        std::fs::read(fresh.path()).unwrap()
+            == std::fs::read(common::repo_root().join("deployer/schemas/resources.json")).unwrap(),
+        "deployer/schemas/resources.json is stale: run scripts/resource-schemas"
+    );
+}
