@@ -85,6 +85,9 @@ pub async fn operator() -> Result<&'static Operator, Error> {
     OPERATOR
         .get_or_try_init(|| async {
             let settings = SIGN_IN.get().cloned().unwrap_or_default();
+            // Retries are the SDK's standard policy (three attempts with backoff, throttling
+            // included; AWS_MAX_ATTEMPTS and AWS_RETRY_MODE=adaptive change it): no call retries
+            // by hand. Only a long wait outlasts throttling beyond it, by polling on.
             let mut loader = aws_config::defaults(BehaviorVersion::latest())
                 .http_client(http_client())
                 .timeout_config(
@@ -409,5 +412,87 @@ where
         ),
         // With its causes: "dispatch failure" alone says nothing.
         other => aws_sdk_sts::error::DisplayErrorContext(other).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime};
+
+    /// A session's credentials run out during a wait (an hour for a chained role): the next call
+    /// is signed with credentials assumed afresh, not refused with ExpiredToken. STS and the
+    /// clock are stand-ins: no emulator session can be made to expire within a test.
+    #[tokio::test]
+    async fn assumed_credentials_are_renewed_when_they_run_out_during_a_wait() {
+        let start = SystemTime::now();
+        let clock = ManualTimeSource::new(start);
+        // The access key each GetCallerIdentity (the calls of the wait) was signed with.
+        let signed_with = Arc::new(Mutex::new(vec![]));
+        let seen = signed_with.clone();
+        let http = aws_smithy_http_client::test_util::infallible_client_fn(move |req| {
+            let body = std::str::from_utf8(req.body().bytes().unwrap_or_default())
+                .unwrap_or_default()
+                .to_string();
+            let key = req
+                .headers()
+                .get("authorization")
+                .and_then(|a| a.to_str().ok())
+                .and_then(|a| a.split("Credential=").nth(1))
+                .and_then(|c| c.split('/').next())
+                .unwrap_or_default()
+                .to_string();
+            let xml = if body.contains("Action=AssumeRole") {
+                assert_eq!(
+                    key, "OPERATOR",
+                    "the role is assumed with the caller's own keys"
+                );
+                "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult><Credentials><AccessKeyId>FRESH</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::222222222222:assumed-role/catalog-deploy/deployer-op</Arn><AssumedRoleId>AROA:deployer-op</AssumedRoleId></AssumedRoleUser></AssumeRoleResult></AssumeRoleResponse>"
+            } else {
+                seen.lock().unwrap().push(key);
+                "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>arn:aws:sts::222222222222:assumed-role/catalog-deploy/deployer-op</Arn><UserId>AROA:deployer-op</UserId><Account>222222222222</Account></GetCallerIdentityResult></GetCallerIdentityResponse>"
+            };
+            http::Response::builder().status(200).body(xml).unwrap()
+        });
+        let operator = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .http_client(http)
+            .time_source(SharedTimeSource::new(clock.clone()))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "OPERATOR", "s", None, None, "test",
+            )))
+            .build();
+        let refresh = aws_config::sts::AssumeRoleProvider::builder(
+            "arn:aws:iam::222222222222:role/catalog-deploy",
+        )
+        .session_name("deployer-op")
+        .configure(&operator)
+        .build()
+        .await;
+        let first = Credentials::new(
+            "FIRST",
+            "s",
+            Some("t".into()),
+            Some(start + Duration::from_secs(3600)),
+            "test",
+        );
+        let session = operator
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(Refreshing {
+                first: Mutex::new(Some(first)),
+                refresh,
+            }))
+            .build();
+        let sts = aws_sdk_sts::Client::new(&session);
+        sts.get_caller_identity().send().await.unwrap();
+        sts.get_caller_identity().send().await.unwrap();
+        // An hour into the wait: the first credentials are gone.
+        clock.advance(Duration::from_secs(3600));
+        sts.get_caller_identity().send().await.unwrap();
+        assert_eq!(*signed_with.lock().unwrap(), ["FIRST", "FIRST", "FRESH"]);
     }
 }
