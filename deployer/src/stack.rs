@@ -184,6 +184,16 @@ pub struct Event {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The id of the nested stack this event's resource is, whose events are followed too.
+    #[serde(skip)]
+    pub nested_stack: Option<String>,
+}
+
+/// A nested stack whose events a wait follows, shown as `{logical}/{resource}`.
+struct Nested {
+    id: String,
+    logical: String,
+    seen: HashSet<String>,
 }
 
 /// One row of a change set.
@@ -1453,6 +1463,7 @@ impl Stacks {
     ) -> Result<Option<Stack>, Error> {
         use StackStatus as S;
         let mut seen = HashSet::new();
+        let mut nested: Vec<Nested> = vec![];
         let mut failures: Vec<FailedResource> = vec![];
         // Events without a token count from the operation's start on the server's clock, or,
         // where that is not known, on ours (a second early, for the rounding).
@@ -1483,10 +1494,42 @@ impl Stacks {
                 }
                 Err(e) => return Err(api("DescribeStacks", name, &e)),
             };
-            for ev in self
+            let mut fresh = self
                 .new_events(name, id, operation, since_secs, &mut seen)
-                .await?
-            {
+                .await?;
+            // Nested stacks (and theirs), found as their resources appear: their events say
+            // what failed inside, where the parent only says that the nested stack failed.
+            let (mut looked, mut polled) = (0, 0);
+            loop {
+                for ev in &fresh[looked..] {
+                    if let Some(nested_id) = &ev.nested_stack
+                        && !nested.iter().any(|n| &n.id == nested_id)
+                    {
+                        nested.push(Nested {
+                            id: nested_id.clone(),
+                            logical: ev.logical_id.clone(),
+                            seen: HashSet::new(),
+                        });
+                    }
+                }
+                looked = fresh.len();
+                let Some(n) = nested.get_mut(polled) else {
+                    break;
+                };
+                polled += 1;
+                let theirs = Operation {
+                    token: None,
+                    since: operation.since,
+                };
+                let inside = self
+                    .new_events(name, &n.id, &theirs, since_secs, &mut n.seen)
+                    .await?;
+                fresh.extend(inside.into_iter().map(|mut ev| {
+                    ev.logical_id = format!("{}/{}", n.logical, ev.logical_id);
+                    ev
+                }));
+            }
+            for ev in fresh {
                 if ev.status.ends_with("_FAILED") {
                     failures.push(FailedResource {
                         logical_id: ev.logical_id.clone(),
@@ -1541,7 +1584,12 @@ impl Stacks {
                     other => Error::Failed {
                         stack: stack_name,
                         status: other.as_str().into(),
-                        failure: failures.into_iter().next().map(Box::new),
+                        // What failed inside a nested stack says more than that it failed.
+                        failure: failures
+                            .iter()
+                            .position(|f| f.resource_type != NESTED_STACK_TYPE)
+                            .or((!failures.is_empty()).then_some(0))
+                            .map(|i| Box::new(failures.swap_remove(i))),
                     },
                 });
             }
@@ -1617,8 +1665,18 @@ fn event_of(e: &StackEvent) -> Event {
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
         reason: e.resource_status_reason().map(str::to_string),
+        nested_stack: e
+            .physical_resource_id()
+            .filter(|id| {
+                e.resource_type() == Some(NESTED_STACK_TYPE)
+                    && id.starts_with("arn:")
+                    && Some(*id) != e.stack_id()
+            })
+            .map(str::to_string),
     }
 }
+
+const NESTED_STACK_TYPE: &str = "AWS::CloudFormation::Stack";
 
 /// A time as AWS writes timestamps (RFC 3339).
 pub fn time_text(t: &aws_smithy_types::DateTime) -> Option<String> {
@@ -1641,6 +1699,7 @@ fn note(stack: &str, status: &str, reason: &str) -> Event {
         resource_type: "AWS::CloudFormation::Stack".into(),
         status: status.into(),
         reason: Some(reason.into()),
+        nested_stack: None,
     }
 }
 

@@ -1283,3 +1283,80 @@ async fn a_change_set_cleared_by_another_deploy_is_made_again() {
     assert_eq!(report.outcome, Outcome::Updated);
     assert_eq!((create.num_calls(), execute.num_calls()), (2, 2));
 }
+
+/// A nested stack's events are followed as its resource appears, shown under its logical id, and
+/// the failure named is the resource that failed inside it, not the nested stack.
+#[tokio::test]
+async fn nested_stacks_events_are_followed_and_their_failure_named() {
+    const CHILD: &str =
+        "arn:aws:cloudformation:us-east-1:222222222222:stack/catalog-sandbox-Db-1/2";
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateComplete))
+        .output(|| stack(StackStatus::UpdateRollbackComplete))
+        .build();
+    let parent = mock!(Client::describe_stack_events)
+        .match_requests(|r| r.stack_name() != Some(CHILD))
+        .then_output(|| {
+            let mut db = event(
+                "p2",
+                "Db",
+                "AWS::CloudFormation::Stack",
+                ResourceStatus::UpdateFailed,
+                Some("Embedded stack catalog-sandbox-Db-1 was not successfully updated"),
+            );
+            db.physical_resource_id = Some(CHILD.into());
+            let mut started = db.clone();
+            started.event_id = Some("p1".into());
+            started.resource_status = Some(ResourceStatus::UpdateInProgress);
+            started.resource_status_reason = None;
+            events(vec![db, started])
+        });
+    let child = mock!(Client::describe_stack_events)
+        .match_requests(|r| r.stack_name() == Some(CHILD))
+        .then_output(|| {
+            let mut table = event(
+                "c1",
+                "Table",
+                "AWS::DynamoDB::Table",
+                ResourceStatus::UpdateFailed,
+                Some("Cannot change the key schema"),
+            );
+            table.stack_id = Some(CHILD.into());
+            events(vec![table])
+        });
+    let [create, ready, execute] = change_set_accepted();
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [
+            &describe,
+            &parent,
+            &child,
+            &create,
+            &ready,
+            &execute,
+            &no_leftovers()
+        ]
+    );
+    let mut shown = vec![];
+    let err = stacks(client)
+        .deploy(&spec(), &mut |e: &Event| {
+            shown.push(format!("{} {}", e.logical_id, e.status))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        shown,
+        [
+            "Db UPDATE_IN_PROGRESS",
+            "Db UPDATE_FAILED",
+            "Db/Table UPDATE_FAILED"
+        ]
+    );
+    assert!(
+        err.to_string()
+            .contains("resource Db/Table (AWS::DynamoDB::Table) went UPDATE_FAILED: Cannot change the key schema"),
+        "{err}"
+    );
+}
