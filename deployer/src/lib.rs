@@ -10,6 +10,7 @@ pub mod config;
 pub mod deploy;
 pub mod drift;
 pub mod error;
+pub mod events;
 pub mod logs;
 pub mod output;
 pub mod pipeline;

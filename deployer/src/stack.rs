@@ -2,14 +2,15 @@
 //! report what failed and why.
 
 use crate::aws::error_text;
+pub use crate::events::{Event, FailedResource, Observer, Operation, now_text, time_text};
+use crate::events::{EventStream, is_missing_stack, is_throttling, note, unix_millis};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, StackStatus, Tag,
-    TemplateStage,
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackStatus, Tag, TemplateStage,
 };
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,15 +105,6 @@ fn failed_message(stack: &str, status: &str, failure: Option<&FailedResource>) -
     }
 }
 
-/// The first resource that failed, as its event tells.
-#[derive(Debug, Clone, Serialize)]
-pub struct FailedResource {
-    pub logical_id: String,
-    pub resource_type: String,
-    pub status: String,
-    pub reason: String,
-}
-
 /// What a deploy is asked to make the stack look like.
 #[derive(Debug, Clone)]
 pub struct StackSpec {
@@ -160,40 +152,6 @@ pub struct DeployOptions {
 pub struct Found {
     pub stack: Option<Stack>,
     pub current: bool,
-}
-
-/// Who watches a stack operation: each new event, and each poll while it waits.
-pub trait Observer {
-    fn event(&mut self, event: &Event);
-    fn waiting(&mut self, _stack: &str, _status: &str, _elapsed: Duration) {}
-}
-
-/// Any closure over events observes; it ignores the waiting.
-impl<F: FnMut(&Event)> Observer for F {
-    fn event(&mut self, event: &Event) {
-        self(event)
-    }
-}
-
-/// One line of the stack's event stream.
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    pub timestamp: String,
-    pub logical_id: String,
-    pub resource_type: String,
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The id of the nested stack this event's resource is, whose events are followed too.
-    #[serde(skip)]
-    pub nested_stack: Option<String>,
-}
-
-/// A nested stack whose events a wait follows, shown as `{logical}/{resource}`.
-struct Nested {
-    id: String,
-    logical: String,
-    seen: HashSet<String>,
 }
 
 /// One row of a change set.
@@ -265,33 +223,6 @@ static WAIT_LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
 /// set once, from the command line.
 pub fn set_wait_limit(limit: Duration) {
     let _ = WAIT_LIMIT.set(limit);
-}
-
-/// The operation a wait follows, so that its events, and only its, are shown. CloudFormation puts
-/// the ClientRequestToken of the call that started an operation on each of its events; events
-/// without a token (another tool's operation, or the emulator, which records none) count from
-/// `since`, the server's time when the operation began, or else the local clock.
-#[derive(Debug, Clone, Default)]
-pub struct Operation {
-    pub token: Option<String>,
-    pub since: Option<aws_smithy_types::DateTime>,
-}
-
-impl Operation {
-    /// A new operation of ours: the token to start it with.
-    fn started() -> Self {
-        Operation {
-            token: Some(format!("deployer-{}", unix_millis())),
-            since: None,
-        }
-    }
-
-    fn owns(&self, e: &StackEvent, floor_secs: i64) -> bool {
-        match (e.client_request_token(), &self.token) {
-            (Some(theirs), Some(ours)) => theirs == ours,
-            _ => e.timestamp().is_some_and(|t| t.secs() >= floor_secs),
-        }
-    }
 }
 
 /// The deployer's change set of a stack: one name, so an interrupted run's is found and removed.
@@ -1462,15 +1393,7 @@ impl Stacks {
         on_event: &mut dyn Observer,
     ) -> Result<Option<Stack>, Error> {
         use StackStatus as S;
-        let mut seen = HashSet::new();
-        let mut nested: Vec<Nested> = vec![];
-        let mut failures: Vec<FailedResource> = vec![];
-        // Events without a token count from the operation's start on the server's clock, or,
-        // where that is not known, on ours (a second early, for the rounding).
-        let since_secs = operation.since.as_ref().map_or_else(
-            || aws_smithy_types::DateTime::from(std::time::SystemTime::now()).secs() - 1,
-            |t| t.secs(),
-        );
+        let mut stream = EventStream::new(id, operation);
         let started = std::time::Instant::now();
         let mut backoff = self.backoff();
         loop {
@@ -1494,55 +1417,10 @@ impl Stacks {
                 }
                 Err(e) => return Err(api("DescribeStacks", name, &e)),
             };
-            let mut fresh = self
-                .new_events(name, id, operation, since_secs, &mut seen)
-                .await?;
-            // Nested stacks (and theirs), found as their resources appear: their events say
-            // what failed inside, where the parent only says that the nested stack failed.
-            let (mut looked, mut polled) = (0, 0);
-            loop {
-                for ev in &fresh[looked..] {
-                    if let Some(nested_id) = &ev.nested_stack
-                        && !nested.iter().any(|n| &n.id == nested_id)
-                    {
-                        nested.push(Nested {
-                            id: nested_id.clone(),
-                            logical: ev.logical_id.clone(),
-                            seen: HashSet::new(),
-                        });
-                    }
-                }
-                looked = fresh.len();
-                let Some(n) = nested.get_mut(polled) else {
-                    break;
-                };
-                polled += 1;
-                let theirs = Operation {
-                    token: None,
-                    since: operation.since,
-                };
-                let inside = self
-                    .new_events(name, &n.id, &theirs, since_secs, &mut n.seen)
-                    .await?;
-                fresh.extend(inside.into_iter().map(|mut ev| {
-                    ev.logical_id = format!("{}/{}", n.logical, ev.logical_id);
-                    ev
-                }));
-            }
-            for ev in fresh {
-                if ev.status.ends_with("_FAILED") {
-                    failures.push(FailedResource {
-                        logical_id: ev.logical_id.clone(),
-                        resource_type: ev.resource_type.clone(),
-                        status: ev.status.clone(),
-                        reason: ev
-                            .reason
-                            .clone()
-                            .unwrap_or_else(|| "no reason given".into()),
-                    });
-                }
-                on_event.event(&ev);
-            }
+            stream
+                .poll(&self.cfn, on_event)
+                .await
+                .map_err(|e| api("DescribeStackEvents", name, &e))?;
             let Some(stack) = stack else {
                 return Ok(None);
             };
@@ -1572,11 +1450,12 @@ impl Stacks {
                 return Err(match status {
                     S::UpdateRollbackFailed => Error::RollbackFailed {
                         stack: stack_name,
-                        blocking: failures,
+                        blocking: stream.failures,
                     },
                     S::DeleteFailed => Error::DeleteFailed {
                         stack: stack_name,
-                        blocking: failures
+                        blocking: stream
+                            .failures
                             .into_iter()
                             .filter(|f| f.status == "DELETE_FAILED")
                             .collect(),
@@ -1584,12 +1463,7 @@ impl Stacks {
                     other => Error::Failed {
                         stack: stack_name,
                         status: other.as_str().into(),
-                        // What failed inside a nested stack says more than that it failed.
-                        failure: failures
-                            .iter()
-                            .position(|f| f.resource_type != NESTED_STACK_TYPE)
-                            .or((!failures.is_empty()).then_some(0))
-                            .map(|i| Box::new(failures.swap_remove(i))),
+                        failure: stream.cause().map(Box::new),
                     },
                 });
             }
@@ -1600,106 +1474,6 @@ impl Stacks {
                 limit,
             })?;
         }
-    }
-
-    /// The operation's events not reported yet, oldest first. Pages back (newest first) until
-    /// an event already looked at, or one from before the operation.
-    async fn new_events(
-        &self,
-        name: &str,
-        id: &str,
-        operation: &Operation,
-        since_secs: i64,
-        seen: &mut HashSet<String>,
-    ) -> Result<Vec<Event>, Error> {
-        let mut fresh: Vec<Event> = vec![];
-        let mut next: Option<String> = None;
-        loop {
-            let out = match self
-                .cfn
-                .describe_stack_events()
-                .stack_name(id)
-                .set_next_token(next.take())
-                .send()
-                .await
-            {
-                Ok(out) => out,
-                // Events missed now are read on the next poll.
-                Err(e) if is_missing_stack(&e) || is_throttling(&e) => {
-                    break;
-                }
-                Err(e) => return Err(api("DescribeStackEvents", name, &e)),
-            };
-            let mut reached_known = false;
-            for e in out.stack_events() {
-                let id = e.event_id().unwrap_or_default().to_string();
-                let before = e.timestamp().is_some_and(|t| t.secs() < since_secs);
-                let owned = operation.owns(e, since_secs);
-                // Our own events count whatever the clocks say; others from before the start
-                // belong to earlier operations, and so does everything past them.
-                if !seen.insert(id) || (before && !owned) {
-                    reached_known = true;
-                    break;
-                }
-                if owned {
-                    fresh.push(event_of(e));
-                }
-            }
-            match out.next_token() {
-                Some(token) if !reached_known => next = Some(token.to_string()),
-                _ => break,
-            }
-        }
-        fresh.reverse();
-        Ok(fresh)
-    }
-}
-
-fn event_of(e: &StackEvent) -> Event {
-    Event {
-        timestamp: e.timestamp().and_then(time_text).unwrap_or_default(),
-        logical_id: e.logical_resource_id().unwrap_or_default().into(),
-        resource_type: e.resource_type().unwrap_or_default().into(),
-        status: e
-            .resource_status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
-        reason: e.resource_status_reason().map(str::to_string),
-        nested_stack: e
-            .physical_resource_id()
-            .filter(|id| {
-                e.resource_type() == Some(NESTED_STACK_TYPE)
-                    && id.starts_with("arn:")
-                    && Some(*id) != e.stack_id()
-            })
-            .map(str::to_string),
-    }
-}
-
-const NESTED_STACK_TYPE: &str = "AWS::CloudFormation::Stack";
-
-/// A time as AWS writes timestamps (RFC 3339).
-pub fn time_text(t: &aws_smithy_types::DateTime) -> Option<String> {
-    t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()
-}
-
-/// The current time as AWS writes timestamps.
-pub fn now_text() -> String {
-    time_text(&aws_smithy_types::DateTime::from(
-        std::time::SystemTime::now(),
-    ))
-    .unwrap_or_default()
-}
-
-/// An event of the deployer's own, for what CloudFormation does not report itself.
-fn note(stack: &str, status: &str, reason: &str) -> Event {
-    Event {
-        timestamp: now_text(),
-        logical_id: stack.into(),
-        resource_type: "AWS::CloudFormation::Stack".into(),
-        status: status.into(),
-        reason: Some(reason.into()),
-        nested_stack: None,
     }
 }
 
@@ -1773,17 +1547,6 @@ fn same_template(live: &str, ours: &str) -> bool {
     }
 }
 
-/// CloudFormation's answer to a call on a stack that is not there: a ValidationError (it has no
-/// error code of its own), "Stack with id NAME does not exist".
-fn is_missing_stack<E: ProvideErrorMetadata, R>(
-    e: &aws_sdk_cloudformation::error::SdkError<E, R>,
-) -> bool {
-    e.as_service_error().is_some_and(|se| {
-        se.code() == Some("ValidationError")
-            && se.message().is_some_and(|m| m.contains("does not exist"))
-    })
-}
-
 /// CloudFormation refusing a change set because an operation is running on the stack: a
 /// ValidationError (no code of its own), "... is in UPDATE_IN_PROGRESS state and can not be
 /// updated".
@@ -1795,18 +1558,6 @@ fn is_operation_running<E: ProvideErrorMetadata, R>(
             && se
                 .message()
                 .is_some_and(|m| m.contains("_IN_PROGRESS state"))
-    })
-}
-
-/// Throttled by error code (CloudFormation says Throttling; others ThrottlingException).
-fn is_throttling<E: ProvideErrorMetadata, R>(
-    e: &aws_sdk_cloudformation::error::SdkError<E, R>,
-) -> bool {
-    e.as_service_error().is_some_and(|se| {
-        matches!(
-            se.code(),
-            Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded")
-        )
     })
 }
 
@@ -1832,11 +1583,4 @@ where
         stack: stack.into(),
         message: error_text(e),
     }
-}
-
-fn unix_millis() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default()
 }

@@ -867,6 +867,7 @@ fn every_call_the_deployer_makes_in_a_target_is_allowed_by_its_role() {
     let branch = statements(resource(boot, "BranchDeployRole"));
     // Through the deploy role: change sets, stack waits and deletions, artifacts, the marker.
     let mut through_deploy = calls_in("stack.rs", "cloudformation");
+    through_deploy.extend(calls_in("events.rs", "cloudformation"));
     through_deploy.extend(calls_in("artifact.rs", "s3"));
     through_deploy.extend(calls_in("bootstrap.rs", "ssm"));
     through_deploy.remove("ssm:PutParameter"); // the bootstrap's own, with the operator's credentials
