@@ -69,7 +69,8 @@ impl Manifest {
     }
 }
 
-/// Builds `app` in release mode for Lambda and returns the binary's path.
+/// Builds `app` in release mode for Lambda and returns the binary's path, as cargo reports it
+/// (so CARGO_TARGET_DIR and a run from a subdirectory find the binary just built).
 pub fn build_app(architecture: Architecture) -> Result<PathBuf, Error> {
     let host = match std::env::consts::ARCH {
         "x86_64" => Architecture::X86_64,
@@ -85,57 +86,118 @@ pub fn build_app(architecture: Architecture) -> Result<PathBuf, Error> {
             "this machine builds {host} binaries but the environment asks for {architecture}; build the app for that target yourself (e.g. with cargo zigbuild) and pass it with --binary, or set lambda.architecture"
         )));
     }
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "-p", "app"])
-            .status()
-            .map_err(|e| Error::Build(format!("cannot run cargo: {e}")))?;
-    if !status.success() {
-        return Err(Error::Build(format!("cargo build exited with {status}")));
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "app",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| Error::Build(format!("cannot run cargo: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Build(format!(
+            "cargo build exited with {}",
+            out.status
+        )));
     }
-    Ok(PathBuf::from("target/release/app"))
+    built_executable(&String::from_utf8_lossy(&out.stdout), "app").ok_or_else(|| {
+        Error::Build(
+            "cargo built no executable named app (is the app package in this workspace?)".into(),
+        )
+    })
+}
+
+/// The executable named `name` among cargo's JSON build messages (the last, if several).
+fn built_executable(messages: &str, name: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .next_back()
 }
 
 /// The newest glibc that Lambda's provided.al2023 runtime has.
 pub const LAMBDA_GLIBC: (u32, u32) = (2, 34);
 
-/// The newest `GLIBC_x.y` symbol version named in `objdump -T` output.
-pub fn newest_glibc(objdump: &str) -> Option<(u32, u32)> {
-    objdump
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
-        .filter_map(|word| word.strip_prefix("GLIBC_"))
-        .filter_map(|v| {
-            let (major, minor) = v.split_once('.')?;
-            Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
-        })
-        .max()
+/// Reads the binary as Lambda would load it and refuses what could not run there: a file that
+/// is not a 64-bit Linux ELF executable, one built for another architecture than the
+/// environment's, or one that needs a newer glibc than Lambda has (it would fail at its first
+/// cold start, not here).
+fn check_binary(path: &Path, bytes: &[u8], architecture: Architecture) -> Result<(), Error> {
+    use object::read::elf::ElfFile64;
+    use object::{Object, ObjectKind};
+    let unfit = |why: String| Error::Unfit(format!("{} {why}", path.display()));
+    let file = match object::FileKind::parse(bytes) {
+        Ok(object::FileKind::Elf64) => ElfFile64::<object::Endianness>::parse(bytes)
+            .map_err(|e| unfit(format!("is a damaged ELF file ({e})")))?,
+        Ok(kind) => {
+            return Err(unfit(format!(
+                "is a {kind:?} file, not the 64-bit Linux ELF executable Lambda runs; pass the app's release binary"
+            )));
+        }
+        Err(_) => {
+            return Err(unfit(
+                "is not an executable (no ELF header); pass the app's release binary".into(),
+            ));
+        }
+    };
+    if !matches!(file.kind(), ObjectKind::Executable | ObjectKind::Dynamic) || file.entry() == 0 {
+        return Err(unfit(format!(
+            "is an ELF {:?} file, not an executable; pass the app's release binary",
+            file.kind()
+        )));
+    }
+    let built_for = match file.architecture() {
+        object::Architecture::X86_64 => Some(Architecture::X86_64),
+        object::Architecture::Aarch64 => Some(Architecture::Arm64),
+        _ => None,
+    };
+    if built_for != Some(architecture) {
+        return Err(unfit(format!(
+            "is built for {}, but the environment's lambda.architecture is {architecture}; build for {architecture} or change the setting",
+            built_for.map_or_else(|| format!("{:?}", file.architecture()), |a| a.to_string())
+        )));
+    }
+    let needed =
+        newest_glibc(&file).map_err(|e| unfit(format!("has unreadable symbol versions ({e})")))?;
+    if let Some(needed) = needed.filter(|n| *n > LAMBDA_GLIBC) {
+        return Err(unfit(format!(
+            "needs glibc {}.{} but Lambda's provided.al2023 has {}.{}; build against an older glibc, e.g. cargo zigbuild --release -p app --target x86_64-unknown-linux-gnu.2.34, and pass it with --binary",
+            needed.0, needed.1, LAMBDA_GLIBC.0, LAMBDA_GLIBC.1
+        )));
+    }
+    Ok(())
 }
 
-/// Refuses a binary that needs a newer glibc than Lambda has: it would fail at its first cold
-/// start, not here. Without objdump (binutils) the check cannot run, and says so.
-fn check_glibc(binary: &Path) -> Result<(), Error> {
-    let Ok(out) = std::process::Command::new("objdump")
-        .arg("-T")
-        .arg(binary)
-        .output()
-    else {
-        eprintln!(
-            "warning: objdump (binutils) not found: cannot check {} against Lambda's glibc 2.34",
-            binary.display()
-        );
-        return Ok(());
+/// The newest `GLIBC_x.y` version the executable needs (its GNU version-needed entries); None
+/// for a binary that needs no glibc (static).
+fn newest_glibc(
+    file: &object::read::elf::ElfFile64<object::Endianness>,
+) -> object::Result<Option<(u32, u32)>> {
+    let (endian, data) = (file.endian(), file.data());
+    let sections = file.elf_section_table();
+    let Some((mut needs, link)) = sections.gnu_verneed(endian, data)? else {
+        return Ok(None);
     };
-    match newest_glibc(&String::from_utf8_lossy(&out.stdout)) {
-        Some(needed) if needed > LAMBDA_GLIBC => Err(Error::Unfit(format!(
-            "{} needs glibc {}.{} but Lambda's provided.al2023 has {}.{}; build against an older glibc, e.g. cargo zigbuild --release -p app --target x86_64-unknown-linux-gnu.2.34, and pass it with --binary",
-            binary.display(),
-            needed.0,
-            needed.1,
-            LAMBDA_GLIBC.0,
-            LAMBDA_GLIBC.1
-        ))),
-        _ => Ok(()),
+    let strings = sections.strings(endian, data, link)?;
+    let mut newest = None;
+    while let Some((_, mut versions)) = needs.next()? {
+        while let Some(version) = versions.next()? {
+            let name = String::from_utf8_lossy(version.name(endian, strings)?).into_owned();
+            newest = newest.max(glibc_version(&name));
+        }
     }
+    Ok(newest)
+}
+
+/// `GLIBC_2.34` as (2, 34).
+fn glibc_version(name: &str) -> Option<(u32, u32)> {
+    let (major, minor) = name.strip_prefix("GLIBC_")?.split_once('.')?;
+    Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
 }
 
 /// Zips `binary` as `bootstrap` into `out`, writes `out/manifest.json`, returns the manifest.
@@ -144,7 +206,7 @@ pub fn package(binary: &Path, architecture: Architecture, out: &Path) -> Result<
         path: binary.to_path_buf(),
         source,
     })?;
-    check_glibc(binary)?;
+    check_binary(binary, &bytes, architecture)?;
     let zip = zip_bootstrap(&bytes)?;
     let sha256 = crate::synth::hex(&Sha256::digest(&zip));
     let manifest = Manifest {
@@ -351,13 +413,66 @@ impl crate::output::Report for Manifest {
 mod tests {
     use super::*;
 
+    /// scripts/stand-in-binary's ELF executable, as bytes.
+    fn stand_in(args: &[&str]) -> Vec<u8> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/stand-in-binary");
+        let out = std::process::Command::new(script)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    }
+
     #[test]
-    fn newest_glibc_reads_objdump_symbol_versions() {
-        let objdump = "0000000000000000      DF *UND*  0000000000000000 (GLIBC_2.2.5) free\n\
-                       0000000000000000      DF *UND*  0000000000000000 (GLIBC_2.34) __libc_start_main\n\
-                       0000000000000000  w   DF *UND*  0000000000000000  GLIBC_2.17  clock_gettime\n";
-        assert_eq!(newest_glibc(objdump), Some((2, 34)));
-        assert_eq!(newest_glibc("no versions here"), None);
-        assert!(newest_glibc("(GLIBC_2.35) x").unwrap() > LAMBDA_GLIBC);
+    fn only_an_elf_executable_for_the_environment_and_lambdas_glibc_is_packaged() {
+        let path = Path::new("app-binary");
+        let x86 = stand_in(&["v1"]);
+        assert!(check_binary(path, &x86, Architecture::X86_64).is_ok());
+        assert!(check_binary(path, &stand_in(&["v1", "arm64"]), Architecture::Arm64).is_ok());
+        assert!(
+            check_binary(
+                path,
+                &stand_in(&["v1", "x86_64", "2.34"]),
+                Architecture::X86_64
+            )
+            .is_ok()
+        );
+        let refused = |bytes: &[u8], arch| check_binary(path, bytes, arch).unwrap_err().to_string();
+        assert_eq!(
+            refused(&x86, Architecture::Arm64),
+            "app-binary is built for x86_64, but the environment's lambda.architecture is arm64; build for arm64 or change the setting"
+        );
+        assert!(
+            refused(&stand_in(&["v1", "x86_64", "2.99"]), Architecture::X86_64)
+                .starts_with("app-binary needs glibc 2.99 but Lambda's provided.al2023 has 2.34")
+        );
+        let readme =
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+        assert_eq!(
+            refused(&readme, Architecture::X86_64),
+            "app-binary is not an executable (no ELF header); pass the app's release binary"
+        );
+        assert!(refused(b"#!/bin/sh\necho hi\n", Architecture::X86_64).contains("no ELF header"));
+    }
+
+    #[test]
+    fn glibc_versions_are_read_from_their_names() {
+        assert_eq!(glibc_version("GLIBC_2.34"), Some((2, 34)));
+        assert_eq!(glibc_version("GLIBC_2.2.5"), Some((2, 2)));
+        assert_eq!(glibc_version("GCC_3.0"), None);
+        assert!(glibc_version("GLIBC_2.35").unwrap() > LAMBDA_GLIBC);
+    }
+
+    #[test]
+    fn cargo_reports_where_it_put_the_executable() {
+        let messages = r#"{"reason":"compiler-artifact","target":{"name":"domain","kind":["lib"]},"executable":null}
+{"reason":"compiler-artifact","target":{"name":"app","kind":["bin"]},"executable":"/elsewhere/release/app"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            built_executable(messages, "app"),
+            Some(PathBuf::from("/elsewhere/release/app"))
+        );
+        assert_eq!(built_executable(messages, "other"), None);
     }
 }

@@ -549,3 +549,17 @@ fn the_resource_schemas_are_those_of_the_pinned_cfn_lint() {
         "deployer/schemas/resources.json is stale: run scripts/resource-schemas"
     );
 }
+
+#[test]
+fn package_refuses_what_is_not_an_executable_for_lambda() {
+    let p = Project::new();
+    let err = p
+        .run(&["package", "--binary", "environments/sandbox.toml"])
+        .expect(2)
+        .stderr();
+    assert_has(
+        &err,
+        &["environments/sandbox.toml is not an executable (no ELF header)"],
+    );
+    assert!(!p.path("dist").exists(), "nothing is written");
+}

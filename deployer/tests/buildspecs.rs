@@ -106,7 +106,7 @@ async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
         src.join("target/release/deployer"),
     )
     .unwrap();
-    p.write("app-binary", "#!/bin/sh\necho catalog\n");
+    std::fs::write(p.path("app-binary"), common::stand_in_binary("catalog")).unwrap();
 
     let build = buildspec(&template, "BuildProject");
     assert_eq!(build["env"]["exported-variables"][0], "ARTIFACT_SHA");
@@ -184,7 +184,11 @@ async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
     // the approval named the sha256 Build exported.
     let swapped = tempfile::tempdir().unwrap();
     collect_artifact(&strings(&build["artifacts"]["files"]), &src, swapped.path());
-    std::fs::write(swapped.path().join("other"), "#!/bin/sh\necho other\n").unwrap();
+    std::fs::write(
+        swapped.path().join("other"),
+        common::stand_in_binary("other"),
+    )
+    .unwrap();
     let repackaged = std::process::Command::new(swapped.path().join("target/release/deployer"))
         .args(["package", "--binary", "other"])
         .current_dir(swapped.path())

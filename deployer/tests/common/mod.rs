@@ -32,10 +32,21 @@ pub fn bootstrapped(emu: &Emulator) -> Project {
 }
 
 pub fn package(p: &Project, version: &str) -> serde_json::Value {
-    p.write("app-binary", &format!("#!/bin/sh\necho {version}\n"));
+    std::fs::write(p.path("app-binary"), stand_in_binary(version)).unwrap();
     p.run(&["package", "--binary", "app-binary", "--output", "json"])
         .expect(0)
         .json()
+}
+
+/// A small ELF executable standing in for the app (the emulator never runs it), with `text` in
+/// it so that each version has bytes of its own: `scripts/stand-in-binary`.
+pub fn stand_in_binary(text: &str) -> Vec<u8> {
+    let out = Command::new(repo_root().join("scripts/stand-in-binary"))
+        .arg(text)
+        .output()
+        .expect("python3 runs scripts/stand-in-binary");
+    assert!(out.status.success());
+    out.stdout
 }
 
 /// An endpoint that accepts `connections` connections and never answers, like a frozen process:
