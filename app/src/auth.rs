@@ -1,6 +1,6 @@
 //! Passwords (argon2id) and tokens (HS256 JWTs with an expiry). No AWS, no HTTP.
 
-use crate::domain::{Password, UserId};
+use crate::domain::{Email, Password, UserId};
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -59,8 +59,17 @@ pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
+    /// Where the user's record (and role) is found.
+    email: String,
     iat: i64,
     exp: i64,
+}
+
+/// Whom a valid token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub id: UserId,
+    pub email: Email,
 }
 
 /// Signs and checks tokens with one shared secret.
@@ -94,10 +103,11 @@ impl Tokens {
         Tokens::new(&secret).expect("32 bytes is long enough")
     }
 
-    pub fn issue(&self, user: &UserId, now: OffsetDateTime) -> String {
+    pub fn issue(&self, user: &UserId, email: &Email, now: OffsetDateTime) -> String {
         let iat = now.unix_timestamp();
         let claims = Claims {
             sub: user.0.clone(),
+            email: email.as_str().to_string(),
             iat,
             exp: iat + TOKEN_TTL_SECS,
         };
@@ -106,10 +116,14 @@ impl Tokens {
     }
 
     /// The user a token speaks for, if its signature, algorithm and expiry hold.
-    pub fn verify(&self, token: &str) -> Option<UserId> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|data| UserId(data.claims.sub))
+    pub fn verify(&self, token: &str) -> Option<Subject> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()?
+            .claims;
+        Some(Subject {
+            id: UserId(claims.sub),
+            email: Email::parse(&claims.email).ok()?,
+        })
     }
 }
 
@@ -123,9 +137,15 @@ mod tests {
         Tokens::new(&[7u8; 32]).unwrap()
     }
 
+    fn ann() -> Email {
+        Email::parse("ann@example.com").unwrap()
+    }
+
     #[test]
     fn passwords_verify_only_against_their_own_hash() {
-        let hash = hash_password(&Password::parse("correct horse battery").unwrap()).unwrap();
+        let email = Email::parse("ann@example.com").unwrap();
+        let hash =
+            hash_password(&Password::parse("correct horse battery", &email).unwrap()).unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(verify_password("correct horse battery", Some(&hash)));
         assert!(!verify_password("correct horse batterY", Some(&hash)));
@@ -136,8 +156,14 @@ mod tests {
     #[test]
     fn a_fresh_token_verifies_and_names_its_user() {
         let t = tokens();
-        let token = t.issue(&UserId("u1".into()), OffsetDateTime::now_utc());
-        assert_eq!(t.verify(&token), Some(UserId("u1".into())));
+        let token = t.issue(&UserId("u1".into()), &ann(), OffsetDateTime::now_utc());
+        assert_eq!(
+            t.verify(&token),
+            Some(Subject {
+                id: UserId("u1".into()),
+                email: ann()
+            })
+        );
     }
 
     #[test]
@@ -146,7 +172,7 @@ mod tests {
         let an_hour_and_a_second_ago =
             OffsetDateTime::now_utc() - time::Duration::seconds(TOKEN_TTL_SECS + 1);
         assert_eq!(
-            t.verify(&t.issue(&UserId("u1".into()), an_hour_and_a_second_ago)),
+            t.verify(&t.issue(&UserId("u1".into()), &ann(), an_hour_and_a_second_ago)),
             None
         );
     }
@@ -154,14 +180,14 @@ mod tests {
     #[test]
     fn another_secret_signature_is_refused() {
         let other = Tokens::new(&[8u8; 32]).unwrap();
-        let token = other.issue(&UserId("u1".into()), OffsetDateTime::now_utc());
+        let token = other.issue(&UserId("u1".into()), &ann(), OffsetDateTime::now_utc());
         assert_eq!(tokens().verify(&token), None);
     }
 
     #[test]
     fn alg_none_and_malformed_tokens_are_refused() {
         let t = tokens();
-        let good = t.issue(&UserId("u1".into()), OffsetDateTime::now_utc());
+        let good = t.issue(&UserId("u1".into()), &ann(), OffsetDateTime::now_utc());
         let payload = good.split('.').nth(1).unwrap();
         let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
         assert_eq!(t.verify(&format!("{none_header}.{payload}.")), None);

@@ -4,6 +4,7 @@ use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::memory::{MemoryDeadLetters, MemoryStore};
 use crate::adapters::sqs::SqsDeadLetters;
 use crate::auth::Tokens;
+use crate::domain::Email;
 use crate::http::{Identity, command_router, query_router, router};
 use crate::import::Importer;
 use crate::ports::DeadLetters;
@@ -60,6 +61,24 @@ pub enum Store {
 
 fn required_var(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("environment variable {name} is not set"))
+}
+
+/// Emails of users who are admins whatever their record says, comma-separated: how the first
+/// admin comes to be (who then grants roles to others).
+pub const ADMINS_VAR: &str = "CATALOG_ADMINS";
+
+/// The admins `CATALOG_ADMINS` names; a value that is not an email is refused, naming it.
+pub fn admins() -> anyhow::Result<Vec<Email>> {
+    std::env::var(ADMINS_VAR)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            Email::parse(e)
+                .map_err(|err| anyhow::anyhow!("environment variable {ADMINS_VAR}: {e:?}: {err}"))
+        })
+        .collect()
 }
 
 /// On Lambda: "true" when API Gateway's JWT authorizer has checked the caller already.
@@ -221,10 +240,7 @@ pub async fn lambda_catalog(
         .with_context(|| format!("SSM parameter {secret_param} has no value"))?;
     let tokens =
         Tokens::new(secret.as_bytes()).with_context(|| format!("SSM parameter {secret_param}"))?;
-    Ok(catalog_over(
-        Store::Dynamo(dynamo_store(config, table)),
-        tokens,
-    ))
+    Ok(catalog_over(Store::Dynamo(dynamo_store(config, table)), tokens).with_admins(admins()?))
 }
 
 /// Runs on localhost until Ctrl-C.
@@ -245,7 +261,7 @@ pub async fn serve(host: &str, port: u16, store: Store) -> anyhow::Result<()> {
             Tokens::ephemeral()
         }
     };
-    let app = router(catalog_over(store, tokens));
+    let app = router(catalog_over(store, tokens).with_admins(admins()?));
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;

@@ -3,7 +3,8 @@
 
 use crate::domain::product::Product;
 use crate::domain::{
-    DomainError, NewProduct, PAGE_DEFAULT, PAGE_MAX, PageRequest, Price, ProductId, UserId,
+    Actor, DomainError, NewProduct, PAGE_DEFAULT, PAGE_MAX, PageRequest, Price, ProductId, Role,
+    UserId,
 };
 use crate::service::{Catalog, Error as ServiceError};
 use axum::extract::rejection::BytesRejection;
@@ -83,6 +84,7 @@ fn command_routes() -> Router<Api> {
         .route("/products/{id}", put(update_product).delete(delete_product))
         .route("/signup", post(signup))
         .route("/login", post(login))
+        .route("/users/{email}/role", put(grant_role))
 }
 
 fn finish(routes: Router<Api>, catalog: Catalog, identity: Identity) -> Router {
@@ -173,6 +175,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
             ServiceError::Domain(DomainError::Unauthenticated) => ApiError::unauthenticated(),
+            ServiceError::Domain(DomainError::Forbidden(message)) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
             ServiceError::BadCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", e.to_string())
             }
@@ -263,25 +268,57 @@ fn strip_position(message: &str) -> String {
         .to_string()
 }
 
-/// The signed-in user: from `Authorization: Bearer <token>`, or from the authorizer's `sub`.
-pub struct SignedIn(pub UserId);
+/// The signed-in user and their role: from `Authorization: Bearer <token>` and the user's
+/// record, or from the JWT authorizer's `sub` and scopes.
+pub struct SignedIn(pub Actor);
+
+/// The scopes of the identity provider's tokens that make an admin and an editor.
+pub const ADMIN_SCOPE: &str = "catalog/admin";
+pub const WRITE_SCOPE: &str = "catalog/write";
 
 impl FromRequestParts<Api> for SignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
         if api.identity == Identity::Authorizer {
-            return match parts.extensions.request_context_ref() {
-                Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-                    .authorizer
-                    .as_ref()
-                    .and_then(|a| a.jwt.as_ref())
-                    .and_then(|jwt| jwt.claims.get("sub"))
-                    .filter(|sub| !sub.is_empty())
-                    .map(|sub| SignedIn(UserId(sub.clone())))
-                    .ok_or_else(ApiError::unauthenticated),
-                _ => Err(ApiError::unauthenticated()),
+            let Some(RequestContext::ApiGatewayV2(ctx)) = parts.extensions.request_context_ref()
+            else {
+                return Err(ApiError::unauthenticated());
             };
+            let jwt = ctx
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.jwt.as_ref())
+                .ok_or_else(ApiError::unauthenticated)?;
+            let sub = jwt
+                .claims
+                .get("sub")
+                .filter(|sub| !sub.is_empty())
+                .ok_or_else(ApiError::unauthenticated)?;
+            // OAuth scopes, as the authorizer lists them or as the token's `scope` claim has them.
+            let scopes: Vec<&str> = jwt
+                .scopes
+                .iter()
+                .flatten()
+                .map(String::as_str)
+                .chain(
+                    jwt.claims
+                        .get("scope")
+                        .into_iter()
+                        .flat_map(|s| s.split(' ')),
+                )
+                .collect();
+            let role = if scopes.contains(&ADMIN_SCOPE) {
+                Role::Admin
+            } else if scopes.contains(&WRITE_SCOPE) {
+                Role::Editor
+            } else {
+                Role::Reader
+            };
+            return Ok(SignedIn(Actor {
+                id: UserId(sub.clone()),
+                role,
+            }));
         }
         let token = parts
             .headers
@@ -289,10 +326,11 @@ impl FromRequestParts<Api> for SignedIn {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::unauthenticated)?;
-        api.catalog
-            .authenticate(token.trim())
-            .map(SignedIn)
-            .map_err(|_| ApiError::unauthenticated())
+        match api.catalog.authenticate(token.trim()).await {
+            Ok(actor) => Ok(SignedIn(actor)),
+            Err(ServiceError::Internal(detail)) => Err(ServiceError::Internal(detail).into()),
+            Err(_) => Err(ApiError::unauthenticated()),
+        }
     }
 }
 
@@ -412,7 +450,7 @@ impl ProductBody {
 
 async fn create_product(
     State(catalog): State<Catalog>,
-    _user: SignedIn,
+    SignedIn(actor): SignedIn,
     JsonBody(body): JsonBody<ProductBody>,
 ) -> Result<Response, ApiError> {
     if body.version.is_some() {
@@ -421,7 +459,7 @@ async fn create_product(
             "is set by the server; send it only with PUT",
         ));
     }
-    let product = catalog.create(body.fields()?).await?;
+    let product = catalog.create(&actor, body.fields()?).await?;
     let location = format!("/products/{}", product.id);
     Ok((
         StatusCode::CREATED,
@@ -433,7 +471,7 @@ async fn create_product(
 
 async fn update_product(
     State(catalog): State<Catalog>,
-    _user: SignedIn,
+    SignedIn(actor): SignedIn,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ProductBody>,
 ) -> Result<Json<Product>, ApiError> {
@@ -441,15 +479,36 @@ async fn update_product(
     let version = body
         .version
         .ok_or_else(|| ApiError::invalid("version", "is required: send the version you read"))?;
-    Ok(Json(catalog.update(id, body.fields()?, version).await?))
+    Ok(Json(
+        catalog.update(&actor, id, body.fields()?, version).await?,
+    ))
 }
 
 async fn delete_product(
     State(catalog): State<Catalog>,
-    _user: SignedIn,
+    SignedIn(actor): SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    catalog.delete(product_id(&id)?).await?;
+    catalog.delete(&actor, product_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    role: String,
+}
+
+/// `PUT /users/{email}/role {"role": "editor"}`: an admin gives a user a role.
+async fn grant_role(
+    State(catalog): State<Catalog>,
+    SignedIn(actor): SignedIn,
+    Path(email): Path<String>,
+    JsonBody(body): JsonBody<RoleBody>,
+) -> Result<StatusCode, ApiError> {
+    let email = crate::domain::Email::parse(&email)?;
+    let role = Role::parse(&body.role)?;
+    catalog.grant(&actor, &email, role).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -465,7 +524,7 @@ async fn signup(
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
     let email = crate::domain::Email::parse(&body.email)?;
-    let password = crate::domain::Password::parse(&body.password)?;
+    let password = crate::domain::Password::parse(&body.password, &email)?;
     let user = catalog.signup(email, password).await?;
     Ok((
         StatusCode::CREATED,

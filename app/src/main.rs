@@ -50,6 +50,23 @@ enum Command {
         #[arg(long)]
         table: String,
     },
+    /// The catalog's users, at their table.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Give a signed-up user a role: reader, editor (creates and updates products) or admin
+    /// (also deletes them and grants roles).
+    Grant {
+        email: String,
+        role: String,
+        #[arg(long, env = entry::TABLE_VAR)]
+        table: String,
+    },
 }
 
 #[tokio::main]
@@ -83,6 +100,20 @@ async fn main() -> anyhow::Result<()> {
             if dead_letter_queue.is_none() && !report.dead_lettered.is_empty() {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Command::Users {
+            action: UsersAction::Grant { email, role, table },
+        } => {
+            let email = app::domain::Email::parse(&email)?;
+            let role = app::domain::Role::parse(&role)?;
+            entry::catalog_over(
+                Store::Dynamo(entry::dynamo_store(&entry::aws_config().await, &table)),
+                app::auth::Tokens::ephemeral(),
+            )
+            .set_role(&email, role)
+            .await?;
+            println!("{} is now {role}", email.as_str());
             Ok(())
         }
         Command::CreateTable { table } => {

@@ -1,6 +1,6 @@
 //! What the catalog needs from storage. Adapters implement these; the service only sees them.
 
-use crate::domain::{Email, PageRequest, Product, ProductId, User};
+use crate::domain::{Email, PageRequest, Product, ProductId, Role, User};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,8 @@ pub trait UserStore: Send + Sync {
     /// Stores a new user; AlreadyExists if the email is taken. Never overwrites.
     async fn insert(&self, user: &User) -> Result<(), StoreError>;
     async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+    /// NotFound if there is no such user.
+    async fn set_role(&self, email: &Email, role: Role) -> Result<(), StoreError>;
 }
 
 /// Where messages that cannot be imported go, with the reason, for someone to look at.

@@ -2,7 +2,8 @@
 
 use crate::auth::{self, Tokens};
 use crate::domain::{
-    DomainError, Email, NewProduct, Page, PageRequest, Password, Product, ProductId, User, UserId,
+    Actor, DomainError, Email, NewProduct, Page, PageRequest, Password, Product, ProductId, Role,
+    User, UserId,
 };
 use crate::ports::{ProductStore, StoreError, UserStore};
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct Catalog {
     products: Arc<dyn ProductStore>,
     users: Arc<dyn UserStore>,
     tokens: Tokens,
+    /// Users who are admins whatever their record says: how the first admin comes to be.
+    admins: Arc<Vec<Email>>,
 }
 
 /// What an import did to one product.
@@ -53,7 +56,14 @@ impl Catalog {
             products,
             users,
             tokens,
+            admins: Arc::new(vec![]),
         }
+    }
+
+    /// The same catalog, where these users are admins (the environment's `CATALOG_ADMINS`).
+    pub fn with_admins(mut self, admins: Vec<Email>) -> Self {
+        self.admins = Arc::new(admins);
+        self
     }
 
     pub async fn list(&self, page: PageRequest) -> Result<Page, Error> {
@@ -68,27 +78,30 @@ impl Catalog {
             .ok_or_else(|| DomainError::NotFound(format!("product {id}")).into())
     }
 
-    pub async fn create(&self, fields: NewProduct) -> Result<Product, Error> {
-        let product = fields.create(OffsetDateTime::now_utc());
+    pub async fn create(&self, actor: &Actor, fields: NewProduct) -> Result<Product, Error> {
+        actor.may(Role::Editor, "creating a product")?;
+        let product = fields.create(&actor.id, OffsetDateTime::now_utc());
         self.products.insert(&product).await?;
+        tracing::info!(user = %actor.id, product = %product.id, "created product");
         Ok(product)
     }
 
     /// Creates or revises product `id` to hold `fields`; the same fields twice leave it as it is,
     /// so a redelivered message changes nothing. Races with other writers are retried.
     pub async fn import(&self, id: ProductId, fields: NewProduct) -> Result<Imported, Error> {
+        let by = Actor::import().id;
         for _ in 0..3 {
             let now = OffsetDateTime::now_utc();
             let written = match self.products.get(id).await? {
                 Some(current) if current.holds(&fields) => return Ok(Imported::Unchanged),
                 Some(current) => self
                     .products
-                    .update(&current.revised(fields.clone(), now))
+                    .update(&current.revised(fields.clone(), &by, now))
                     .await
                     .map(|()| Imported::Updated),
                 None => self
                     .products
-                    .insert(&fields.clone().create_as(id, now))
+                    .insert(&fields.clone().create_as(id, &by, now))
                     .await
                     .map(|()| Imported::Created),
             };
@@ -106,10 +119,12 @@ impl Catalog {
     /// Applies `fields` if the product is still at `read_version`.
     pub async fn update(
         &self,
+        actor: &Actor,
         id: ProductId,
         fields: NewProduct,
         read_version: u64,
     ) -> Result<Product, Error> {
+        actor.may(Role::Editor, "changing a product")?;
         let current = self.get(id).await?;
         let stale = || {
             DomainError::Conflict(format!(
@@ -119,18 +134,46 @@ impl Catalog {
         if current.version != read_version {
             return Err(stale().into());
         }
-        let next = current.revised(fields, OffsetDateTime::now_utc());
+        let next = current.revised(fields, &actor.id, OffsetDateTime::now_utc());
         match self.products.update(&next).await {
-            Ok(()) => Ok(next),
+            Ok(()) => {
+                tracing::info!(user = %actor.id, product = %id, version = next.version, "updated product");
+                Ok(next)
+            }
             Err(StoreError::VersionConflict) => Err(stale().into()),
             Err(StoreError::NotFound) => Err(DomainError::NotFound(format!("product {id}")).into()),
             Err(e) => Err(e.into()),
         }
     }
 
-    pub async fn delete(&self, id: ProductId) -> Result<(), Error> {
+    pub async fn delete(&self, actor: &Actor, id: ProductId) -> Result<(), Error> {
+        actor.may(Role::Admin, "deleting a product")?;
         match self.products.delete(id).await {
             Err(StoreError::NotFound) => Err(DomainError::NotFound(format!("product {id}")).into()),
+            other => {
+                other?;
+                tracing::info!(user = %actor.id, product = %id, "deleted product");
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives the user with `email` the role `role`: an admin's decision.
+    pub async fn grant(&self, actor: &Actor, email: &Email, role: Role) -> Result<(), Error> {
+        actor.may(Role::Admin, "granting a role")?;
+        self.set_role(email, role).await?;
+        tracing::info!(user = %actor.id, email = email.as_str(), role = %role, "granted role");
+        Ok(())
+    }
+
+    /// Sets a user's role without asking who: for the operator at the table (`app users grant`).
+    pub async fn set_role(&self, email: &Email, role: Role) -> Result<(), Error> {
+        match self.users.set_role(email, role).await {
+            Err(StoreError::NotFound) => Err(DomainError::NotFound(format!(
+                "user {}: they sign up first",
+                email.as_str()
+            ))
+            .into()),
             other => Ok(other?),
         }
     }
@@ -146,6 +189,7 @@ impl Catalog {
             email,
             password_hash,
             created_at: OffsetDateTime::now_utc(),
+            role: Role::Reader,
         };
         match self.users.insert(&user).await {
             Err(StoreError::AlreadyExists) => Err(DomainError::Conflict(
@@ -169,16 +213,35 @@ impl Catalog {
                 .map_err(|e| Error::Internal(e.to_string()))?;
         match user {
             Some(user) if ok => Ok(Session {
-                token: self.tokens.issue(&user.id, OffsetDateTime::now_utc()),
+                token: self
+                    .tokens
+                    .issue(&user.id, &user.email, OffsetDateTime::now_utc()),
                 expires_in: auth::TOKEN_TTL_SECS,
             }),
             _ => Err(Error::BadCredentials),
         }
     }
 
-    pub fn authenticate(&self, bearer: &str) -> Result<UserId, Error> {
-        self.tokens
+    /// The user a bearer token speaks for, with the role their record holds now (so a role
+    /// taken away counts at once, not when the token expires).
+    pub async fn authenticate(&self, bearer: &str) -> Result<Actor, Error> {
+        let subject = self
+            .tokens
             .verify(bearer)
-            .ok_or(Error::Domain(DomainError::Unauthenticated))
+            .ok_or(Error::Domain(DomainError::Unauthenticated))?;
+        let user = self
+            .users
+            .by_email(&subject.email)
+            .await?
+            .filter(|u| u.id == subject.id)
+            .ok_or(Error::Domain(DomainError::Unauthenticated))?;
+        Ok(Actor {
+            role: if self.admins.contains(&user.email) {
+                Role::Admin
+            } else {
+                user.role
+            },
+            id: user.id,
+        })
     }
 }

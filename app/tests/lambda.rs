@@ -2,6 +2,7 @@
 //! adapter `lambda_http::run` wraps the router in on Lambda.
 
 use app::auth::Tokens;
+use app::domain::Email;
 use app::entry::{Store, catalog_over};
 use base64::Engine;
 use lambda_http::request::LambdaRequest;
@@ -57,7 +58,8 @@ struct Lambda {
 impl Lambda {
     fn new() -> Self {
         let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef").unwrap();
-        let catalog = catalog_over(Store::Memory, tokens);
+        let catalog = catalog_over(Store::Memory, tokens)
+            .with_admins(vec![Email::parse("ann@example.com").unwrap()]);
         Lambda {
             query: app::http::query_router(catalog.clone()),
             command: app::http::command_router(catalog, app::http::Identity::OwnTokens),
@@ -247,12 +249,21 @@ async fn behind_the_jwt_authorizer_the_command_function_trusts_its_claims() {
     );
     let product = Some(r#"{"name":"Tea","price":{"amount":450,"currency":"EUR"}}"#);
     let mut with_claims = event("POST", "/products", "", json_headers(), product, false);
-    with_claims["requestContext"]["authorizer"] = json!({
-        "jwt": {
-            "claims": {"sub": "auth0|ann", "iss": "https://example.eu.auth0.com/", "aud": "https://catalog.example.org"},
-            "scopes": null
-        }
-    });
+    let claims = json!({"sub": "auth0|ann", "iss": "https://example.eu.auth0.com/", "aud": "https://catalog.example.org"});
+    // Without a write scope the caller is a reader.
+    with_claims["requestContext"]["authorizer"] =
+        json!({"jwt": {"claims": claims, "scopes": null}});
+    let r = invoke(&command, with_claims.clone()).await;
+    assert_eq!(r["statusCode"], 403, "{r}");
+    // The write scope, as the authorizer lists it or in the token's `scope` claim, makes an editor.
+    with_claims["requestContext"]["authorizer"] =
+        json!({"jwt": {"claims": claims, "scopes": ["openid", "catalog/write"]}});
+    let r = invoke(&command, with_claims.clone()).await;
+    assert_eq!(r["statusCode"], 201, "{r}");
+    let mut scoped = claims.clone();
+    scoped["scope"] = json!("openid catalog/write");
+    with_claims["requestContext"]["authorizer"] =
+        json!({"jwt": {"claims": scoped, "scopes": null}});
     let r = invoke(&command, with_claims).await;
     assert_eq!(r["statusCode"], 201, "{r}");
 

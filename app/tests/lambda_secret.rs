@@ -33,8 +33,25 @@ async fn tokens_are_checked_with_the_secret_from_ssm() {
         app::http::Identity::OwnTokens,
     );
 
+    // A signed-up reader; tokens for them are made here with either secret.
+    let signup = Request::builder()
+        .method("POST")
+        .uri("/signup")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            r#"{"email":"ann@example.com","password":"plover quartz ferry"}"#,
+        ))
+        .unwrap();
+    let res = router.clone().oneshot(signup).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let user: serde_json::Value = serde_json::from_slice(
+        &axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = serde_json::json!({"sub": "u1", "iat": now, "exp": now + 60});
+    let claims = serde_json::json!({"sub": user["id"], "email": "ann@example.com", "iat": now, "exp": now + 60});
     let delete_with = |key: &[u8]| {
         let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),
@@ -49,13 +66,13 @@ async fn tokens_are_checked_with_the_secret_from_ssm() {
             .body(Body::empty())
             .unwrap()
     };
-    // Signed with the SSM secret: authenticated, and the product is simply not there.
+    // Signed with the SSM secret: authenticated, and a reader may not delete.
     let res = router
         .clone()
         .oneshot(delete_with(secret.as_bytes()))
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = router
         .oneshot(delete_with(b"some other secret of thirty-two bytes"))
         .await

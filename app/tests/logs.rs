@@ -15,7 +15,10 @@ async fn each_request_logs_one_line_without_secrets() {
     let (captured, _guard) = support::capture_logs();
 
     let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef").unwrap();
-    let router = app::http::router(catalog_over(Store::Memory, tokens));
+    let router = app::http::router(
+        catalog_over(Store::Memory, tokens)
+            .with_admins(vec![app::domain::Email::parse("ann@example.com").unwrap()]),
+    );
     let password = "a very secret passphrase";
     let creds = format!(r#"{{"email":"ann@example.com","password":"{password}"}}"#);
     let send = |method: &str, uri: &str, body: String, token: Option<&str>| {

@@ -5,6 +5,7 @@ mod support;
 
 use app::adapters::dynamodb::DynamoStore;
 use app::auth::Tokens;
+use app::domain::Email;
 use app::entry::{Store, catalog_over};
 use axum::Router;
 use axum::body::Body;
@@ -54,7 +55,11 @@ impl Api {
             }
         };
         Api {
-            router: app::http::router(catalog_over(store, tokens)),
+            // ann is the admin the environment names; everyone else starts as a reader.
+            router: app::http::router(
+                catalog_over(store, tokens)
+                    .with_admins(vec![Email::parse("ann@example.com").unwrap()]),
+            ),
             _emulator: emu,
         }
     }
@@ -649,6 +654,156 @@ async fn unknown_routes_and_methods_answer_in_json(kind: Kind) {
     );
 }
 
+async fn roles_decide_who_may_write(kind: Kind) {
+    let api = Api::new(kind).await;
+    let admin = api.user("ann@example.com").await;
+    let reader = api.user("bob@example.com").await;
+    let editor = api.user("carol@example.com").await;
+    let tea = json!({"name": "Tea", "price": {"amount": 450, "currency": "EUR"}});
+    // Every signed-up user starts as a reader: reads, never writes.
+    let r = api
+        .call("POST", "/products", Some(tea.clone()), Some(&reader))
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    assert_eq!(
+        r.body["error"]["message"],
+        "creating a product needs the editor role, and you have the reader role: ask an admin"
+    );
+    // Only an admin grants roles.
+    let grant = |role: &str| Some(json!({"role": role}));
+    let r = api
+        .call(
+            "PUT",
+            "/users/carol@example.com/role",
+            grant("editor"),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = api
+        .call(
+            "PUT",
+            "/users/carol@example.com/role",
+            grant("editor"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = api
+        .call(
+            "PUT",
+            "/users/nobody@example.com/role",
+            grant("editor"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = api
+        .call(
+            "PUT",
+            "/users/bob@example.com/role",
+            grant("root"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_field(&r)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "role")
+    );
+    // The editor's token is the one from before the grant: the role is read at each write.
+    let made = api
+        .call("POST", "/products", Some(tea.clone()), Some(&editor))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let id = made.body["id"].as_str().unwrap().to_string();
+    assert_eq!(made.body["created_by"], made.body["updated_by"]);
+    let mut changed = tea.clone();
+    changed["version"] = json!(1);
+    changed["name"] = json!("Green tea");
+    let r = api
+        .call(
+            "PUT",
+            &format!("/products/{id}"),
+            Some(changed),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["created_by"], made.body["created_by"]);
+    assert_ne!(
+        r.body["updated_by"], made.body["created_by"],
+        "the admin changed it"
+    );
+    let r = api
+        .call("DELETE", &format!("/products/{id}"), None, Some(&editor))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("deleting a product needs the admin role"),
+        "{}",
+        r.body
+    );
+    let r = api
+        .call("DELETE", &format!("/products/{id}"), None, Some(&admin))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // A role taken away counts at once.
+    api.call(
+        "PUT",
+        "/users/carol@example.com/role",
+        grant("reader"),
+        Some(&admin),
+    )
+    .await;
+    let r = api
+        .call("POST", "/products", Some(tea), Some(&editor))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+async fn guessable_passwords_and_control_characters_are_refused(kind: Kind) {
+    let api = Api::new(kind).await;
+    for password in [
+        "aaaaaaaaaaaa",
+        "123456789012",
+        "password1234",
+        "            ",
+        "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}",
+        "dan@example.com!",
+    ] {
+        let r = api
+            .call(
+                "POST",
+                "/signup",
+                Some(json!({"email": "dan@example.com", "password": password})),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (r.status, error_field(&r)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "password"),
+            "{password:?}: {}",
+            r.body
+        );
+    }
+    // Nobody was made: the name is still free.
+    let r = api
+        .call(
+            "POST",
+            "/signup",
+            Some(json!({"email": "dan@example.com", "password": "plover quartz ferry"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+}
+
 macro_rules! over_both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $name() { super::$name(super::Kind::Memory).await } )* }
@@ -668,4 +823,6 @@ over_both_stores!(
     pagination_walks_every_product_once_in_creation_order,
     updates_are_versioned_and_never_revive_deleted_products,
     unknown_routes_and_methods_answer_in_json,
+    roles_decide_who_may_write,
+    guessable_passwords_and_control_characters_are_refused,
 );

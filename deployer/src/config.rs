@@ -303,6 +303,16 @@ pub struct Target {
     pub auth: Option<Auth>,
     #[serde(default)]
     pub domain: Option<Domain>,
+    #[serde(default)]
+    pub users: Users,
+}
+
+/// The catalog's own users: who is an admin from the start (the app's CATALOG_ADMINS).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Users {
+    #[serde(default)]
+    pub admins: Vec<String>,
 }
 
 /// All three environments, loaded together because their rules span files.
@@ -458,6 +468,18 @@ impl Target {
                     "lambda.{name}.reserved_concurrency = 0 would stop the function from ever running; give at least 1, or remove the key to share the account's pool"
                 )));
             }
+        }
+        if let Some(bad) = self.users.admins.iter().find(|a| {
+            let parts: Vec<&str> = a.split('@').collect();
+            parts.len() != 2
+                || parts.iter().any(|p| p.is_empty())
+                || !parts[1].contains('.')
+                || a.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '"' | '\\'))
+        }) {
+            return Err(invalid(format!(
+                "users.admins holds {bad:?}, which is not an email address like \"ann@example.com\""
+            )));
         }
         if let Some(auth) = &self.auth {
             if !auth.oidc_issuer.starts_with("https://") || auth.oidc_issuer.len() <= 8 {

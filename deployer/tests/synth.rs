@@ -507,3 +507,34 @@ fn every_option_renders_templates_cfn_lint_accepts() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn the_admins_named_in_the_settings_reach_the_command_function_only() {
+    let env_of = |t: &serde_json::Value, f: &str| {
+        t["Resources"][f]["Properties"]["Environment"]["Variables"].clone()
+    };
+    let t = sandbox_catalog(&[]);
+    assert_eq!(env_of(&t, "CommandFunction")["CATALOG_ADMINS"], "");
+    let t = sandbox_catalog(&[(
+        "# [users]\n# admins = [\"ann@example.com\"]",
+        "[users]\nadmins = [\"ann@example.com\", \"bo.b@example.org\"]",
+    )]);
+    assert_eq!(
+        env_of(&t, "CommandFunction")["CATALOG_ADMINS"],
+        "ann@example.com,bo.b@example.org"
+    );
+    assert!(env_of(&t, "QueryFunction").get("CATALOG_ADMINS").is_none());
+    let p = common::Project::new();
+    p.edit(
+        "environments/sandbox.toml",
+        "# [users]\n# admins = [\"ann@example.com\"]",
+        "[users]\nadmins = [\"ann@example.com,eve@example.com\"]",
+    );
+    let err = p.run(&["synth", "sandbox"]).expect(2).stderr();
+    assert!(
+        err.contains(
+            "users.admins holds \"ann@example.com,eve@example.com\", which is not an email address"
+        ),
+        "{err}"
+    );
+}

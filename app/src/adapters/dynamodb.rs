@@ -3,7 +3,7 @@
 //! that the domain states: no signup overwrites a user, no update revives a deleted product.
 
 use super::unavailable;
-use crate::domain::{Email, PageRequest, Price, Product, ProductId, User, UserId};
+use crate::domain::{Email, PageRequest, Price, Product, ProductId, Role, User, UserId};
 use crate::ports::{ProductStore, StoreError, UserStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -131,6 +131,11 @@ fn product_item(p: &Product) -> Item {
         ("updated_at".to_string(), s(time_text(p.updated_at))),
         ("version".to_string(), n(p.version)),
     ]);
+    for (name, by) in [("created_by", &p.created_by), ("updated_by", &p.updated_by)] {
+        if let Some(by) = by {
+            item.insert(name.to_string(), s(&by.0));
+        }
+    }
     item
 }
 
@@ -175,6 +180,9 @@ fn product_of(item: &Item) -> Result<Product, StoreError> {
         created_at: attr(item, "created_at", timestamp)?,
         updated_at: attr(item, "updated_at", timestamp)?,
         version: attr(item, "version", number)?,
+        // Absent on products stored before writes were attributed.
+        created_by: item.get("created_by").and_then(text).map(UserId),
+        updated_by: item.get("updated_by").and_then(text).map(UserId),
     })
 }
 
@@ -262,6 +270,7 @@ impl UserStore for DynamoStore {
             ("email".to_string(), s(user.email.as_str())),
             ("password_hash".to_string(), s(&user.password_hash)),
             ("created_at".to_string(), s(time_text(user.created_at))),
+            ("role".to_string(), s(user.role.as_str())),
         ]);
         self.client
             .put_item()
@@ -287,6 +296,30 @@ impl UserStore for DynamoStore {
                 .map_err(|e| StoreError::Unavailable(format!("stored email: {e}")))?,
             password_hash: attr(&item, "password_hash", text)?,
             created_at: attr(&item, "created_at", timestamp)?,
+            // Users who signed up before roles are readers.
+            role: match item.get("role").and_then(text) {
+                Some(role) => Role::parse(&role)
+                    .map_err(|e| StoreError::Unavailable(format!("stored role: {e}")))?,
+                None => Role::Reader,
+            },
         }))
+    }
+
+    async fn set_role(&self, email: &Email, role: Role) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                &format!("USER#{}", email.as_str()),
+                USER_SK,
+            )))
+            .update_expression("SET #role = :role")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":role", s(role.as_str()))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| write_error(e, StoreError::NotFound))?;
+        Ok(())
     }
 }

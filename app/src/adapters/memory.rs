@@ -1,7 +1,7 @@
 //! Everything in one process's memory: the default for `app serve`, and the reference the
 //! DynamoDB adapter's tests hold it to.
 
-use crate::domain::{Email, PageRequest, Product, ProductId, User};
+use crate::domain::{Email, PageRequest, Product, ProductId, Role, User};
 use crate::ports::{DeadLetters, ProductStore, StoreError, UserStore};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -74,6 +74,16 @@ impl UserStore for MemoryStore {
 
     async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         Ok(self.users.read().expect("lock").get(email).cloned())
+    }
+
+    async fn set_role(&self, email: &Email, role: Role) -> Result<(), StoreError> {
+        match self.users.write().expect("lock").get_mut(email) {
+            Some(user) => {
+                user.role = role;
+                Ok(())
+            }
+            None => Err(StoreError::NotFound),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ pub mod user;
 pub use product::{
     NewProduct, PAGE_DEFAULT, PAGE_MAX, Page, PageRequest, Price, Product, ProductId,
 };
-pub use user::{Email, Password, User, UserId};
+pub use user::{Actor, Email, Password, Role, User, UserId};
 
 /// What can go wrong in the domain, independent of how it is served or stored.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -21,6 +21,9 @@ pub enum DomainError {
     Conflict(String),
     #[error("authentication required")]
     Unauthenticated,
+    /// Signed in, but the role does not allow it; the text says which role would.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl DomainError {

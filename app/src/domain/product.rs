@@ -2,6 +2,7 @@
 //! other.
 
 use super::DomainError;
+use super::user::UserId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -74,6 +75,10 @@ pub struct Product {
     pub updated_at: OffsetDateTime,
     /// Starts at 1, grows by one with each update; an update must name the version it read.
     pub version: u64,
+    /// Who made it and who changed it last (`import` for the import path); None for products
+    /// stored before writes were attributed.
+    pub created_by: Option<UserId>,
+    pub updated_by: Option<UserId>,
 }
 
 /// The fields a client sets, already validated.
@@ -126,12 +131,12 @@ impl NewProduct {
         })
     }
 
-    pub fn create(self, now: OffsetDateTime) -> Product {
-        self.create_as(ProductId::new_at(now), now)
+    pub fn create(self, by: &UserId, now: OffsetDateTime) -> Product {
+        self.create_as(ProductId::new_at(now), by, now)
     }
 
     /// A first version under an id chosen elsewhere, as imports bring them.
-    pub fn create_as(self, id: ProductId, now: OffsetDateTime) -> Product {
+    pub fn create_as(self, id: ProductId, by: &UserId, now: OffsetDateTime) -> Product {
         Product {
             id,
             name: self.name,
@@ -140,6 +145,8 @@ impl NewProduct {
             created_at: now,
             updated_at: now,
             version: 1,
+            created_by: Some(by.clone()),
+            updated_by: Some(by.clone()),
         }
     }
 }
@@ -153,13 +160,14 @@ impl Product {
     }
 
     /// This product with `fields` applied, as the next version.
-    pub fn revised(&self, fields: NewProduct, now: OffsetDateTime) -> Product {
+    pub fn revised(&self, fields: NewProduct, by: &UserId, now: OffsetDateTime) -> Product {
         Product {
             name: fields.name,
             description: fields.description,
             price: fields.price,
             updated_at: now,
             version: self.version + 1,
+            updated_by: Some(by.clone()),
             ..self.clone()
         }
     }
@@ -268,13 +276,19 @@ mod tests {
     #[test]
     fn revision_bumps_version_and_keeps_identity() {
         let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let (ann, bob) = (UserId("ann".into()), UserId("bob".into()));
         let p = NewProduct::parse("a", "", price(1, "EUR"))
             .unwrap()
-            .create(t0);
+            .create(&ann, t0);
         let t1 = t0 + time::Duration::seconds(5);
-        let q = p.revised(NewProduct::parse("b", "d", price(2, "USD")).unwrap(), t1);
+        let q = p.revised(
+            NewProduct::parse("b", "d", price(2, "USD")).unwrap(),
+            &bob,
+            t1,
+        );
         assert_eq!((q.id, q.created_at, q.version), (p.id, t0, 2));
         assert_eq!((q.name.as_str(), q.updated_at), ("b", t1));
+        assert_eq!((q.created_by, q.updated_by), (Some(ann), Some(bob)));
     }
 
     #[test]
@@ -284,7 +298,7 @@ mod tests {
             .map(|i| {
                 NewProduct::parse(&format!("p{i}"), "", price(1, "EUR"))
                     .unwrap()
-                    .create(t0 + time::Duration::milliseconds(i))
+                    .create(&UserId("ann".into()), t0 + time::Duration::milliseconds(i))
             })
             .collect();
         let page = Page::from_lookahead(items.clone(), 2);
