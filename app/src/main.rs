@@ -84,7 +84,13 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let store = match (store, table) {
                 (StoreKind::Dynamodb, Some(table)) => {
-                    Store::Dynamo(entry::dynamo_store(&entry::aws_config().await, &table))
+                    let store = entry::dynamo_store(&entry::aws_config().await, &table);
+                    if !store.exists().await? {
+                        anyhow::bail!(
+                            "DynamoDB table {table} does not exist: create it with `app create-table --table {table}` (AWS_ENDPOINT_URL for the emulator), or name another with --table"
+                        );
+                    }
+                    Store::Dynamo(store)
                 }
                 _ => Store::Memory,
             };

@@ -804,6 +804,32 @@ async fn guessable_passwords_and_control_characters_are_refused(kind: Kind) {
     assert_eq!(r.status, StatusCode::CREATED);
 }
 
+async fn an_id_answers_only_in_its_one_written_form(kind: Kind) {
+    let api = Api::new(kind).await;
+    let admin = api.user("ann@example.com").await;
+    let id = api.product(&admin, "Tea").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The ULID decoder would take these for the same id.
+    for alias in [
+        id.to_lowercase(),
+        format!("8{}", &id[1..]),
+        format!("G{}", &id[1..]),
+    ] {
+        for method in ["GET", "DELETE"] {
+            let r = api
+                .call(method, &format!("/products/{alias}"), None, Some(&admin))
+                .await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {alias}");
+        }
+    }
+    let r = api
+        .call("GET", &format!("/products/{id}"), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
 macro_rules! over_both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $name() { super::$name(super::Kind::Memory).await } )* }
@@ -825,4 +851,5 @@ over_both_stores!(
     unknown_routes_and_methods_answer_in_json,
     roles_decide_who_may_write,
     guessable_passwords_and_control_characters_are_refused,
+    an_id_answers_only_in_its_one_written_form,
 );

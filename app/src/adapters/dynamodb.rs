@@ -69,6 +69,27 @@ impl DynamoStore {
         }
     }
 
+    /// Whether the table exists, asked once before serving: without it every request would
+    /// answer 500.
+    pub async fn exists(&self) -> Result<bool, StoreError> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     fn key(pk: &str, sk: &str) -> Item {
         HashMap::from([
             ("pk".to_string(), AttributeValue::S(pk.into())),

@@ -38,22 +38,55 @@ impl ProductId {
     /// An id a client supplies as data (an import) rather than in a URL: a bad one is invalid,
     /// not missing.
     pub fn parse(field: &str, s: &str) -> Result<Self, DomainError> {
-        ulid::Ulid::from_string(s).map(ProductId).map_err(|_| {
+        Self::canonical(s).ok_or_else(|| {
             DomainError::invalid(
                 field,
-                format!("must be a ULID (26 characters, Crockford base32), got {s:?}"),
+                format!(
+                    "must be a ULID in its one written form (26 characters of Crockford base32, upper case, the first 0 to 7), got {s:?}"
+                ),
             )
         })
+    }
+
+    /// The id `s` writes, if `s` is that id's one written form: other spellings the decoder
+    /// would take (lower case, a first character past 7, whose extra bits it drops) are not
+    /// aliases of it.
+    fn canonical(s: &str) -> Option<Self> {
+        let id = ulid::Ulid::from_string(s).ok()?;
+        (id.to_string() == s).then_some(ProductId(id))
     }
 }
 
 impl FromStr for ProductId {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, DomainError> {
-        ulid::Ulid::from_string(s)
-            .map(ProductId)
-            .map_err(|_| DomainError::NotFound(format!("product {s}")))
+        Self::canonical(s).ok_or_else(|| DomainError::NotFound(format!("product {s}")))
     }
+}
+
+/// Text as stored: NFC, so one name is one string however it was typed, and free of characters
+/// that hide or reorder what is shown (controls, bidi overrides, zero-width marks). Descriptions
+/// may keep line breaks and tabs.
+fn clean_text(field: &str, raw: &str, multiline: bool) -> Result<String, DomainError> {
+    use unicode_normalization::UnicodeNormalization;
+    let hidden = |c: char| {
+        matches!(c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+    };
+    if let Some(c) = raw
+        .chars()
+        .find(|&c| (c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))) || hidden(c))
+    {
+        return Err(DomainError::invalid(
+            field,
+            format!(
+                "must not hold control, bidirectional-override or invisible characters (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
+    Ok(raw.nfc().collect())
 }
 
 /// An amount in the currency's minor units (cents for EUR), so no float ever rounds a price.
@@ -94,7 +127,8 @@ pub const DESCRIPTION_MAX: usize = 2000;
 
 impl NewProduct {
     pub fn parse(name: &str, description: &str, price: Price) -> Result<Self, DomainError> {
-        let name = name.trim();
+        let name = clean_text("name", name.trim(), false)?;
+        let description = clean_text("description", description, true)?;
         let chars = name.chars().count();
         if chars == 0 || chars > NAME_MAX {
             return Err(DomainError::invalid(
@@ -125,8 +159,8 @@ impl NewProduct {
             ));
         }
         Ok(NewProduct {
-            name: name.to_string(),
-            description: description.to_string(),
+            name,
+            description,
             price,
         })
     }
@@ -271,6 +305,51 @@ mod tests {
         let b = ProductId::new_at(t0 + time::Duration::milliseconds(1));
         assert!(a < b);
         assert_eq!(a.to_string().parse::<ProductId>().unwrap(), a);
+    }
+
+    #[test]
+    fn an_id_has_one_written_form() {
+        let id = ProductId::new_at(OffsetDateTime::now_utc()).to_string();
+        assert!(id.parse::<ProductId>().is_ok());
+        let lower = id.to_lowercase();
+        let overflow = format!("8{}", &id[1..]);
+        assert_eq!(
+            ulid::Ulid::from_string(&overflow).is_ok(),
+            true,
+            "the decoder takes it"
+        );
+        for alias in [lower.as_str(), overflow.as_str()] {
+            assert!(
+                matches!(alias.parse::<ProductId>(), Err(DomainError::NotFound(_))),
+                "{alias}"
+            );
+            assert!(ProductId::parse("id", alias).is_err(), "{alias}");
+        }
+    }
+
+    #[test]
+    fn names_are_nfc_and_show_what_they_hold() {
+        let price = || price(1, "EUR");
+        // "é" typed as e + combining acute is stored as the one character.
+        let p = NewProduct::parse("Cafe\u{301}", "", price()).unwrap();
+        assert_eq!(p.name, "Caf\u{e9}");
+        for hidden in [
+            "Tea\u{0}",
+            "Tea\u{7}",
+            "\u{202E}aeT",
+            "Te\u{200B}a",
+            "Tea\u{FEFF}",
+        ] {
+            let err = NewProduct::parse(hidden, "", price())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("name: must not hold control"),
+                "{hidden:?}: {err}"
+            );
+        }
+        assert!(NewProduct::parse("Tea", "line one\nline two\tend", price()).is_ok());
+        assert!(NewProduct::parse("Tea", "\u{202E}", price()).is_err());
     }
 
     #[test]
