@@ -88,7 +88,7 @@ impl Password {
             let feedback = entropy.feedback();
             let why = feedback
                 .and_then(|f| f.warning())
-                .map(|w| format!("{w}. "))
+                .map(|w| format!("{}. ", w.to_string().trim_end_matches('.')))
                 .unwrap_or_default();
             let how = feedback
                 .and_then(|f| f.suggestions().first())
