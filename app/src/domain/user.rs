@@ -244,6 +244,7 @@ mod tests {
                 err.starts_with("password: is too easy to guess: "),
                 "{weak:?}: {err}"
             );
+            assert!(!err.contains(".."), "{err}");
         }
         for control in [
             "\0".repeat(12),
