@@ -156,6 +156,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -180,6 +185,14 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::BadCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", e.to_string())
+            }
+            ServiceError::Busy(detail) => {
+                tracing::warn!(error = %detail, "store busy");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the catalog is busy; try again in a second",
+                )
             }
             ServiceError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
@@ -328,7 +341,7 @@ impl FromRequestParts<Api> for SignedIn {
             .ok_or_else(ApiError::unauthenticated)?;
         match api.catalog.authenticate(token.trim()).await {
             Ok(actor) => Ok(SignedIn(actor)),
-            Err(ServiceError::Internal(detail)) => Err(ServiceError::Internal(detail).into()),
+            Err(e @ (ServiceError::Internal(_) | ServiceError::Busy(_))) => Err(e.into()),
             Err(_) => Err(ApiError::unauthenticated()),
         }
     }

@@ -12,6 +12,10 @@ pub enum StoreError {
     NotFound,
     #[error("already exists")]
     AlreadyExists,
+    /// The store is throttling (DynamoDB past a partition's or the table's throughput): worth
+    /// trying again in a moment, unlike a failure.
+    #[error("storage busy: {0}")]
+    Busy(String),
     /// The store itself failed; the message is for logs, never for clients.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -15,6 +15,9 @@ pub enum Error {
     Domain(#[from] DomainError),
     #[error("email or password is incorrect")]
     BadCredentials,
+    /// The store sheds load: try again shortly. The text goes to logs only.
+    #[error("busy: {0}")]
+    Busy(String),
     /// Storage or hashing failed; the text goes to logs only.
     #[error("internal: {0}")]
     Internal(String),
@@ -22,7 +25,10 @@ pub enum Error {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::Internal(e.to_string())
+        match e {
+            StoreError::Busy(detail) => Error::Busy(detail),
+            other => Error::Internal(other.to_string()),
+        }
     }
 }
 

@@ -853,3 +853,36 @@ over_both_stores!(
     guessable_passwords_and_control_characters_are_refused,
     an_id_answers_only_in_its_one_written_form,
 );
+
+/// DynamoDB shedding load (the emulator never does) answers 503 with Retry-After, not 500.
+#[tokio::test]
+async fn a_throttled_store_answers_503_with_retry_after() {
+    use aws_sdk_dynamodb::operation::query::QueryError;
+    use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    let throttled = mock!(aws_sdk_dynamodb::Client::query).then_error(|| {
+        QueryError::ProvisionedThroughputExceededException(
+            ProvisionedThroughputExceededException::builder()
+                .meta(
+                    aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                        .code("ProvisionedThroughputExceededException")
+                        .build(),
+                )
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled]);
+    let router = app::http::router(catalog_over(
+        Store::Dynamo(DynamoStore::new(client, "catalog")),
+        Tokens::new(SECRET).unwrap(),
+    ));
+    let res = router
+        .oneshot(Request::get("/products").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+    let body: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "busy");
+}

@@ -210,22 +210,36 @@ fn product_of(item: &Item) -> Result<Product, StoreError> {
 #[async_trait]
 impl ProductStore for DynamoStore {
     async fn list(&self, page: PageRequest) -> Result<Vec<Product>, StoreError> {
-        // limit + 1 items of at most ~3 KiB stay far below the 1 MB a query returns at once.
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .expression_attribute_values(":pk", s(PRODUCT_PK))
-            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX));
-        query = match page.after {
-            Some(after) => query
-                .key_condition_expression("pk = :pk AND sk > :after")
-                .expression_attribute_values(":after", s(after.to_string())),
-            None => query.key_condition_expression("pk = :pk"),
-        };
-        let out = query.send().await.map_err(unavailable)?;
-        out.items().iter().map(product_of).collect()
+        // A query stops at 1 MB (or sooner) and says where with LastEvaluatedKey: read on from
+        // there until the page is full, so a page is never cut short. Listing reads eventually
+        // consistent (half the read capacity); a product just written may show a moment later.
+        let want = page.limit + 1;
+        let mut products = Vec::with_capacity(want);
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(false)
+                .expression_attribute_values(":pk", s(PRODUCT_PK))
+                .set_exclusive_start_key(start.take())
+                .limit(i32::try_from(want - products.len()).unwrap_or(i32::MAX));
+            query = match page.after {
+                Some(after) => query
+                    .key_condition_expression("pk = :pk AND sk > :after")
+                    .expression_attribute_values(":after", s(after.to_string())),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let out = query.send().await.map_err(unavailable)?;
+            for item in out.items() {
+                products.push(product_of(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if products.len() < want && !key.is_empty() => start = Some(key),
+                _ => return Ok(products),
+            }
+        }
     }
 
     async fn get(&self, id: ProductId) -> Result<Option<Product>, StoreError> {
@@ -342,5 +356,94 @@ impl UserStore for DynamoStore {
             .await
             .map_err(|e| write_error(e, StoreError::NotFound))?;
         Ok(())
+    }
+}
+
+/// What the emulator cannot show: a query cut short by DynamoDB's 1 MB limit, and throttling.
+/// Responses shaped as the DynamoDB API reference documents them, served by aws-smithy-mocks.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::query::{QueryError, QueryOutput};
+    use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    fn stored(name: &str) -> Item {
+        let now = OffsetDateTime::now_utc();
+        product_item(
+            &crate::domain::NewProduct::parse(
+                name,
+                "",
+                Price {
+                    amount: 1,
+                    currency: "EUR".into(),
+                },
+            )
+            .unwrap()
+            .create(&UserId("ann".into()), now),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_page_cut_short_by_dynamodb_is_read_on_to_the_end() {
+        let first = stored("a");
+        let resume = DynamoStore::key(PRODUCT_PK, &first["sk"].as_s().unwrap().clone());
+        let expected_start = resume.clone();
+        let cut_short = mock!(Client::query)
+            .match_requests(|q| q.exclusive_start_key().is_none())
+            .then_output(move || {
+                QueryOutput::builder()
+                    .items(first.clone())
+                    .set_last_evaluated_key(Some(resume.clone()))
+                    .build()
+            });
+        let rest = mock!(Client::query)
+            .match_requests(move |q| {
+                q.exclusive_start_key() == Some(&expected_start)
+                    && q.limit() == Some(2)
+                    && q.consistent_read() == Some(false)
+            })
+            .then_output(|| {
+                QueryOutput::builder()
+                    .items(stored("b"))
+                    .items(stored("c"))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&cut_short, &rest]);
+        let products = DynamoStore::new(client, "t")
+            .list(PageRequest {
+                limit: 2,
+                after: None,
+            })
+            .await
+            .unwrap();
+        let names: Vec<&str> = products.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"], "the page and its look-ahead, whole");
+        assert_eq!((cut_short.num_calls(), rest.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn throttling_is_busy_not_a_failure() {
+        let throttled = mock!(Client::query).then_error(|| {
+            QueryError::ProvisionedThroughputExceededException(
+                ProvisionedThroughputExceededException::builder()
+                    .message("Rate of requests exceeds the allowed throughput.")
+                    .meta(
+                        aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                            .code("ProvisionedThroughputExceededException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled]);
+        let err = DynamoStore::new(client, "t")
+            .list(PageRequest {
+                limit: 2,
+                after: None,
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Busy(_)), "{err:?}");
     }
 }

@@ -14,8 +14,17 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    StoreError::Unavailable(match (e.code(), e.message()) {
+    let text = match (e.code(), e.message()) {
         (Some(code), Some(msg)) => format!("{code}: {msg}"),
         _ => DisplayErrorContext(&e).to_string(),
-    })
+    };
+    // What DynamoDB (and the SDK, once its retries are spent) says when it sheds load.
+    match e.code() {
+        Some(
+            "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded",
+        ) => StoreError::Busy(text),
+        _ => StoreError::Unavailable(text),
+    }
 }
