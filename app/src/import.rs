@@ -2,15 +2,17 @@
 //! message that cannot be imported goes whole to the dead-letter queue with the reason, so no
 //! part of it is applied and nothing is lost.
 
-use crate::domain::{DomainError, NewProduct, Price, ProductId};
+use crate::domain::{DomainError, Incoming, NewProduct, Price, ProductId};
 use crate::ports::DeadLetters;
 use crate::service::{Catalog, Error, Imported};
 use aws_lambda_events::event::sns::SnsEvent;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// One product as a message carries it: `{"id", "name", "description"?, "price"}`; a batch is
-/// `{"products": [...]}`. Ids are ULIDs chosen by the sender, so a resend updates in place.
+/// One product as a message carries it: `{"id", "name", "description"?, "price",
+/// "source_version"?}`; a batch is `{"products": [...]}`. Ids are ULIDs chosen by the sender, so
+/// a resend updates in place; `source_version` (a counter or time the sender keeps, growing with
+/// each change) keeps a message that arrives late from undoing a newer one.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Item {
@@ -19,6 +21,8 @@ struct Item {
     #[serde(default)]
     description: String,
     price: Price,
+    #[serde(default)]
+    source_version: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -28,7 +32,7 @@ struct Batch {
 }
 
 /// The products a message holds, every one valid, or why the message cannot be imported.
-pub fn parse(message: &str) -> Result<Vec<(ProductId, NewProduct)>, String> {
+pub fn parse(message: &str) -> Result<Vec<Incoming>, String> {
     let value: serde_json::Value =
         serde_json::from_str(message).map_err(|e| format!("the message is not JSON: {e}"))?;
     let (items, is_batch) = if value.get("products").is_some() {
@@ -53,7 +57,11 @@ pub fn parse(message: &str) -> Result<Vec<(ProductId, NewProduct)>, String> {
             let id = ProductId::parse("id", &item.id);
             let fields = NewProduct::parse(&item.name, &item.description, item.price);
             match (id, fields) {
-                (Ok(id), Ok(fields)) => Ok((id, fields)),
+                (Ok(id), Ok(fields)) => Ok(Incoming {
+                    id,
+                    fields,
+                    source_version: item.source_version,
+                }),
                 (Err(DomainError::Invalid { field, message }), _)
                 | (_, Err(DomainError::Invalid { field, message })) => {
                     Err(format!("{at}{field}: {message}"))
@@ -116,8 +124,9 @@ impl Importer {
             let message = &record.sns;
             match parse(&message.message) {
                 Ok(products) => {
-                    for (id, fields) in products {
-                        let outcome = self.catalog.import(id, fields).await?;
+                    for incoming in products {
+                        let id = incoming.id;
+                        let outcome = self.catalog.import(incoming).await?;
                         tracing::info!(message_id = %message.message_id, product = %id, ?outcome, "imported");
                         report.imported.push(ImportedProduct { id, outcome });
                     }
@@ -150,8 +159,9 @@ mod tests {
             format!(r#"{{"id":"{ID}","name":"Tea","price":{{"amount":450,"currency":"EUR"}}}}"#);
         let parsed = parse(&one).unwrap();
         assert_eq!(parsed.len(), 1);
-        assert_eq!(parsed[0].0.to_string(), ID);
-        assert_eq!(parsed[0].1.name, "Tea");
+        assert_eq!(parsed[0].id.to_string(), ID);
+        assert_eq!(parsed[0].fields.name, "Tea");
+        assert_eq!(parsed[0].source_version, None);
         let batch = format!(r#"{{"products":[{one},{one}]}}"#);
         assert_eq!(parse(&batch).unwrap().len(), 2);
     }

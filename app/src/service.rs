@@ -2,8 +2,8 @@
 
 use crate::auth::{self, Tokens};
 use crate::domain::{
-    Actor, DomainError, Email, NewProduct, Page, PageRequest, Password, Product, ProductId, Role,
-    User, UserId,
+    Actor, DomainError, Email, Incoming, NewProduct, Page, PageRequest, Password, Product,
+    ProductId, Role, User, UserId,
 };
 use crate::ports::{ProductStore, StoreError, UserStore};
 use std::sync::Arc;
@@ -48,6 +48,8 @@ pub enum Imported {
     Created,
     Updated,
     Unchanged,
+    /// Older than what the product holds (its source_version): not applied.
+    Stale,
 }
 
 /// What login hands back.
@@ -92,24 +94,46 @@ impl Catalog {
         Ok(product)
     }
 
-    /// Creates or revises product `id` to hold `fields`; the same fields twice leave it as it is,
-    /// so a redelivered message changes nothing. Races with other writers are retried.
-    pub async fn import(&self, id: ProductId, fields: NewProduct) -> Result<Imported, Error> {
+    /// Creates or revises the product to hold the incoming fields; the same message twice leaves
+    /// it as it is, so a redelivery changes nothing, and one older than what the product holds
+    /// (by source_version) is not applied, so a late message never undoes a newer one. Every
+    /// write is conditional on the version read: a race with another writer reads again.
+    pub async fn import(&self, incoming: Incoming) -> Result<Imported, Error> {
+        let Incoming {
+            id,
+            fields,
+            source_version,
+        } = incoming;
         let by = Actor::import().id;
         for _ in 0..3 {
             let now = OffsetDateTime::now_utc();
             let written = match self.products.get(id).await? {
-                Some(current) if current.holds(&fields) => return Ok(Imported::Unchanged),
-                Some(current) => self
-                    .products
-                    .update(&current.revised(fields.clone(), &by, now))
-                    .await
-                    .map(|()| Imported::Updated),
-                None => self
-                    .products
-                    .insert(&fields.clone().create_as(id, &by, now))
-                    .await
-                    .map(|()| Imported::Created),
+                // A message without a version is last-writer-wins, as before versions.
+                Some(current) => match (source_version, current.source_version) {
+                    (Some(new), Some(held)) if new < held => return Ok(Imported::Stale),
+                    (Some(new), Some(held)) if new == held && !current.holds(&fields) => {
+                        return Ok(Imported::Stale);
+                    }
+                    (new, held) if current.holds(&fields) && (new.is_none() || new <= held) => {
+                        return Ok(Imported::Unchanged);
+                    }
+                    _ => {
+                        let mut next = current.revised(fields.clone(), &by, now);
+                        next.source_version = source_version.or(current.source_version);
+                        self.products
+                            .update(&next)
+                            .await
+                            .map(|()| Imported::Updated)
+                    }
+                },
+                None => {
+                    let mut product = fields.clone().create_as(id, &by, now);
+                    product.source_version = source_version;
+                    self.products
+                        .insert(&product)
+                        .await
+                        .map(|()| Imported::Created)
+                }
             };
             match written {
                 Ok(outcome) => return Ok(outcome),

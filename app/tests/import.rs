@@ -271,3 +271,37 @@ async fn app_import_runs_the_handler_on_a_saved_event() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(s.dead_letters().await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_out_of_order_never_undo_a_newer_state() {
+    let s = setup().await;
+    let versioned = |name: &str, amount: i64, v: u64| {
+        let mut p = product(TEA, name, amount);
+        p["source_version"] = json!(v);
+        p.to_string()
+    };
+    // SNS delivered v3 first, then v1 and v2 late; then v3 again (a redelivery), then v4.
+    let outcomes = [
+        (versioned("Tea v3", 300, 3), "created"),
+        (versioned("Tea v1", 100, 1), "stale"),
+        (versioned("Tea v2", 200, 2), "stale"),
+        (versioned("Tea v3", 300, 3), "unchanged"),
+        (versioned("Tea v3 but other", 999, 3), "stale"),
+        (versioned("Tea v4", 400, 4), "updated"),
+    ];
+    for (i, (message, outcome)) in outcomes.iter().enumerate() {
+        let report = s
+            .import(&sns_event(&[(&format!("m-{i}"), message.clone())]))
+            .await;
+        assert_eq!(report["imported"][0]["outcome"], *outcome, "{message}");
+    }
+    assert_eq!(s.stored().await, [(TEA.into(), "Tea v4".into(), 400, 2)]);
+    // A newer version with the same fields is recorded, so an older change cannot land after it.
+    s.import(&sns_event(&[("m-a", versioned("Tea v4", 400, 6))]))
+        .await;
+    let late = s
+        .import(&sns_event(&[("m-b", versioned("Tea v5", 500, 5))]))
+        .await;
+    assert_eq!(late["imported"][0]["outcome"], "stale");
+    assert_eq!(s.stored().await[0].1, "Tea v4");
+}

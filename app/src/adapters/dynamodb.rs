@@ -157,6 +157,9 @@ fn product_item(p: &Product) -> Item {
             item.insert(name.to_string(), s(&by.0));
         }
     }
+    if let Some(v) = p.source_version {
+        item.insert("source_version".to_string(), n(v));
+    }
     item
 }
 
@@ -204,6 +207,7 @@ fn product_of(item: &Item) -> Result<Product, StoreError> {
         // Absent on products stored before writes were attributed.
         created_by: item.get("created_by").and_then(text).map(UserId),
         updated_by: item.get("updated_by").and_then(text).map(UserId),
+        source_version: item.get("source_version").and_then(number),
     })
 }
 

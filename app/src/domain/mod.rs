@@ -4,7 +4,7 @@ pub mod product;
 pub mod user;
 
 pub use product::{
-    NewProduct, PAGE_DEFAULT, PAGE_MAX, Page, PageRequest, Price, Product, ProductId,
+    Incoming, NewProduct, PAGE_DEFAULT, PAGE_MAX, Page, PageRequest, Price, Product, ProductId,
 };
 pub use user::{Actor, Email, Password, Role, User, UserId};
 

@@ -112,6 +112,10 @@ pub struct Product {
     /// stored before writes were attributed.
     pub created_by: Option<UserId>,
     pub updated_by: Option<UserId>,
+    /// The import sender's version of what this product holds (a counter or a time it chose);
+    /// an import older than it is not applied. None for products no versioned import wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<u64>,
 }
 
 /// The fields a client sets, already validated.
@@ -120,6 +124,15 @@ pub struct NewProduct {
     pub name: String,
     pub description: String,
     pub price: Price,
+}
+
+/// A product as a source sends it (the import path): its id, its fields, and the sender's
+/// version of them, if it keeps one.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub id: ProductId,
+    pub fields: NewProduct,
+    pub source_version: Option<u64>,
 }
 
 pub const NAME_MAX: usize = 200;
@@ -181,6 +194,7 @@ impl NewProduct {
             version: 1,
             created_by: Some(by.clone()),
             updated_by: Some(by.clone()),
+            source_version: None,
         }
     }
 }
