@@ -20,6 +20,58 @@ pub enum AuthError {
     Hash(String),
 }
 
+/// How many password hashes run at once in a process. Each argon2id hash takes a 19 MiB
+/// buffer, which the allocator of the thread that ran it keeps afterwards: running them on this
+/// many long-lived threads bounds that memory (about 40 MiB) and the CPU a burst of logins takes,
+/// where tokio's blocking pool would spread them over hundreds of threads.
+pub const HASHING_THREADS: usize = 2;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads, started on first use.
+fn hashers() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<Job>> {
+    static HASHERS: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    HASHERS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..HASHING_THREADS {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("password-hashing-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while taking a job, not while running it.
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("a thread starts");
+        }
+        std::sync::Mutex::new(tx)
+    })
+}
+
+/// Runs `work` (a hash or a verification) on the hashing threads and waits for it without
+/// holding an async worker; queued behind the others when all are busy.
+pub async fn on_hashing_threads<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AuthError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    hashers()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send(Box::new(move || {
+            let _ = tx.send(work());
+        }))
+        .map_err(|_| AuthError::Hash("the hashing threads stopped".into()))?;
+    rx.await
+        .map_err(|_| AuthError::Hash("a hashing thread stopped".into()))
+}
+
 pub fn hash_password(password: &Password) -> Result<String, AuthError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()

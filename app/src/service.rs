@@ -210,7 +210,7 @@ impl Catalog {
 
     pub async fn signup(&self, email: Email, password: Password) -> Result<User, Error> {
         // Argon2 is deliberately slow: keep it off the async workers.
-        let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        let password_hash = auth::on_hashing_threads(move || auth::hash_password(&password))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
             .map_err(|e| Error::Internal(e.to_string()))?;
@@ -238,7 +238,7 @@ impl Catalog {
         };
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         let ok =
-            tokio::task::spawn_blocking(move || auth::verify_password(&password, hash.as_deref()))
+            auth::on_hashing_threads(move || auth::verify_password(&password, hash.as_deref()))
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))?;
         match user {
