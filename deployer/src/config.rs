@@ -305,6 +305,32 @@ pub struct Target {
     pub domain: Option<Domain>,
     #[serde(default)]
     pub users: Users,
+    #[serde(default)]
+    pub throttling: Throttling,
+}
+
+/// API Gateway's throttling of the API's stage: every route, and sign-up and login tighter
+/// (each login costs an argon2 hash). Requests past it get 429 before reaching a function.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttling {
+    /// Requests per second, steady, and the burst above it, for every route.
+    pub rate_limit: f64,
+    pub burst_limit: u32,
+    /// The same for POST /signup and POST /login (with the app's own tokens).
+    pub login_rate_limit: f64,
+    pub login_burst_limit: u32,
+}
+
+impl Default for Throttling {
+    fn default() -> Self {
+        Throttling {
+            rate_limit: 100.0,
+            burst_limit: 200,
+            login_rate_limit: 5.0,
+            login_burst_limit: 10,
+        }
+    }
 }
 
 /// The catalog's own users: who is an admin from the start (the app's CATALOG_ADMINS).
@@ -468,6 +494,18 @@ impl Target {
                     "lambda.{name}.reserved_concurrency = 0 would stop the function from ever running; give at least 1, or remove the key to share the account's pool"
                 )));
             }
+        }
+        let t = &self.throttling;
+        if !(t.rate_limit > 0.0
+            && t.login_rate_limit > 0.0
+            && t.burst_limit > 0
+            && t.login_burst_limit > 0)
+            || t.login_rate_limit > t.rate_limit
+        {
+            return Err(invalid(format!(
+                "throttling: every limit must be above 0, and login_rate_limit at most rate_limit; got rate_limit = {}, burst_limit = {}, login_rate_limit = {}, login_burst_limit = {}",
+                t.rate_limit, t.burst_limit, t.login_rate_limit, t.login_burst_limit
+            )));
         }
         if let Some(bad) = self.users.admins.iter().find(|a| {
             let parts: Vec<&str> = a.split('@').collect();

@@ -538,3 +538,50 @@ fn the_admins_named_in_the_settings_reach_the_command_function_only() {
         "{err}"
     );
 }
+
+#[test]
+fn the_stage_throttles_every_route_and_login_tighter() {
+    let stage = |t: &serde_json::Value| t["Resources"]["HttpApiStage"].clone();
+    let s = stage(&sandbox_catalog(&[
+        ("login_rate_limit = 5.0", "login_rate_limit = 2.5"),
+        ("rate_limit = 100.0", "rate_limit = 40.0"),
+    ]));
+    assert_eq!(
+        s["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"],
+        40.0
+    );
+    assert_eq!(
+        s["Properties"]["DefaultRouteSettings"]["ThrottlingBurstLimit"],
+        200
+    );
+    for route in ["POST /login", "POST /signup"] {
+        assert_eq!(
+            s["Properties"]["RouteSettings"][route]["ThrottlingRateLimit"],
+            2.5
+        );
+        assert_eq!(
+            s["Properties"]["RouteSettings"][route]["ThrottlingBurstLimit"],
+            10
+        );
+    }
+    // API Gateway refuses settings for a route the stage does not know yet.
+    assert_eq!(
+        s["DependsOn"],
+        serde_json::json!(["RouteSignup", "RouteLogin"])
+    );
+    // Behind an identity provider there is no sign-up or login route to throttle.
+    let s = stage(&sandbox_catalog(&[(
+        "# [auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]",
+        "[auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience = [\"https://catalog.example.org\"]",
+    )]));
+    assert!(s["Properties"].get("RouteSettings").is_none(), "{s}");
+    assert!(s.get("DependsOn").is_none(), "{s}");
+    let p = common::Project::new();
+    p.edit(
+        "environments/sandbox.toml",
+        "login_rate_limit = 5.0",
+        "login_rate_limit = 500.0",
+    );
+    let err = p.run(&["synth", "sandbox"]).expect(2).stderr();
+    assert!(err.contains("login_rate_limit at most rate_limit"), "{err}");
+}
