@@ -1053,13 +1053,7 @@ impl Stacks {
             .await
         {
             Ok(cs) => cs,
-            // The emulator says ValidationError "does not exist" where AWS says
-            // ChangeSetNotFound (and AWS says the former when the stack is missing too).
-            Err(e)
-                if is_missing_stack(&e)
-                    || e.as_service_error()
-                        .is_some_and(|se| se.is_change_set_not_found_exception()) =>
-            {
+            Err(e) if is_change_set_gone(&e) => {
                 return Err(Error::Refused(format!(
                     "stack {name} has no change set {change_set}: make one with `deployer deploy --no-execute`, which prints its name"
                 )));
@@ -1319,14 +1313,7 @@ impl Stacks {
                 .await
             {
                 Ok(cs) => cs,
-                // ChangeSetNotFound on AWS; the emulator says ValidationError "does not exist".
-                Err(e)
-                    if is_missing_stack(&e)
-                        || e.as_service_error()
-                            .is_some_and(|se| se.is_change_set_not_found_exception()) =>
-                {
-                    return Ok(Awaited::Gone);
-                }
+                Err(e) if is_change_set_gone(&e) => return Ok(Awaited::Gone),
                 Err(e) => return Err(api("DescribeChangeSet", name, &e)),
             };
             match cs.status() {
@@ -1545,6 +1532,19 @@ fn same_template(live: &str, ours: &str) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => live == ours,
     }
+}
+
+/// DescribeChangeSet of a change set that is not there: ChangeSetNotFound on AWS (and a
+/// ValidationError "does not exist" when its stack is gone); the emulator says the latter for both.
+fn is_change_set_gone(
+    e: &aws_sdk_cloudformation::error::SdkError<
+        aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetError,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> bool {
+    is_missing_stack(e)
+        || e.as_service_error()
+            .is_some_and(|se| se.is_change_set_not_found_exception())
 }
 
 /// CloudFormation refusing a change set because an operation is running on the stack: a
