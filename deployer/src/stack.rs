@@ -838,30 +838,42 @@ impl Stacks {
     /// Whether another deploy's change set of the stack is being made or waits to run.
     async fn others_pending(&self, name: &str) -> Result<bool, Error> {
         use aws_sdk_cloudformation::types::ExecutionStatus;
+        Ok(self.our_change_sets(name).await?.iter().any(|s| {
+            s.status() != Some(&ChangeSetStatus::Failed)
+                && matches!(
+                    s.execution_status(),
+                    Some(ExecutionStatus::Available | ExecutionStatus::Unavailable)
+                )
+        }))
+    }
+
+    /// The change sets named `deployer-change` on the stack, every page; none when the stack is
+    /// gone.
+    async fn our_change_sets(
+        &self,
+        name: &str,
+    ) -> Result<Vec<aws_sdk_cloudformation::types::ChangeSetSummary>, Error> {
         let mut pages = self
             .cfn
             .list_change_sets()
             .stack_name(name)
             .into_paginator()
             .send();
+        let mut ours = vec![];
         while let Some(page) = pages.next().await {
             let page = match page {
                 Ok(page) => page,
-                Err(e) if is_missing_stack(&e) => return Ok(false),
+                Err(e) if is_missing_stack(&e) => return Ok(vec![]),
                 Err(e) => return Err(api("ListChangeSets", name, &e)),
             };
-            if page.summaries().iter().any(|s| {
-                s.change_set_name() == Some(CHANGE_SET)
-                    && s.status() != Some(&ChangeSetStatus::Failed)
-                    && matches!(
-                        s.execution_status(),
-                        Some(ExecutionStatus::Available | ExecutionStatus::Unavailable)
-                    )
-            }) {
-                return Ok(true);
-            }
+            ours.extend(
+                page.summaries()
+                    .iter()
+                    .filter(|s| s.change_set_name() == Some(CHANGE_SET))
+                    .cloned(),
+            );
         }
-        Ok(false)
+        Ok(ours)
     }
 
     /// `e` with the resources that block the stack, where its state names some.
@@ -1101,20 +1113,9 @@ impl Stacks {
 
     /// Deletes the deployer's change sets of a stack that nobody executed.
     async fn clear_change_sets(&self, name: &str) -> Result<(), Error> {
-        let mut pages = self
-            .cfn
-            .list_change_sets()
-            .stack_name(name)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| api("ListChangeSets", name, &e))?;
-            for summary in page.summaries() {
-                if summary.change_set_name() == Some(CHANGE_SET)
-                    && let Some(id) = summary.change_set_id()
-                {
-                    self.delete_change_set(name, id).await?;
-                }
+        for summary in self.our_change_sets(name).await? {
+            if let Some(id) = summary.change_set_id() {
+                self.delete_change_set(name, id).await?;
             }
         }
         Ok(())
