@@ -82,17 +82,7 @@ async fn ensure_signing_secret(
 ) -> Result<(), Error> {
     let name = secret_name(envs, env);
     let mut bytes = [0u8; 48];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").map_err(|source| Error::Write {
-            path: "/dev/urandom".into(),
-            source,
-        })?,
-        &mut bytes,
-    )
-    .map_err(|source| Error::Write {
-        path: "/dev/urandom".into(),
-        source,
-    })?;
+    getrandom::fill(&mut bytes).map_err(Error::Random)?;
     let result = session
         .ssm()
         .put_parameter()

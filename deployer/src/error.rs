@@ -20,6 +20,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the system's random number source failed: {0}")]
+    Random(getrandom::Error),
     /// The input was understood but the deployer will not do it; the message says what instead.
     #[error("{0}")]
     Refused(String),
@@ -41,7 +43,7 @@ impl Error {
             ) => 1,
             // A missing, malformed or mismatched manifest is the caller's input.
             Error::Artifact(_) => 2,
-            Error::Aws(_) | Error::Stack(_) | Error::Write { .. } => 1,
+            Error::Aws(_) | Error::Stack(_) | Error::Write { .. } | Error::Random(_) => 1,
         }
     }
 }
