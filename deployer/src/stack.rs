@@ -245,10 +245,11 @@ struct Proposal {
     changes: Vec<Change>,
 }
 
-/// A change set made, by its ARN and its stack's id.
+/// A change set made, by its ARN (and the name it was given) and its stack's id.
 #[derive(Debug, Clone)]
 struct Made {
     change_set: String,
+    name: String,
     stack: String,
     creating: bool,
 }
@@ -670,12 +671,7 @@ impl Stacks {
                     stack: name.into(),
                     artifact: None,
                     outcome: Outcome::Proposed,
-                    change_set: proposal
-                        .made
-                        .change_set
-                        .rsplit('/')
-                        .nth(1)
-                        .map(str::to_string),
+                    change_set: Some(proposal.made.name),
                     changes: proposal.changes,
                     status: existing
                         .as_ref()
@@ -1010,6 +1006,7 @@ impl Stacks {
         // set for a name whose earlier one was never executed).
         let made = Made {
             change_set: created.id().unwrap_or(change_set).to_string(),
+            name: change_set.to_string(),
             stack: created.stack_id().unwrap_or(name).to_string(),
             creating,
         };
@@ -1098,6 +1095,7 @@ impl Stacks {
         }
         let made = Made {
             change_set: cs.change_set_id().unwrap_or(change_set).to_string(),
+            name: change_set.to_string(),
             stack: cs.stack_id().unwrap_or(name).to_string(),
             creating,
         };

@@ -126,6 +126,22 @@ fn no_leftovers() -> Rule {
     mock!(Client::list_change_sets).then_output(|| ListChangeSetsOutput::builder().build())
 }
 
+/// CreateChangeSet accepted, DescribeChangeSet FAILED as AWS reports a change set that would
+/// change nothing, and its DeleteChangeSet.
+fn change_set_without_changes() -> [Rule; 3] {
+    [
+        mock!(Client::create_change_set)
+            .then_output(|| CreateChangeSetOutput::builder().id("cs").build()),
+        mock!(Client::describe_change_set).then_output(|| {
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::Failed)
+                .status_reason("The submitted information didn't contain changes.")
+                .build()
+        }),
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build()),
+    ]
+}
+
 /// CreateChangeSet, DescribeChangeSet (ready, one Add) and ExecuteChangeSet, all accepted.
 fn change_set_accepted() -> [Rule; 3] {
     [
@@ -793,16 +809,7 @@ async fn deploy_against(
     let template = mock!(Client::get_template)
         .match_requests(|r| r.template_stage() == Some(&TemplateStage::Original))
         .then_output(move || GetTemplateOutput::builder().template_body(live).build());
-    let create = mock!(Client::create_change_set)
-        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
-    let no_changes = mock!(Client::describe_change_set).then_output(|| {
-        DescribeChangeSetOutput::builder()
-            .status(ChangeSetStatus::Failed)
-            .status_reason("The submitted information didn't contain changes.")
-            .build()
-    });
-    let delete_cs =
-        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let [create, no_changes, delete_cs] = change_set_without_changes();
     let protect = mock!(Client::update_termination_protection)
         .then_output(|| aws_sdk_cloudformation::operation::update_termination_protection::UpdateTerminationProtectionOutput::builder().build());
     let client = mock_client!(
@@ -882,16 +889,7 @@ async fn a_stack_is_current_only_when_its_live_template_matches_too() {
             .stacks(matching_stack())
             .build()
     });
-    let create = mock!(Client::create_change_set)
-        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
-    let no_changes = mock!(Client::describe_change_set).then_output(|| {
-        DescribeChangeSetOutput::builder()
-            .status(ChangeSetStatus::Failed)
-            .status_reason("The submitted information didn't contain changes.")
-            .build()
-    });
-    let delete_cs =
-        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let [create, no_changes, delete_cs] = change_set_without_changes();
     let client = mock_client!(
         aws_sdk_cloudformation,
         RuleMode::MatchAny,
