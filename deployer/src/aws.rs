@@ -467,7 +467,7 @@ mod tests {
             )))
             .build();
         let refresh = aws_config::sts::AssumeRoleProvider::builder(
-            "arn:aws:iam::222222222222:role/catalog-deploy",
+            "arn:aws:iam::222222222222:role/catalog-sandbox-deploy",
         )
         .session_name("deployer-op")
         .configure(&operator)

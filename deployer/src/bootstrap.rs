@@ -19,7 +19,7 @@ pub async fn bootstrap(
     options: &Options,
     on_event: &mut dyn Observer,
 ) -> Result<DeployReport, Error> {
-    let kind = StackKind::for_env(env)[0];
+    let kind = StackKind::for_env(envs, env)[0];
     // The deploy role does not exist before the first bootstrap: bootstrapping needs the
     // operator's own credentials in that account.
     let (report, session) =

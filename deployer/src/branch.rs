@@ -317,7 +317,7 @@ pub mod commands {
     //! `deployer branches list|gc`.
 
     use super::{branch_of, branch_stacks};
-    use crate::config::{EnvName, Environments};
+    use crate::config::{EnvName, Environments, Target};
     use crate::deploy::{Progress, Through, stacks_in};
     use crate::error::Error;
     use crate::output::Report;
@@ -362,8 +362,24 @@ pub mod commands {
         }
     }
 
+    /// The environment that holds branch stacks, or why there is none.
+    fn host(envs: &Environments) -> Result<(EnvName, &Target), Error> {
+        envs.branch_env().ok_or_else(|| {
+            Error::Refused(format!(
+                "no environment holds branch stacks: set branches.enabled = true in one of {} (one that needs no approval)",
+                envs.names()
+                    .iter()
+                    .skip(1)
+                    .map(|e| envs.file(*e).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
     async fn listed(envs: &Environments) -> Result<(Stacks, Vec<BranchStack>), Error> {
-        let stacks = stacks_in(envs, EnvName::Sandbox, Through::DeployRole).await?;
+        let (env, _) = host(envs)?;
+        let stacks = stacks_in(envs, env, Through::DeployRole).await?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -464,7 +480,7 @@ pub mod commands {
         dry_run: bool,
         progress: &mut Progress,
     ) -> Result<GcReport, Error> {
-        let ttl_hours = i64::from(envs.sandbox.branches.ttl_days) * 24;
+        let ttl_hours = i64::from(host(envs)?.1.branches.ttl_days) * 24;
         let (stacks, rows) = listed(envs).await?;
         Ok(remove(&stacks, rows, keep, ttl_hours, dry_run, progress).await)
     }

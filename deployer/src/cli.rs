@@ -1,6 +1,5 @@
 //! The command line, defined once: every flag lives here.
 
-use crate::config::EnvName;
 use crate::output::Format;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -9,7 +8,7 @@ use std::path::PathBuf;
 #[command(
     name = "deployer",
     version,
-    about = "Renders, bootstraps and deploys the catalog's CloudFormation stacks across the pipeline, sandbox and prod accounts",
+    about = "Renders, bootstraps and deploys a service's CloudFormation stacks through the stages of one pipeline, each environment in its own account",
     after_help = "Exit status: 0 done (also \"no changes\"), 1 the operation failed, 2 bad input or refused."
 )]
 pub struct Cli {
@@ -24,7 +23,7 @@ pub struct Global {
     /// Human-readable text, or one JSON document on stdout (progress still goes to stderr).
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
-    /// Directory holding pipeline.toml, sandbox.toml and prod.toml.
+    /// Directory holding pipeline.toml and a file for each environment its stages name.
     #[arg(
         long,
         global = true,
@@ -59,12 +58,12 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Render the CloudFormation templates of one environment, or all, into a directory.
+    /// Render the CloudFormation templates of one environment (the pipeline or a stage's), or
+    /// all, into a directory.
     #[command(group(ArgGroup::new("which").required(true).args(["env", "all"])))]
     Synth {
         /// The environment to render.
-        #[arg(value_enum)]
-        env: Option<EnvName>,
+        env: Option<String>,
         /// Render every environment.
         #[arg(long)]
         all: bool,
@@ -75,17 +74,18 @@ pub enum Command {
     /// Create or update an account's bootstrap stack: roles, artifact bucket, version marker
     /// (and for pipeline: KMS key, ECR repository). Needs credentials in that account.
     Bootstrap {
-        #[arg(value_enum)]
-        env: EnvName,
+        env: String,
         /// Give the CloudFormation execution role AdministratorAccess instead of its scoped
         /// policy (sandbox and prod). Each bootstrap without it takes it away again.
         #[arg(long)]
         admin_execution_role: bool,
     },
-    /// Create or update the catalog stack of sandbox or prod through a change set.
+    /// Create or update an environment's stack through a change set.
     Deploy {
-        #[arg(value_enum)]
-        env: EnvName,
+        env: String,
+        /// The stack to act on, where the environment holds more than one (its `stacks`).
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
         /// Deploy this feature branch's own stack instead (sandbox only).
         #[arg(long)]
         branch: Option<String>,
@@ -120,16 +120,20 @@ pub enum Command {
     },
     /// Show what `deploy` would change (through a change set that is then deleted).
     Diff {
-        #[arg(value_enum)]
-        env: EnvName,
+        env: String,
+        /// The stack to act on, where the environment holds more than one (its `stacks`).
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
         /// The manifest the deploy would ship.
         #[arg(long, default_value = "dist/manifest.json")]
         artifact: PathBuf,
     },
-    /// Delete the catalog stack of sandbox (prod is refused).
+    /// Delete an environment's stack (a protected environment's is refused).
     Destroy {
-        #[arg(value_enum)]
-        env: EnvName,
+        env: String,
+        /// The stack to act on, where the environment holds more than one (its `stacks`).
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
         /// Delete this feature branch's stack instead.
         #[arg(long)]
         branch: Option<String>,
@@ -140,9 +144,10 @@ pub enum Command {
     },
     /// Build the app for Lambda, zip it deterministically and write a manifest with its sha256.
     Package {
-        /// The environment whose lambda.architecture to build for.
-        #[arg(long, value_enum, default_value_t = EnvName::Sandbox)]
-        env: EnvName,
+        /// The environment whose lambda.architecture to build for (default: the first stage's;
+        /// every stage shares it).
+        #[arg(long)]
+        env: Option<String>,
         /// Zip this prebuilt binary instead of building (e.g. one cross-built for arm64).
         #[arg(long)]
         binary: Option<PathBuf>,
@@ -150,11 +155,8 @@ pub enum Command {
         #[arg(long, default_value = "dist")]
         out: PathBuf,
     },
-    /// The state of every stack the deployer keeps, in one environment or all three.
-    Status {
-        #[arg(value_enum)]
-        env: Option<EnvName>,
-    },
+    /// The state of every stack the deployer keeps, in one environment or all.
+    Status { env: Option<String> },
     /// The delivery pipeline in the pipeline account.
     Pipeline {
         #[command(subcommand)]
@@ -182,27 +184,33 @@ pub enum Command {
         #[command(subcommand)]
         action: BranchesAction,
     },
-    /// Print the outputs of an environment's catalog stack.
+    /// Print the outputs of an environment's stack.
     Outputs {
-        #[arg(value_enum)]
-        env: EnvName,
+        env: String,
+        /// The stack to act on, where the environment holds more than one (its `stacks`).
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
         /// This feature branch's stack instead.
         #[arg(long)]
         branch: Option<String>,
     },
-    /// Compare the catalog stack's resources with its template (CloudFormation drift
+    /// Compare a stack's resources with its template (CloudFormation drift
     /// detection). Exit status 0 in sync, 1 drifted.
     Drift {
-        #[arg(value_enum)]
-        env: EnvName,
+        env: String,
+        /// The stack to act on, where the environment holds more than one (its `stacks`).
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
         /// Check this feature branch's stack instead.
         #[arg(long)]
         branch: Option<String>,
     },
     /// Print the catalog functions' logs, oldest first.
     Logs {
-        #[arg(value_enum)]
-        env: EnvName,
+        env: String,
+        /// The stack to act on, where the environment holds more than one (its `stacks`).
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
         /// This feature branch's functions instead.
         #[arg(long)]
         branch: Option<String>,

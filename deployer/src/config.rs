@@ -1,7 +1,8 @@
-//! The three environment files: strict loading, so a typo fails here and not halfway through a
-//! deploy.
+//! The environment files: `pipeline.toml` with the ordered stages, and one file per environment
+//! the stages name. Strict loading, so a typo fails here and not halfway through a deploy.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -24,25 +25,56 @@ pub enum ConfigError {
     Inconsistent { message: String },
 }
 
-/// Which environment a command acts on; also the file name under `environments/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum EnvName {
-    Pipeline,
-    Sandbox,
-    Prod,
-}
+/// Which environment a command acts on; also the file name under `environments/`. The names come
+/// from the stages in pipeline.toml; each is kept for the whole run (a handful of short strings),
+/// so the name is `Copy` like the enum it replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct EnvName(&'static str);
 
 impl EnvName {
-    pub const ALL: [EnvName; 3] = [EnvName::Pipeline, EnvName::Sandbox, EnvName::Prod];
+    /// The pipeline account: not a stage, but bootstrapped and shown like one.
+    pub const PIPELINE: EnvName = EnvName("pipeline");
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            EnvName::Pipeline => "pipeline",
-            EnvName::Sandbox => "sandbox",
-            EnvName::Prod => "prod",
-        }
+        self.0
     }
+
+    /// A stage's environment name, checked: it names a file, stacks and roles (`{prefix}-{env}-cfn-exec-branch`
+    /// must fit IAM's 64 characters).
+    fn parse(name: &str) -> Result<EnvName, String> {
+        let ok = (1..=20).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.ends_with('-');
+        if !ok {
+            return Err(format!(
+                "environment name {name:?} must be 1 to 20 lowercase letters, digits or '-', starting with a letter (it names the file, its stacks and roles)"
+            ));
+        }
+        // `{prefix}-br-*` is where branch stacks live; `pipeline` is the pipeline account's file.
+        if name == "pipeline" || name == "br" || name.starts_with("br-") {
+            return Err(format!(
+                "environment name {name:?} is reserved (pipeline is the pipeline account's file; br and br-* name branch stacks); choose another"
+            ));
+        }
+        Ok(EnvName(intern(name)))
+    }
+}
+
+/// A name from the configuration kept for the rest of the run, each once: environment and stack
+/// names are a handful of short strings, and `'static` lets them be `Copy`.
+pub fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(kept);
+    kept
 }
 
 impl fmt::Display for EnvName {
@@ -175,6 +207,17 @@ pub struct Pipeline {
     pub prefix: Prefix,
     pub github: GitHub,
     pub approval: Approval,
+    /// The environments every merge goes through, in order, and which wait for an approval.
+    pub stages: Vec<Stage>,
+}
+
+/// One step of the pipeline: deploy one environment, after a manual approval where it says so.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub environment: String,
+    #[serde(default)]
+    pub approval: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -287,13 +330,19 @@ pub struct Access {
     pub break_glass_role_arn: Option<String>,
 }
 
-/// sandbox or prod: an account the catalog runs in.
+/// An environment a stage deploys: an account and region, and the stacks it holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub account_id: AccountId,
     pub region: Region,
-    pub prefix: Prefix,
+    /// The stacks this environment holds, each from `templates/<name>.json.hbs`, deployed in
+    /// this order.
+    pub stacks: Vec<String>,
+    /// Per stack, the values of the settings its `templates/<name>.settings.toml` declares
+    /// (the template sees them checked and resolved, as `settings`).
+    #[serde(default, skip_serializing)]
+    pub settings: BTreeMap<String, BTreeMap<String, toml::Spanned<toml::Value>>>,
     pub lambda: Lambda,
     pub safety: Safety,
     pub branches: Branches,
@@ -341,15 +390,17 @@ pub struct Users {
     pub admins: Vec<String>,
 }
 
-/// All three environments, loaded together because their rules span files.
-#[derive(Debug, Clone, Serialize)]
+/// The pipeline and every environment its stages name, loaded together because their rules
+/// span files.
+#[derive(Debug, Clone)]
 pub struct Environments {
     /// The directory the files came from, for messages that name them.
-    #[serde(skip)]
     pub dir: PathBuf,
     pub pipeline: Pipeline,
-    pub sandbox: Target,
-    pub prod: Target,
+    /// In the order of the stages.
+    targets: Vec<(EnvName, Target)>,
+    /// Files in the directory that no stage names: said, not fatal.
+    pub warnings: Vec<String>,
 }
 
 /// The values CloudWatch Logs accepts for a log group's retention.
@@ -360,41 +411,114 @@ const LOG_RETENTION_DAYS: [u32; 22] = [
 
 impl Environments {
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let pipeline: Pipeline = load_file(&dir.join("pipeline.toml"))?;
+        let pipeline_file = dir.join("pipeline.toml");
+        let invalid = |message: String| ConfigError::Invalid {
+            path: pipeline_file.clone(),
+            line: None,
+            message,
+        };
+        if pipeline.stages.is_empty() {
+            return Err(invalid(
+                "stages is empty: name at least one environment to deploy, like [[stages]] environment = \"sandbox\"".into(),
+            ));
+        }
+        let mut targets: Vec<(EnvName, Target)> = vec![];
+        for stage in &pipeline.stages {
+            let env =
+                EnvName::parse(&stage.environment).map_err(|m| invalid(format!("stages: {m}")))?;
+            if targets.iter().any(|(e, _)| *e == env) {
+                return Err(invalid(format!(
+                    "stages names {env} twice: an environment is one stage; remove one"
+                )));
+            }
+            let path = file_path(dir, env);
+            if !path.exists() {
+                return Err(invalid(format!(
+                    "stages names {env}, but there is no {}: create it (copy a shipped one) or fix the name{}",
+                    path.display(),
+                    crate::suggest::did_you_mean(env.as_str(), toml_files(dir))
+                )));
+            }
+            let target: Target = load_file(&path)?;
+            target.check(&path, stage.approval)?;
+            targets.push((env, target));
+        }
+        let used: Vec<String> = std::iter::once("pipeline".to_string())
+            .chain(targets.iter().map(|(e, _)| e.as_str().to_string()))
+            .collect();
+        let warnings = toml_files(dir)
+            .into_iter()
+            .filter(|f| !used.contains(f))
+            .map(|f| {
+                format!(
+                    "{} is not used: no stage in {} names {f}; add a stage for it or remove the file",
+                    dir.join(format!("{f}.toml")).display(),
+                    pipeline_file.display()
+                )
+            })
+            .collect();
         let envs = Environments {
             dir: dir.to_path_buf(),
-            pipeline: load_file(dir, EnvName::Pipeline)?,
-            sandbox: load_file(dir, EnvName::Sandbox)?,
-            prod: load_file(dir, EnvName::Prod)?,
+            pipeline,
+            targets,
+            warnings,
         };
-        envs.sandbox
-            .check(&envs.file(EnvName::Sandbox), EnvName::Sandbox)?;
-        envs.prod.check(&envs.file(EnvName::Prod), EnvName::Prod)?;
         envs.check_across()?;
         Ok(envs)
     }
 
+    /// The pipeline, then every stage's environment in order.
+    pub fn names(&self) -> Vec<EnvName> {
+        std::iter::once(EnvName::PIPELINE)
+            .chain(self.targets.iter().map(|(e, _)| *e))
+            .collect()
+    }
+
+    /// The environments the stages deploy, in order.
+    pub fn stages(&self) -> impl Iterator<Item = (EnvName, &Target, &Stage)> {
+        self.targets
+            .iter()
+            .zip(&self.pipeline.stages)
+            .map(|((env, target), stage)| (*env, target, stage))
+    }
+
+    /// The environment a command line names, or what to type instead.
+    pub fn env(&self, name: &str) -> Result<EnvName, ConfigError> {
+        let names: Vec<String> = self.names().iter().map(|e| e.as_str().into()).collect();
+        self.names()
+            .into_iter()
+            .find(|e| e.as_str() == name)
+            .ok_or_else(|| ConfigError::Inconsistent {
+                message: format!(
+                    "there is no environment {name:?}{}; the environments are {} (the stages in {})",
+                    crate::suggest::did_you_mean(name, &names),
+                    names.join(", "),
+                    self.dir.join("pipeline.toml").display()
+                ),
+            })
+    }
+
     pub fn target(&self, env: EnvName) -> Option<&Target> {
-        match env {
-            EnvName::Pipeline => None,
-            EnvName::Sandbox => Some(&self.sandbox),
-            EnvName::Prod => Some(&self.prod),
-        }
+        self.targets.iter().find(|(e, _)| *e == env).map(|(_, t)| t)
+    }
+
+    /// The environment that holds feature branches' stacks, if one does.
+    pub fn branch_env(&self) -> Option<(EnvName, &Target)> {
+        self.targets
+            .iter()
+            .find(|(_, t)| t.branches.enabled)
+            .map(|(e, t)| (*e, t))
     }
 
     pub fn account(&self, env: EnvName) -> &AccountId {
-        match env {
-            EnvName::Pipeline => &self.pipeline.account_id,
-            EnvName::Sandbox => &self.sandbox.account_id,
-            EnvName::Prod => &self.prod.account_id,
-        }
+        self.target(env)
+            .map_or(&self.pipeline.account_id, |t| &t.account_id)
     }
 
     pub fn region(&self, env: EnvName) -> &Region {
-        match env {
-            EnvName::Pipeline => &self.pipeline.region,
-            EnvName::Sandbox => &self.sandbox.region,
-            EnvName::Prod => &self.prod.region,
-        }
+        self.target(env)
+            .map_or(&self.pipeline.region, |t| &t.region)
     }
 
     pub fn prefix(&self) -> &Prefix {
@@ -438,41 +562,88 @@ impl Environments {
     }
 
     fn check_across(&self) -> Result<(), ConfigError> {
-        // Prod shares its account with nothing: a sandbox or pipeline mistake must not reach it.
-        // Pipeline and sandbox may share one account, as small teams often start: their
-        // bootstrap stacks, roles and buckets have different names.
-        for other in [EnvName::Pipeline, EnvName::Sandbox] {
-            if self.account(other) == &self.prod.account_id {
-                return Err(ConfigError::Inconsistent {
-                    message: format!(
-                        "{} and {} both set account_id = \"{}\": prod must have an account of its own; give one of them a different account_id",
-                        self.file(other).display(),
-                        self.file(EnvName::Prod).display(),
-                        self.prod.account_id
-                    ),
-                });
+        let inconsistent = |message: String| Err(ConfigError::Inconsistent { message });
+        let protected = |env: EnvName| self.target(env).is_some_and(|t| t.safety.require_approval);
+        for (i, a) in self.names().into_iter().enumerate() {
+            for b in self.names().into_iter().skip(i + 1) {
+                if self.account(a) != self.account(b) {
+                    continue;
+                }
+                // A protected environment shares its account only with other protected ones (in
+                // other regions): a sandbox or pipeline mistake must not reach it. Pipeline and
+                // an unprotected environment may share one, as small teams often start.
+                if protected(a) != protected(b) {
+                    return inconsistent(format!(
+                        "{} and {} both set account_id = \"{}\": {} takes approved changes only, so it shares its account with nothing that does not; give one of them a different account_id",
+                        self.file(a).display(),
+                        self.file(b).display(),
+                        self.account(a),
+                        if protected(a) { a } else { b }
+                    ));
+                }
+                if a != EnvName::PIPELINE && self.region(a) == self.region(b) {
+                    return inconsistent(format!(
+                        "{} and {} are both in account {} and region {}: each holds its own bootstrap stack and artifact bucket there; give one a different region or account",
+                        self.file(a).display(),
+                        self.file(b).display(),
+                        self.account(a),
+                        self.region(a).as_str()
+                    ));
+                }
+                // Each environment's execution role reaches `{prefix}-{env}-*`: one name must
+                // not reach into the other's.
+                let (short, long) = if a.as_str().len() <= b.as_str().len() {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+                if a != EnvName::PIPELINE && long.as_str().starts_with(&format!("{short}-")) {
+                    return inconsistent(format!(
+                        "{short} and {long} share account {}, and {prefix}-{short}-* (what {short} may change there) also names {long}'s resources; rename one (e.g. {short}-us and {long}, or {short}{})",
+                        self.account(a),
+                        &long.as_str()[short.as_str().len() + 1..],
+                        prefix = self.prefix().as_str()
+                    ));
+                }
             }
         }
-        for env in [EnvName::Sandbox, EnvName::Prod] {
-            let prefix = &self.target(env).expect("target env").prefix;
-            if prefix != self.prefix() {
-                return Err(ConfigError::Inconsistent {
-                    message: format!(
-                        "{} sets prefix = \"{}\" but {} sets prefix = \"{}\": use the same prefix in all three files",
-                        self.file(env).display(),
-                        prefix.as_str(),
-                        self.file(EnvName::Pipeline).display(),
-                        self.prefix().as_str()
-                    ),
-                });
-            }
+        let hosts: Vec<EnvName> = self
+            .targets
+            .iter()
+            .filter(|(_, t)| t.branches.enabled)
+            .map(|(e, _)| *e)
+            .collect();
+        if hosts.len() > 1 {
+            return inconsistent(format!(
+                "{} all set branches.enabled = true: branch stacks live in one environment; turn it off in all but one",
+                hosts
+                    .iter()
+                    .map(|e| self.file(*e).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        // One artifact is built once and promoted: every stage runs the same architecture.
+        let (first, first_target, _) = self.stages().next().expect("at least one stage");
+        if let Some((env, target, _)) = self
+            .stages()
+            .find(|(_, t, _)| t.lambda.architecture != first_target.lambda.architecture)
+        {
+            return inconsistent(format!(
+                "{} sets lambda.architecture = \"{}\" but {} sets \"{}\": one artifact is promoted through every stage, so they must match",
+                self.file(env).display(),
+                target.lambda.architecture,
+                self.file(first).display(),
+                first_target.lambda.architecture
+            ));
         }
         Ok(())
     }
 }
 
 impl Target {
-    fn check(&self, path: &Path, env: EnvName) -> Result<(), ConfigError> {
+    /// `approval`: whether the stage that deploys it waits for a manual approval.
+    fn check(&self, path: &Path, approval: bool) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             line: None,
@@ -581,7 +752,41 @@ impl Target {
                 self.lambda.log_retention_days
             )));
         }
-        if env == EnvName::Prod {
+        if self.safety.require_approval != approval {
+            return Err(invalid(format!(
+                "safety.require_approval = {} but its stage in pipeline.toml says approval = {approval}: an environment that takes only approved changes comes after an approval, and one after an approval takes only approved changes; make them agree",
+                self.safety.require_approval
+            )));
+        }
+        if self.stacks.is_empty() {
+            return Err(invalid(
+                "stacks = [] deploys nothing: name the templates this environment holds, like stacks = [\"catalog\"]".into(),
+            ));
+        }
+        for (i, stack) in self.stacks.iter().enumerate() {
+            let ok = (1..=30).contains(&stack.len())
+                && stack.starts_with(|c: char| c.is_ascii_lowercase())
+                && stack
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok || self.stacks[..i].contains(stack) {
+                return Err(invalid(format!(
+                    "stacks holds {stack:?}: each is a template name under templates/ (1 to 30 lowercase letters, digits or '-', starting with a letter), listed once"
+                )));
+            }
+            if ["bootstrap-target", "bootstrap-pipeline", "pipeline"].contains(&stack.as_str()) {
+                return Err(invalid(format!(
+                    "stacks holds {stack:?}, which is the deployer's own template; name your service's templates"
+                )));
+            }
+        }
+        if let Some(stack) = self.settings.keys().find(|k| !self.stacks.contains(k)) {
+            return Err(invalid(format!(
+                "settings.{stack} is for a stack this environment does not hold (stacks = {:?}); add it to stacks or remove the table",
+                self.stacks
+            )));
+        }
+        if self.safety.require_approval {
             for (key, on) in [
                 ("safety.retain_data", self.safety.retain_data),
                 (
@@ -592,7 +797,7 @@ impl Target {
             ] {
                 if !on {
                     return Err(invalid(format!(
-                        "{key} = false is not allowed in prod: prod keeps its data, its stack and the pipeline's approval; set it to true"
+                        "{key} = false is not allowed where safety.require_approval = true: a protected environment keeps its data, its stack and the pipeline's approval; set it to true"
                     )));
                 }
             }
@@ -649,9 +854,9 @@ impl Target {
                 )));
             }
         }
-        if env == EnvName::Prod && self.branches.enabled {
+        if self.safety.require_approval && self.branches.enabled {
             return Err(invalid(
-                "branches.enabled = true is not allowed in prod: branch stacks live in sandbox only; set it to false".into(),
+                "branches.enabled = true is not allowed where safety.require_approval = true: branch stacks live in an environment that takes unapproved changes; set it to false".into(),
             ));
         }
         let repo_ok =
@@ -685,8 +890,25 @@ pub fn file_path(dir: &Path, env: EnvName) -> PathBuf {
     dir.join(format!("{env}.toml"))
 }
 
-fn load_file<T: serde::de::DeserializeOwned>(dir: &Path, env: EnvName) -> Result<T, ConfigError> {
-    let path = file_path(dir, env);
+/// The names (without `.toml`) of the TOML files in `dir`, sorted.
+fn toml_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".toml"))
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn load_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let path = path.to_path_buf();
     let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
         path: path.clone(),
         source,

@@ -1,4 +1,5 @@
-//! `deployer deploy` and `deployer outputs`: the catalog stack of sandbox or prod.
+//! `deployer deploy`, `diff`, `destroy`, `outputs`, `drift`, `logs`, `status`: an environment's
+//! stacks.
 
 use crate::aws;
 use crate::config::{EnvName, Environments};
@@ -14,40 +15,83 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::path::Path;
 
-/// The role every target account's bootstrap creates for the deployer to assume.
-pub fn deploy_role_name(envs: &Environments) -> String {
-    format!("{}-deploy", envs.prefix().as_str())
+/// One of the roles an environment's bootstrap makes in its account (`deploy`, `read`,
+/// `cfn-exec`, `branch-deployer`, ...): named for the environment, since IAM names are global to
+/// the account and two environments may share one.
+pub fn role_name(envs: &Environments, env: EnvName, role: &str) -> String {
+    format!("{}-{env}-{role}", envs.prefix().as_str())
 }
 
-fn target_env(envs: &Environments, env: EnvName, verb: &str) -> Result<(), Error> {
-    if envs.target(env).is_none() {
-        return Err(Error::Refused(format!(
-            "`deployer {verb} {env}`: the {env} account holds no catalog stack; use sandbox or prod"
-        )));
-    }
-    Ok(())
-}
-
-/// The catalog stack's name and the base name of its resources, for the environment or for one
-/// of its branches.
-fn catalog_names(
+/// The stack a command acts on: `--stack`, or the environment's only one. A branch stack is made
+/// of the environment's first stack.
+pub fn service(
     envs: &Environments,
     env: EnvName,
+    stack: Option<&str>,
+    branch: Option<&str>,
+    verb: &str,
+) -> Result<StackKind, Error> {
+    let stages: Vec<&str> = envs.names().iter().skip(1).map(|e| e.as_str()).collect();
+    if envs.target(env).is_none() {
+        return Err(Error::Refused(format!(
+            "`deployer {verb} {env}`: the {env} account holds no stack of the service; use one of {}",
+            stages.join(", ")
+        )));
+    }
+    let services = StackKind::services(envs, env);
+    let names: Vec<&str> = services.iter().map(|k| k.template_name()).collect();
+    let kind = match stack {
+        Some(name) => *services
+            .iter()
+            .find(|k| k.template_name() == name)
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "{env} holds no stack {name:?}{}; its stacks are {} (stacks in {})",
+                    crate::suggest::did_you_mean(name, &names),
+                    names.join(", "),
+                    envs.file(env).display()
+                ))
+            })?,
+        None if services.len() == 1 || branch.is_some() => services[0],
+        None => {
+            return Err(Error::Refused(format!(
+                "{env} holds the stacks {}: name one with --stack, e.g. `deployer {verb} {env} --stack {}`",
+                names.join(", "),
+                names[0]
+            )));
+        }
+    };
+    if branch.is_some() && kind != services[0] {
+        return Err(Error::Refused(format!(
+            "branch stacks are made of {env}'s first stack, {}; --stack {} has none",
+            names[0],
+            kind.template_name()
+        )));
+    }
+    Ok(kind)
+}
+
+/// A stack's name and the base name of its resources, for the environment or for one of its
+/// branches.
+fn stack_names(
+    envs: &Environments,
+    env: EnvName,
+    kind: StackKind,
     branch: Option<&str>,
 ) -> Result<(String, String), Error> {
-    crate::render::names(envs, env, StackKind::Catalog, branch)
-        .map_err(|e| Error::Refused(e.to_string()))
+    crate::render::names(envs, env, kind, branch).map_err(|e| Error::Refused(e.to_string()))
 }
 
 /// `deployer drift ENV`: detection on a stack that must exist.
 pub async fn drift(
     envs: &Environments,
     env: EnvName,
+    stack: Option<&str>,
     branch: Option<&str>,
     progress: &mut Progress,
 ) -> Result<crate::drift::DriftReport, Error> {
-    target_env(envs, env, "drift")?;
-    let (name, _) = catalog_names(envs, env, branch)?;
+    let kind = service(envs, env, stack, branch, "drift")?;
+    let (name, _) = stack_names(envs, env, kind, branch)?;
     let stacks = stacks_in(envs, env, Through::ReadRole).await?;
     if stacks.describe(&name).await?.is_none() {
         return Err(Error::Refused(format!(
@@ -62,13 +106,14 @@ pub async fn drift(
 pub async fn logs(
     envs: &Environments,
     env: EnvName,
+    stack: Option<&str>,
     branch: Option<&str>,
     function: Option<&str>,
     since: &str,
 ) -> Result<crate::logs::Reader, Error> {
-    target_env(envs, env, "logs")?;
+    let kind = service(envs, env, stack, branch, "logs")?;
     let since = crate::logs::parse_since(since)?;
-    let (_, resource_name) = catalog_names(envs, env, branch)?;
+    let (_, resource_name) = stack_names(envs, env, kind, branch)?;
     let session = session_in(envs, env, Through::ReadRole).await?;
     Ok(crate::logs::Reader::new(
         aws_sdk_cloudwatchlogs::Client::new(&session.config),
@@ -93,20 +138,21 @@ pub async fn codepipeline(
     envs: &Environments,
     verb: &str,
 ) -> Result<aws_sdk_codepipeline::Client, Error> {
-    let session = operator_session(envs, EnvName::Pipeline, verb).await?;
+    let session = operator_session(envs, EnvName::PIPELINE, verb).await?;
     Ok(aws_sdk_codepipeline::Client::new(&session.config))
 }
 
 /// Which of a target account's roles a command acts through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Through {
-    /// `{prefix}-deploy`: change sets, artifacts, stack deletion.
+    /// `{prefix}-{env}-deploy`: change sets, artifacts, stack deletion.
     DeployRole,
-    /// `{prefix}-read`: status, outputs, logs, drift; operators may read prod through it.
+    /// `{prefix}-{env}-read`: status, outputs, logs, drift; operators may read a protected
+    /// environment through it.
     ReadRole,
 }
 
-/// A session in `env`'s account: the role `through` names for sandbox and prod (a caller that
+/// A session in `env`'s account: the role `through` names for a stage's environment (a caller that
 /// already is one of the account's deployer roles goes on as it is); in the pipeline account,
 /// which has neither, the caller's own.
 pub async fn session_in(
@@ -117,11 +163,10 @@ pub async fn session_in(
     if envs.target(env).is_none() {
         return operator_session(envs, env, &format!("status {env}")).await;
     }
-    let prefix = envs.prefix().as_str();
     let (deploy, read, branch) = (
-        deploy_role_name(envs),
-        format!("{prefix}-read"),
-        format!("{prefix}-branch-deployer"),
+        role_name(envs, env, "deploy"),
+        role_name(envs, env, "read"),
+        role_name(envs, env, "branch-deployer"),
     );
     // A reader's session never stands in for a deployer's: it assumes the deploy role instead.
     let roles: &[&str] = match through {
@@ -208,11 +253,11 @@ pub fn stack_tags(
     tags
 }
 
-/// Everything a deploy or diff of the catalog stack needs, checked before any change.
+/// Everything a deploy or diff of a stack needs, checked before any change.
 struct Prepared {
     session: aws::Session,
-    manifest: crate::artifact::Manifest,
-    zip: Vec<u8>,
+    /// The artifact and its zip, for a stack whose template takes one (parameter ArtifactKey).
+    artifact: Option<(crate::artifact::Manifest, Vec<u8>)>,
     bucket: String,
     spec: StackSpec,
 }
@@ -226,20 +271,21 @@ pub struct Artifact<'a> {
     pub expect_sha256: Option<&'a str>,
 }
 
-async fn prepare(
+/// The artifact of a stack whose template declares the parameter ArtifactKey (with
+/// ArtifactBucket): loaded and checked; other stacks deploy without one.
+fn load_artifact(
     envs: &Environments,
-    renderer: &Renderer,
     env: EnvName,
-    branch: Option<&str>,
+    template: &serde_json::Value,
     artifact: &Artifact<'_>,
-) -> Result<Prepared, Error> {
+) -> Result<Option<(crate::artifact::Manifest, Vec<u8>)>, Error> {
+    if template["Parameters"].get("ArtifactKey").is_none() {
+        return Ok(None);
+    }
     let artifact_path = artifact.path;
-    let target = envs.target(env).expect("callers check target_env");
-    let options = crate::render::Options {
-        branch: branch.map(str::to_string),
-        ..Default::default()
-    };
-    let rendered = renderer.render_with(envs, env, StackKind::Catalog, &options)?;
+    let target = envs
+        .target(env)
+        .expect("callers pick a stage's environment");
     let (manifest, zip) = crate::artifact::load(artifact_path).map_err(|e| match e {
         crate::artifact::Error::Read { path, .. } if path == artifact_path => {
             Error::Refused(format!(
@@ -267,6 +313,26 @@ async fn prepare(
             target.lambda.architecture
         )));
     }
+    Ok(Some((manifest, zip)))
+}
+
+async fn prepare(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+    kind: StackKind,
+    branch: Option<&str>,
+    artifact: &Artifact<'_>,
+) -> Result<Prepared, Error> {
+    let target = envs
+        .target(env)
+        .expect("callers pick a stage's environment");
+    let options = crate::render::Options {
+        branch: branch.map(str::to_string),
+        ..Default::default()
+    };
+    let rendered = renderer.render_with(envs, env, kind, &options)?;
+    let artifact = load_artifact(envs, env, &rendered.template, artifact)?;
     let session = session_in(envs, env, Through::DeployRole).await?;
     let bucket = format!(
         "{}-artifacts-{}-{}",
@@ -274,10 +340,14 @@ async fn prepare(
         envs.account(env),
         envs.region(env).as_str()
     );
-    let parameters = vec![
-        ("ArtifactBucket".to_string(), bucket.clone()),
-        ("ArtifactKey".to_string(), manifest.s3_key()),
-    ];
+    // CloudFormation refuses parameters a template does not declare.
+    let parameters = match &artifact {
+        Some((manifest, _)) => vec![
+            ("ArtifactBucket".to_string(), bucket.clone()),
+            ("ArtifactKey".to_string(), manifest.s3_key()),
+        ],
+        None => vec![],
+    };
     let template_body = rendered.to_compact();
     let spec = StackSpec {
         name: rendered.stack_name.clone(),
@@ -286,7 +356,8 @@ async fn prepare(
         template_url: None,
         parameters,
         tags: {
-            let mut tags = stack_tags(envs, env, Some(&manifest.sha256));
+            let sha = artifact.as_ref().map(|(m, _)| m.sha256.as_str());
+            let mut tags = stack_tags(envs, env, sha);
             if let Some(b) = branch {
                 tags.push((
                     crate::branch::BRANCH_TAG.into(),
@@ -299,16 +370,22 @@ async fn prepare(
         // Branch stacks go through the narrower execution role, which reaches only
         // `{prefix}-br-*` resources.
         execution_role_arn: Some(format!(
-            "arn:aws:iam::{}:role/{}-cfn-exec{}",
+            "arn:aws:iam::{}:role/{}",
             envs.account(env),
-            envs.prefix().as_str(),
-            if branch.is_some() { "-branch" } else { "" }
+            role_name(
+                envs,
+                env,
+                if branch.is_some() {
+                    "cfn-exec-branch"
+                } else {
+                    "cfn-exec"
+                }
+            )
         )),
     };
     Ok(Prepared {
         session,
-        manifest,
-        zip,
+        artifact,
         bucket,
         spec,
     })
@@ -342,33 +419,39 @@ pub struct Request {
     pub options: DeployOptions,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn deploy(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
+    stack: Option<&str>,
     branch: Option<&str>,
     artifact: &Artifact<'_>,
     request: &Request,
     progress: &mut Progress,
 ) -> Result<DeployReport, Error> {
-    target_env(envs, env, "deploy")?;
+    let kind = service(envs, env, stack, branch, "deploy")?;
     let target = envs.target(env).expect("checked above");
     if branch.is_some() && !target.branches.enabled {
         return Err(Error::Refused(format!(
-            "branch stacks are off in {env} (branches.enabled = false in {}); they belong in sandbox",
-            envs.file(env).display()
+            "branch stacks are off in {env} (branches.enabled = false in {}){}",
+            envs.file(env).display(),
+            envs.branch_env()
+                .map(|(host, _)| format!("; they belong in {host}"))
+                .unwrap_or_default()
         )));
     }
-    // Prod takes only what the pipeline promoted. CodeBuild sets CODEBUILD_BUILD_ID, which
-    // anyone can set: the trust of prod's deploy role (only the pipeline's prod Deploy action) is
-    // what keeps others out; this says so before an AssumeRole is refused.
+    // A protected environment takes only what the pipeline promoted. CodeBuild sets
+    // CODEBUILD_BUILD_ID, which anyone can set: the trust of its deploy role (only the pipeline's
+    // Deploy action of that stage) is what keeps others out; this says so before an AssumeRole is
+    // refused.
     if target.safety.require_approval && std::env::var_os("CODEBUILD_BUILD_ID").is_none() {
         return Err(Error::Refused(format!(
             "{env} deploys need the pipeline's manual approval (safety.require_approval = true in {}): merge to the pipeline's branch, then approve the pending execution with `deployer approve`; only the pipeline's {env} Deploy action may assume {env}'s deploy role",
             envs.file(env).display()
         )));
     }
-    let mut p = prepare(envs, renderer, env, branch, artifact).await?;
+    let mut p = prepare(envs, renderer, env, kind, branch, artifact).await?;
     let stacks = Stacks::new(p.session.cloudformation());
     let options = &request.options;
     // A deploy that will make or run a change set anyway skips the comparison.
@@ -407,13 +490,13 @@ pub async fn deploy(
     } else {
         crate::bootstrap::check_marker(envs, env, &p.session).await?;
         send_large_template(envs, env, &mut p).await?;
-        crate::artifact::upload(
-            &p.session.s3(),
-            &p.bucket,
-            &p.manifest,
-            std::mem::take(&mut p.zip),
-        )
-        .await?
+        match p.artifact.as_mut() {
+            Some((manifest, zip)) => {
+                crate::artifact::upload(&p.session.s3(), &p.bucket, manifest, std::mem::take(zip))
+                    .await?
+            }
+            None => false,
+        }
     };
     let mut report = if let Some(skip) = &request.continue_rollback {
         stacks
@@ -429,8 +512,8 @@ pub async fn deploy(
             .deploy_found(&p.spec, found, options, progress)
             .await?
     };
-    report.artifact = Some(crate::stack::ArtifactInfo {
-        sha256: p.manifest.sha256,
+    report.artifact = p.artifact.map(|(manifest, _)| crate::stack::ArtifactInfo {
+        sha256: manifest.sha256,
         uploaded,
     });
     Ok(report)
@@ -459,11 +542,12 @@ pub async fn diff(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
+    stack: Option<&str>,
     artifact: &Artifact<'_>,
     progress: &mut Progress,
 ) -> Result<DiffReport, Error> {
-    target_env(envs, env, "diff")?;
-    let mut p = prepare(envs, renderer, env, None, artifact).await?;
+    let kind = service(envs, env, stack, None, "diff")?;
+    let mut p = prepare(envs, renderer, env, kind, None, artifact).await?;
     crate::bootstrap::check_marker(envs, env, &p.session).await?;
     send_large_template(envs, env, &mut p).await?;
     let changes = Stacks::new(p.session.cloudformation())
@@ -492,21 +576,23 @@ impl Report for DestroyReport {
     }
 }
 
-/// `deployer destroy ENV`: removes the catalog stack; prod is never destroyed this way.
+/// `deployer destroy ENV`: removes a stack; a protected environment's is never destroyed this way.
 pub async fn destroy(
     envs: &Environments,
     env: EnvName,
+    stack: Option<&str>,
     branch: Option<&str>,
     retain: &[String],
     progress: &mut Progress,
 ) -> Result<DestroyReport, Error> {
-    target_env(envs, env, "destroy")?;
-    if env == EnvName::Prod && branch.is_none() {
-        return Err(Error::Refused(
-            "the deployer never destroys prod; if prod really must go, delete its stack in the AWS console after turning off termination protection".into(),
-        ));
+    let kind = service(envs, env, stack, branch, "destroy")?;
+    if envs.target(env).is_some_and(|t| t.safety.require_approval) && branch.is_none() {
+        return Err(Error::Refused(format!(
+            "the deployer never destroys {env}, which is protected (safety.require_approval = true in {}); if it really must go, delete its stack in the AWS console after turning off termination protection",
+            envs.file(env).display()
+        )));
     }
-    let (name, _) = catalog_names(envs, env, branch)?;
+    let (name, _) = stack_names(envs, env, kind, branch)?;
     let deleted = stacks_in(envs, env, Through::DeployRole)
         .await?
         .delete(&name, retain, progress)
@@ -655,10 +741,11 @@ fn outputs_text(outputs: &BTreeMap<String, String>) -> String {
 pub async fn outputs(
     envs: &Environments,
     env: EnvName,
+    stack: Option<&str>,
     branch: Option<&str>,
 ) -> Result<OutputsReport, Error> {
-    target_env(envs, env, "outputs")?;
-    let (name, _) = catalog_names(envs, env, branch)?;
+    let kind = service(envs, env, stack, branch, "outputs")?;
+    let (name, _) = stack_names(envs, env, kind, branch)?;
     let stacks = stacks_in(envs, env, Through::ReadRole).await?;
     let stack = stacks.describe(&name).await?.ok_or_else(|| {
         Error::Refused(format!(
@@ -739,7 +826,8 @@ async fn status_of_env(envs: &Environments, env: EnvName) -> Result<Vec<StackSta
     let stacks = match stacks_in(envs, env, Through::ReadRole).await {
         Ok(stacks) => stacks,
         Err(Error::Refused(why)) => {
-            return Ok(StackKind::for_env(env)
+            return Ok(StackKind::for_env(envs, env)
+                .into_iter()
                 .map(|kind| StackState {
                     env,
                     stack: kind.stack_name(envs, env),
@@ -748,11 +836,14 @@ async fn status_of_env(envs: &Environments, env: EnvName) -> Result<Vec<StackSta
                     artifact_sha256: None,
                     unreachable: Some(why.clone()),
                 })
-                .into());
+                .collect());
         }
         Err(e) => return Err(e),
     };
-    let names = StackKind::for_env(env).map(|kind| kind.stack_name(envs, env));
+    let names: Vec<String> = StackKind::for_env(envs, env)
+        .into_iter()
+        .map(|kind| kind.stack_name(envs, env))
+        .collect();
     let described =
         futures_util::future::join_all(names.iter().map(|name| stacks.describe(name))).await;
     names

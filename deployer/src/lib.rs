@@ -1,5 +1,5 @@
-//! The deployer: renders the catalog's CloudFormation templates and deploys them across the
-//! pipeline, sandbox and prod accounts.
+//! The deployer: renders a service's CloudFormation templates and deploys them through the stages
+//! of one pipeline, each environment in its own account and region.
 
 pub mod artifact;
 pub mod aws;
@@ -16,7 +16,9 @@ pub mod output;
 pub mod pipeline;
 pub mod render;
 pub mod schema;
+pub mod settings;
 pub mod stack;
+pub mod suggest;
 pub mod synth;
 
 use cli::{BranchesAction, Cli, Command, PipelineAction};
@@ -41,20 +43,34 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         return Ok(0);
     }
     let envs = Environments::load(&g.environments)?;
+    for warning in envs
+        .warnings
+        .iter()
+        .cloned()
+        .chain(render::unused_templates(&envs, &g.templates))
+    {
+        eprintln!("warning: {warning}");
+    }
     stack::set_wait_limit(g.timeout);
     aws::sign_in(aws::SignIn {
         profile: g.profile.clone(),
         region: g.region.clone(),
-        fallback_region: envs.region(EnvName::Pipeline).as_str().to_string(),
+        fallback_region: envs.region(EnvName::PIPELINE).as_str().to_string(),
     });
+    let env = |name: &str| envs.env(name).map_err(Error::from);
     match cli.command {
-        Command::Synth { env, all: _, out } => {
+        Command::Synth {
+            env: name,
+            all: _,
+            out,
+        } => {
             let renderer = Renderer::load(&g.templates)?;
-            let which = one_or_all(env);
+            let which = one_or_all(&envs, name.as_deref())?;
             emit(g.output, &synth::synth(&envs, &renderer, &which, &out)?);
         }
         Command::Deploy {
-            env,
+            env: name,
+            stack,
             branch,
             artifact,
             continue_rollback,
@@ -70,7 +86,8 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             let report = deploy::deploy(
                 &envs,
                 &renderer,
-                env,
+                env(&name)?,
+                stack.as_deref(),
                 branch.as_deref(),
                 &deploy::Artifact {
                     path: &artifact,
@@ -101,7 +118,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             }
         }
         Command::Bootstrap {
-            env,
+            env: name,
             admin_execution_role,
         } => {
             let renderer = Renderer::load(&g.templates)?;
@@ -111,17 +128,23 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             };
             let mut progress = deploy::Progress::new(g.no_progress);
             let report =
-                bootstrap::bootstrap(&envs, &renderer, env, &options, &mut progress).await?;
+                bootstrap::bootstrap(&envs, &renderer, env(&name)?, &options, &mut progress)
+                    .await?;
             drop(progress); // clears the progress line before the report prints
             emit(g.output, &report);
         }
-        Command::Diff { env, artifact } => {
+        Command::Diff {
+            env: name,
+            stack,
+            artifact,
+        } => {
             let renderer = Renderer::load(&g.templates)?;
             let mut progress = deploy::Progress::new(g.no_progress);
             let report = deploy::diff(
                 &envs,
                 &renderer,
-                env,
+                env(&name)?,
+                stack.as_deref(),
                 &deploy::Artifact {
                     path: &artifact,
                     expect_sha256: None,
@@ -133,22 +156,39 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             emit(g.output, &report);
         }
         Command::Destroy {
-            env,
+            env: name,
+            stack,
             branch,
             retain,
         } => {
             let mut progress = deploy::Progress::new(g.no_progress);
-            let report =
-                deploy::destroy(&envs, env, branch.as_deref(), &retain, &mut progress).await?;
+            let report = deploy::destroy(
+                &envs,
+                env(&name)?,
+                stack.as_deref(),
+                branch.as_deref(),
+                &retain,
+                &mut progress,
+            )
+            .await?;
             drop(progress);
             emit(g.output, &report);
         }
-        Command::Package { env, binary, out } => {
+        Command::Package {
+            env: name,
+            binary,
+            out,
+        } => {
+            let env = match name {
+                Some(name) => env(&name)?,
+                None => envs.names()[1],
+            };
             let architecture = envs
                 .target(env)
                 .ok_or_else(|| {
                     Error::Refused(
-                        "package for sandbox or prod: the pipeline account runs no function".into(),
+                        "package for a stage's environment: the pipeline account runs no function"
+                            .into(),
                     )
                 })?
                 .lambda
@@ -159,8 +199,9 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             };
             emit(g.output, &artifact::package(&binary, architecture, &out)?);
         }
-        Command::Status { env } => {
-            emit(g.output, &deploy::status(&envs, &one_or_all(env)).await?);
+        Command::Status { env: name } => {
+            let which = one_or_all(&envs, name.as_deref())?;
+            emit(g.output, &deploy::status(&envs, &which).await?);
         }
         Command::Pipeline { action } => match action {
             PipelineAction::Deploy => {
@@ -169,7 +210,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                 let (report, _) = bootstrap::deploy_as_operator(
                     &envs,
                     &renderer,
-                    EnvName::Pipeline,
+                    EnvName::PIPELINE,
                     render::StackKind::Pipeline,
                     &render::Options::default(),
                     "pipeline deploy",
@@ -219,26 +260,49 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                 return Ok(if report.failed.is_empty() { 0 } else { 1 });
             }
         },
-        Command::Outputs { env, branch } => emit(
+        Command::Outputs {
+            env: name,
+            stack,
+            branch,
+        } => emit(
             g.output,
-            &deploy::outputs(&envs, env, branch.as_deref()).await?,
+            &deploy::outputs(&envs, env(&name)?, stack.as_deref(), branch.as_deref()).await?,
         ),
-        Command::Drift { env, branch } => {
+        Command::Drift {
+            env: name,
+            stack,
+            branch,
+        } => {
             let mut progress = deploy::Progress::new(g.no_progress);
-            let report = deploy::drift(&envs, env, branch.as_deref(), &mut progress).await?;
+            let report = deploy::drift(
+                &envs,
+                env(&name)?,
+                stack.as_deref(),
+                branch.as_deref(),
+                &mut progress,
+            )
+            .await?;
             drop(progress);
             emit(g.output, &report);
             return Ok(if report.in_sync() { 0 } else { 1 });
         }
         Command::Logs {
-            env,
+            env: name,
+            stack,
             branch,
             follow,
             since,
             function,
         } => {
-            let mut reader =
-                deploy::logs(&envs, env, branch.as_deref(), function.as_deref(), &since).await?;
+            let mut reader = deploy::logs(
+                &envs,
+                env(&name)?,
+                stack.as_deref(),
+                branch.as_deref(),
+                function.as_deref(),
+                &since,
+            )
+            .await?;
             if !follow {
                 let events = reader.next_batch().await?;
                 emit(g.output, &logs::LogsReport { events });
@@ -251,8 +315,12 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     Ok(0)
 }
 
-fn one_or_all(env: Option<EnvName>) -> Vec<EnvName> {
-    env.map_or_else(|| EnvName::ALL.to_vec(), |e| vec![e])
+/// The environment a command line names, or all of them.
+fn one_or_all(envs: &Environments, name: Option<&str>) -> Result<Vec<EnvName>, Error> {
+    Ok(match name {
+        Some(name) => vec![envs.env(name)?],
+        None => envs.names(),
+    })
 }
 
 /// Finds the pending approval, shows what prod would receive, confirms, answers.
@@ -266,21 +334,33 @@ async fn answer_approval(
     let name = envs.prefix().as_str();
     let cp = deploy::codepipeline(envs, if approve { "approve" } else { "reject" }).await?;
     let pending = pipeline::pending(&cp, name).await?;
-    let sandbox = match deploy::status(envs, &[EnvName::Sandbox]).await {
-        Ok(report) => report
-            .stacks
-            .iter()
-            .map(|s| format!("{} {}", s.stack, s.status.as_deref().unwrap_or("(none)")))
-            .collect::<Vec<_>>()
-            .join(", "),
-        Err(e) => format!("unknown ({e})"),
+    // The approval before a stage is named for it (see templates/pipeline.json.hbs); what that
+    // stage would receive is what the stage before it runs now.
+    let stages: Vec<EnvName> = envs.stages().map(|(env, _, _)| env).collect();
+    let to = stages
+        .iter()
+        .position(|e| pending.stage == format!("Approve{}", render::pascal_case(e.as_str())));
+    let from = to.and_then(|i| i.checked_sub(1)).map(|i| stages[i]);
+    let now = match from {
+        None => "no earlier stage".to_string(),
+        Some(from) => match deploy::status(envs, &[from]).await {
+            Ok(report) => report
+                .stacks
+                .iter()
+                .map(|s| format!("{} {}", s.stack, s.status.as_deref().unwrap_or("(none)")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(e) => format!("unknown ({e})"),
+        },
     };
     eprintln!(
-        "execution {} waits at {}/{}: prod would receive artifact {}; sandbox now: {sandbox}",
+        "execution {} waits at {}/{}: {} would receive artifact {}; {} now: {now}",
         pending.execution_id,
         pending.stage,
         pending.action,
+        to.map_or("the next stage", |i| stages[i].as_str()),
         pending.artifact_sha256.as_deref().unwrap_or("unknown"),
+        from.map_or("before it", |e| e.as_str()),
     );
     if !yes {
         if !std::io::stdin().is_terminal() {

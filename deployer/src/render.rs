@@ -1,13 +1,14 @@
 //! Templates to CloudFormation JSON: handlebars in strict mode, JSON-escaped values, and a
 //! canonical form (sorted keys) so that the same inputs always give the same bytes.
 
-use crate::config::{EnvName, Environments};
+use crate::config::{ConfigError, EnvName, Environments};
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext,
     RenderError as HbError, RenderErrorReason, Renderable, TemplateErrorReason,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 /// Bumped whenever bootstrap-target changes in a way `deploy` depends on; `deploy` refuses
@@ -53,6 +54,9 @@ pub enum Error {
     },
     #[error(transparent)]
     Branch(#[from] crate::branch::BadBranch),
+    /// A stack's settings do not match what its template declares.
+    #[error(transparent)]
+    Settings(#[from] ConfigError),
     #[error("{path} rendered for {env} is not a CloudFormation template: {message}")]
     NotCloudFormation {
         path: PathBuf,
@@ -69,49 +73,66 @@ fn position(line: Option<usize>, column: Option<usize>) -> String {
     }
 }
 
-/// One kind of stack, one template file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// One kind of stack, one template file: the deployer's own three, and the service's stacks the
+/// environments name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StackKind {
     BootstrapPipeline,
     BootstrapTarget,
     Pipeline,
-    Catalog,
+    /// A stack of the service, from `templates/<name>.json.hbs`.
+    Service(&'static str),
+}
+
+impl Serialize for StackKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.template_name())
+    }
 }
 
 impl StackKind {
-    pub const ALL: [StackKind; 4] = [
-        StackKind::BootstrapPipeline,
-        StackKind::BootstrapTarget,
-        StackKind::Pipeline,
-        StackKind::Catalog,
-    ];
-
     pub fn template_name(self) -> &'static str {
         match self {
             StackKind::BootstrapPipeline => "bootstrap-pipeline",
             StackKind::BootstrapTarget => "bootstrap-target",
             StackKind::Pipeline => "pipeline",
-            StackKind::Catalog => "catalog",
+            StackKind::Service(name) => name,
         }
     }
 
-    /// The stacks an environment's account holds.
-    pub fn for_env(env: EnvName) -> [StackKind; 2] {
-        match env {
-            EnvName::Pipeline => [StackKind::BootstrapPipeline, StackKind::Pipeline],
-            EnvName::Sandbox | EnvName::Prod => [StackKind::BootstrapTarget, StackKind::Catalog],
+    /// The stacks an environment's account holds: its bootstrap first.
+    pub fn for_env(envs: &Environments, env: EnvName) -> Vec<StackKind> {
+        match envs.target(env) {
+            None => vec![StackKind::BootstrapPipeline, StackKind::Pipeline],
+            Some(target) => std::iter::once(StackKind::BootstrapTarget)
+                .chain(
+                    target
+                        .stacks
+                        .iter()
+                        .map(|s| StackKind::Service(crate::config::intern(s))),
+                )
+                .collect(),
         }
+    }
+
+    /// The service's stacks in `env`, in the order they deploy.
+    pub fn services(envs: &Environments, env: EnvName) -> Vec<StackKind> {
+        StackKind::for_env(envs, env)
+            .into_iter()
+            .filter(|k| matches!(k, StackKind::Service(_)))
+            .collect()
     }
 
     pub fn stack_name(self, envs: &Environments, env: EnvName) -> String {
         let prefix = envs.prefix().as_str();
         match self {
-            // Different names, so pipeline and sandbox may share an account.
+            // Different names, so pipeline and an environment may share an account.
             StackKind::BootstrapPipeline => format!("{prefix}-bootstrap-pipeline"),
             StackKind::BootstrapTarget => format!("{prefix}-bootstrap"),
             StackKind::Pipeline => format!("{prefix}-pipeline"),
-            StackKind::Catalog => format!("{prefix}-{env}"),
+            // The stack named like the prefix (the catalog's own) is not named twice.
+            StackKind::Service(name) if name == prefix => format!("{prefix}-{env}"),
+            StackKind::Service(name) => format!("{prefix}-{env}-{name}"),
         }
     }
 }
@@ -149,9 +170,10 @@ impl Rendered {
     }
 }
 
-/// The templates directory, parsed once.
+/// The templates directory; each template is parsed the first time it is rendered, so a command
+/// pays only for the stacks it renders.
 pub struct Renderer {
-    hb: Handlebars<'static>,
+    hb: RefCell<Handlebars<'static>>,
     dir: PathBuf,
 }
 
@@ -168,27 +190,43 @@ impl Renderer {
         // The built-in `if` treats a missing variable as false even in strict mode.
         hb.register_helper("if", Box::new(StrictIf { when: true }));
         hb.register_helper("unless", Box::new(StrictIf { when: false }));
-        for kind in StackKind::ALL {
-            let path = template_path(dir, kind);
-            let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
-            })?;
-            hb.register_template_string(kind.template_name(), text)
-                .map_err(|e| Error::Syntax {
-                    line: e.pos().map(|p| p.0),
-                    column: e.pos().map(|p| p.1),
-                    message: match e.reason() {
-                        TemplateErrorReason::InvalidSyntax(_) => "handlebars cannot parse this: look for a mistyped {{...}} tag, or a block ({{#if}}, {{#unless}}) that is never closed (reported at the end of the file)".into(),
-                        other => format!("{other}; fix the handlebars syntax there"),
-                    },
-                    path: path.clone(),
-                })?;
+        if !dir.is_dir() {
+            return Err(Error::Read {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such directory (pass --templates DIR)",
+                ),
+            });
         }
         Ok(Renderer {
-            hb,
+            hb: RefCell::new(hb),
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// Parses `kind`'s template unless an earlier render did.
+    fn parse(&self, kind: StackKind) -> Result<(), Error> {
+        if self.hb.borrow().has_template(kind.template_name()) {
+            return Ok(());
+        }
+        let path = template_path(&self.dir, kind);
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        self.hb
+            .borrow_mut()
+            .register_template_string(kind.template_name(), text)
+            .map_err(|e| Error::Syntax {
+                line: e.pos().map(|p| p.0),
+                column: e.pos().map(|p| p.1),
+                message: match e.reason() {
+                    TemplateErrorReason::InvalidSyntax(_) => "handlebars cannot parse this: look for a mistyped {{...}} tag, or a block ({{#if}}, {{#unless}}) that is never closed (reported at the end of the file)".into(),
+                    other => format!("{other}; fix the handlebars syntax there"),
+                },
+                path: path.clone(),
+            })
     }
 
     pub fn render(
@@ -208,10 +246,21 @@ impl Renderer {
         options: &Options,
     ) -> Result<Rendered, Error> {
         let path = template_path(&self.dir, kind);
+        self.parse(kind)?;
         let (stack_name, resource_name) = names(envs, env, kind, options.branch.as_deref())?;
         let mut ctx = context(envs, env, &stack_name);
         ctx["resource_name"] = json!(resource_name);
         ctx["options"] = json!(options);
+        ctx["stack"] = json!(kind.template_name());
+        ctx["settings"] = match (kind, envs.target(env)) {
+            (StackKind::Service(name), Some(target)) => crate::settings::resolve(
+                &self.dir,
+                name,
+                &envs.file(env),
+                target.settings.get(name),
+            )?,
+            _ => json!({}),
+        };
         if options.branch.is_some() {
             // Branch data is never retained: the stack goes with the branch.
             ctx["target"]["safety"]["retain_data"] = json!(false);
@@ -221,6 +270,7 @@ impl Renderer {
         }
         let text = self
             .hb
+            .borrow()
             .render(kind.template_name(), &ctx)
             .map_err(|e| render_error(e, &path, env))?;
         let template: Value = serde_json::from_str(&text).map_err(|source| Error::NotJson {
@@ -255,7 +305,11 @@ impl Renderer {
     ) -> Result<Vec<Rendered>, Error> {
         which
             .iter()
-            .flat_map(|&env| StackKind::for_env(env).map(move |kind| (env, kind)))
+            .flat_map(|&env| {
+                StackKind::for_env(envs, env)
+                    .into_iter()
+                    .map(move |kind| (env, kind))
+            })
             .map(|(env, kind)| self.render(envs, env, kind))
             .collect()
     }
@@ -281,23 +335,72 @@ pub fn names(
     })
 }
 
+/// Files in the templates directory that no environment's stacks use: said, not fatal.
+pub fn unused_templates(envs: &Environments, dir: &Path) -> Vec<String> {
+    let mut used: Vec<&str> = vec!["bootstrap-pipeline", "bootstrap-target", "pipeline"];
+    for env in envs.names() {
+        used.extend(
+            StackKind::services(envs, env)
+                .iter()
+                .map(|k| k.template_name()),
+        );
+    }
+    let mut unused: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_str()?.to_string();
+            let stack = file
+                .strip_suffix(".json.hbs")
+                .or_else(|| file.strip_suffix(".settings.toml"))?;
+            (!used.contains(&stack)).then(|| {
+                format!(
+                    "{} is not used: no environment lists {stack:?} in its stacks; add it to one or remove the file",
+                    dir.join(&file).display()
+                )
+            })
+        })
+        .collect();
+    unused.sort();
+    unused
+}
+
 pub fn template_path(dir: &Path, kind: StackKind) -> PathBuf {
     dir.join(format!("{}.json.hbs", kind.template_name()))
 }
 
 /// What a template can use. Strict mode makes any other name an error.
 fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
+    let names = envs.names();
+    let stages: Vec<Value> = envs
+        .stages()
+        .enumerate()
+        .map(|(i, (name, target, stage))| {
+            json!({
+                "env": name,
+                // The stage before it (names[0] is the pipeline account), whose artifact it takes.
+                "after": (i > 0).then(|| names[i]),
+                "id": pascal_case(name.as_str()),
+                "account_id": target.account_id,
+                "region": target.region,
+                "approval": stage.approval,
+                "stacks": target.stacks,
+            })
+        })
+        .collect();
     json!({
         "env": env,
         "stack_name": stack_name,
         "prefix": envs.prefix(),
         "account_id": envs.account(env),
         "region": envs.region(env),
-        "accounts": {
-            "pipeline": envs.pipeline.account_id,
-            "sandbox": envs.sandbox.account_id,
-            "prod": envs.prod.account_id,
-        },
+        "accounts": envs
+            .names()
+            .into_iter()
+            .map(|e| (e.as_str(), envs.account(e)))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        "stages": stages,
         "pipeline": envs.pipeline,
         "target": envs.target(env),
         "bootstrap_version": BOOTSTRAP_VERSION,
@@ -307,6 +410,19 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
         },
         "read_role_trust": envs.read_role_trust(env),
     })
+}
+
+/// "prod-eu" as "ProdEu": for logical ids and CodePipeline stage names.
+pub fn pascal_case(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// A helper's first parameter, which must name a defined variable.
@@ -376,10 +492,10 @@ impl HelperDef for StrictIf {
 fn render_error(e: HbError, path: &Path, env: EnvName) -> Error {
     let message = match e.reason() {
         RenderErrorReason::MissingVariable(Some(var)) => format!(
-            "the variable `{var}` is not defined; templates may use env, stack_name, resource_name, prefix, account_id, region, accounts.*, pipeline.*, target.*, options.* and bootstrap_version"
+            "the variable `{var}` is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.* and bootstrap_version"
         ),
         RenderErrorReason::MissingVariable(None) => {
-            "a variable is not defined; templates may use env, stack_name, resource_name, prefix, account_id, region, accounts.*, pipeline.*, target.*, options.* and bootstrap_version".to_string()
+            "a variable is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.* and bootstrap_version".to_string()
         }
         other => other.to_string(),
     };
@@ -437,24 +553,24 @@ mod tests {
     fn branch_stacks_keep_no_data_and_never_take_the_custom_domain() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        for env in EnvName::ALL {
-            let path = crate::config::file_path(&root.join("environments"), env);
-            let mut text = std::fs::read_to_string(path)
+        for env in ["pipeline", "sandbox", "prod"] {
+            let file = format!("{env}.toml");
+            let mut text = std::fs::read_to_string(root.join("environments").join(&file))
                 .unwrap()
                 .replace("retain_data = false", "retain_data = true");
-            if env == EnvName::Sandbox {
+            if env == "sandbox" {
                 text = text.replace(
                     "# [domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
                     "[domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/abc\"",
                 );
             }
-            std::fs::write(crate::config::file_path(dir.path(), env), text).unwrap();
+            std::fs::write(dir.path().join(file), text).unwrap();
         }
         let envs = Environments::load(dir.path()).unwrap();
+        let sandbox = envs.env("sandbox").unwrap();
+        let catalog = StackKind::Service("catalog");
         let renderer = Renderer::load(&root.join("templates")).unwrap();
-        let main = renderer
-            .render(&envs, EnvName::Sandbox, StackKind::Catalog)
-            .unwrap();
+        let main = renderer.render(&envs, sandbox, catalog).unwrap();
         assert_eq!(
             main.template["Resources"]["Table"]["DeletionPolicy"],
             "Retain"
@@ -465,7 +581,7 @@ mod tests {
             ..Options::default()
         };
         let branch = renderer
-            .render_with(&envs, EnvName::Sandbox, StackKind::Catalog, &options)
+            .render_with(&envs, sandbox, catalog, &options)
             .unwrap();
         assert_eq!(
             branch.template["Resources"]["Table"]["DeletionPolicy"],

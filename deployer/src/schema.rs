@@ -49,7 +49,7 @@ pub fn check(template: &Value) -> Result<(), String> {
         let Some(schema) = schemas().get(kind) else {
             return Err(format!(
                 "resource \"{id}\" has type {kind}, which no CloudFormation resource schema knows{}",
-                suggestion(kind, schemas().keys())
+                crate::suggest::did_you_mean(kind, schemas().keys())
             ));
         };
         let properties = match resource.get("Properties") {
@@ -62,7 +62,7 @@ pub fn check(template: &Value) -> Result<(), String> {
             if !schema.properties.contains(name) {
                 return Err(format!(
                     "resource \"{id}\" ({kind}) has property \"{name}\", which its schema does not list{}",
-                    suggestion(name, schema.properties.iter())
+                    crate::suggest::did_you_mean(name, schema.properties.iter())
                 ));
             }
         }
@@ -86,16 +86,6 @@ fn is_intrinsic(object: &serde_json::Map<String, Value>) -> bool {
             .keys()
             .next()
             .is_some_and(|k| k.starts_with("Fn::") || k == "Ref")
-}
-
-/// "; did you mean X?" for the known name closest to `name`, if one is close.
-fn suggestion<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
-    known
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > 0.9)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!("; did you mean {k}?"))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

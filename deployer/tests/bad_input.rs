@@ -171,7 +171,7 @@ fn prod_sharing_an_account_is_refused_naming_both_files() {
         &[
             "environments/sandbox.toml and environments/prod.toml",
             "\"222222222222\"",
-            "prod must have an account of its own",
+            "prod takes approved changes only, so it shares its account with nothing that does not",
         ],
     );
     let err = synth_fails_after(
@@ -198,7 +198,7 @@ fn pipeline_and_sandbox_may_share_an_account() {
 
 #[test]
 fn prod_keeps_its_data_its_stack_and_the_approval() {
-    for key in ["retain_data", "termination_protection", "require_approval"] {
+    for key in ["retain_data", "termination_protection"] {
         let err = synth_fails_after(
             "environments/prod.toml",
             &format!("{key} = true"),
@@ -208,10 +208,25 @@ fn prod_keeps_its_data_its_stack_and_the_approval() {
             &err,
             &[
                 "environments/prod.toml",
-                &format!("safety.{key} = false is not allowed in prod"),
+                &format!(
+                    "safety.{key} = false is not allowed where safety.require_approval = true"
+                ),
             ],
         );
     }
+    // Its stage waits for an approval: the environment must say it takes approved changes only.
+    let err = synth_fails_after(
+        "environments/prod.toml",
+        "require_approval = true",
+        "require_approval = false",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/prod.toml",
+            "safety.require_approval = false but its stage in pipeline.toml says approval = true",
+        ],
+    );
 }
 
 #[test]
@@ -282,7 +297,7 @@ fn branch_stacks_in_prod_are_refused() {
         &err,
         &[
             "environments/prod.toml",
-            "branches.enabled = true is not allowed in prod",
+            "environments/prod.toml: branches.enabled = true is not allowed where safety.require_approval = true",
         ],
     );
 }
@@ -292,7 +307,10 @@ fn missing_environment_file_is_named() {
     let p = Project::new();
     std::fs::remove_file(p.path("environments/prod.toml")).unwrap();
     let err = p.run(&["synth", "--all"]).expect(2).stderr();
-    assert_has(&err, &["cannot read environments/prod.toml"]);
+    assert_has(
+        &err,
+        &["environments/pipeline.toml: stages names prod, but there is no environments/prod.toml"],
+    );
 }
 
 #[test]
@@ -315,12 +333,12 @@ fn undefined_template_variable_names_template_line_and_variable() {
     );
     let err = synth_fails_after(
         "templates/bootstrap-target.json.hbs",
-        "\"RoleName\": \"{{prefix}}-deploy\"",
-        "\"RoleName\": \"{{prefx}}-deploy\"",
+        "\"RoleName\": \"{{prefix}}-{{env}}-deploy\"",
+        "\"RoleName\": \"{{prefx}}-{{env}}-deploy\"",
     );
     let line = line_of(
         "templates/bootstrap-target.json.hbs",
-        "\"RoleName\": \"{{prefix}}-deploy\"",
+        "\"RoleName\": \"{{prefix}}-{{env}}-deploy\"",
     );
     assert_has(
         &err,

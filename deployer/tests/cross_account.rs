@@ -306,7 +306,12 @@ fn prod_is_refused_outside_the_pipeline_without_touching_aws() {
 fn the_pipeline_account_has_no_catalog_stack() {
     let p = Project::new();
     let err = p.run(&["deploy", "pipeline"]).expect(2).stderr();
-    assert!(err.contains("use sandbox or prod"), "{err}");
+    assert!(
+        err.contains(
+            "the pipeline account holds no stack of the service; use one of sandbox, prod"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -403,7 +408,7 @@ fn deploy_before_bootstrap_is_refused_naming_the_command() {
     // Before the bootstrap there is no deploy role to assume (AWS refuses the AssumeRole).
     let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
     assert!(
-        err.contains("cannot assume arn:aws:iam::222222222222:role/catalog-deploy"),
+        err.contains("cannot assume arn:aws:iam::222222222222:role/catalog-sandbox-deploy"),
         "{err}"
     );
     assert!(err.contains("run `deployer bootstrap sandbox`"), "{err}");
@@ -607,7 +612,7 @@ fn status_lists_every_stack_of_every_account() {
         report["stacks"][4]["unreachable"]
             .as_str()
             .unwrap()
-            .contains("cannot assume arn:aws:iam::333333333333:role/catalog-read"),
+            .contains("cannot assume arn:aws:iam::333333333333:role/catalog-prod-read"),
         "{report}"
     );
     assert!(report["stacks"][2].get("unreachable").is_none());
@@ -628,7 +633,7 @@ fn status_lists_every_stack_of_every_account() {
         .expect(2)
         .stderr();
     assert!(
-        err.contains("cannot assume arn:aws:iam::333333333333:role/catalog-deploy")
+        err.contains("cannot assume arn:aws:iam::333333333333:role/catalog-prod-deploy")
             && err.contains("AccessDenied"),
         "{err}"
     );
@@ -1032,7 +1037,7 @@ fn the_github_branch_role_runs_the_workflows_commands() {
     let p = bootstrapped(&emu);
     // The session GitHub's OIDC would hand the workflow (the emulator stands in for the token
     // exchange; the trust's repository and branch conditions are asserted in permissions.rs).
-    let github = emu.role_credentials(SANDBOX, "catalog-branch-deployer");
+    let github = emu.role_credentials(SANDBOX, "catalog-sandbox-branch-deployer");
     let github: Vec<(&str, &str)> = github
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))

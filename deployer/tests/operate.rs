@@ -212,7 +212,7 @@ fn drift_on_a_stack_that_is_not_there_says_to_deploy_first() {
         "{err}"
     );
     let err = p.run(&["drift", "pipeline"]).expect(2).stderr();
-    assert!(err.contains("holds no catalog stack"), "{err}");
+    assert!(err.contains("holds no stack of the service"), "{err}");
 }
 
 #[test]

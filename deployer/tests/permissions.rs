@@ -233,7 +233,8 @@ fn sandbox_deploy_role_trusts_its_deploy_action_and_the_operators_sandbox_names(
 fn each_pipeline_action_has_its_own_role_and_only_deploy_prod_reaches_prod() {
     let p = Project::new();
     let boot = &synth(&p, "pipeline")["bootstrap-pipeline"];
-    let deploy_role = |account: &str| format!("arn:aws:iam::{account}:role/catalog-deploy");
+    let deploy_role =
+        |account: &str, env: &str| format!("arn:aws:iam::{account}:role/catalog-{env}-deploy");
     let can_assume = assumable(boot, PIPELINE);
     let reaching = |role: &str| {
         can_assume
@@ -242,8 +243,14 @@ fn each_pipeline_action_has_its_own_role_and_only_deploy_prod_reaches_prod() {
             .map(|(name, _)| name.as_str())
             .collect::<Vec<_>>()
     };
-    assert_eq!(reaching(&deploy_role(PROD)), ["DeployProdActionRole"]);
-    assert_eq!(reaching(&deploy_role(SANDBOX)), ["DeploySandboxActionRole"]);
+    assert_eq!(
+        reaching(&deploy_role(PROD, "prod")),
+        ["DeployProdActionRole"]
+    );
+    assert_eq!(
+        reaching(&deploy_role(SANDBOX, "sandbox")),
+        ["DeploySandboxActionRole"]
+    );
     for (name, targets) in &can_assume {
         assert!(
             targets.len() <= 1,
@@ -633,8 +640,8 @@ fn execution_roles_allow_what_the_resource_handlers_need_for_every_option() {
         .unwrap()
         .render_with(
             &envs,
-            deployer::config::EnvName::Sandbox,
-            deployer::render::StackKind::Catalog,
+            envs.env("sandbox").unwrap(),
+            deployer::render::StackKind::Service("catalog"),
             &options,
         )
         .unwrap()
@@ -676,11 +683,11 @@ fn execution_roles_create_roles_only_under_the_boundary_and_never_touch_the_boot
             .map(|r| text(&r, SANDBOX))
             .collect();
         for own in [
-            "catalog-deploy",
-            "catalog-read",
-            "catalog-cfn-exec",
-            "catalog-cfn-exec-branch",
-            "catalog-branch-deployer",
+            "catalog-sandbox-deploy",
+            "catalog-sandbox-read",
+            "catalog-sandbox-cfn-exec",
+            "catalog-sandbox-cfn-exec-branch",
+            "catalog-sandbox-branch-deployer",
         ] {
             assert!(
                 denied.contains(&format!("arn:aws:iam::{SANDBOX}:role/{own}")),
@@ -707,7 +714,7 @@ fn execution_roles_create_roles_only_under_the_boundary_and_never_touch_the_boot
     for (name, role) in roles {
         assert_eq!(
             text(&role["Properties"]["PermissionsBoundary"], SANDBOX),
-            format!("arn:aws:iam::{SANDBOX}:policy/catalog-app-boundary"),
+            format!("arn:aws:iam::{SANDBOX}:policy/catalog-sandbox-app-boundary"),
             "{name}"
         );
         for s in statements(role) {

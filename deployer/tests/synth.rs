@@ -130,7 +130,7 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
             "Build",
             "UpdatePipeline",
             "DeploySandbox",
-            "Approval",
+            "ApproveProd",
             "DeployProd"
         ]
     );
@@ -153,14 +153,12 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
             .unwrap()
             .to_string()
     };
-    assert!(
-        spec("DeploySandboxProject")
-            .contains("deployer deploy sandbox --no-progress --artifact dist/manifest.json")
-    );
-    assert!(
-        spec("DeployProdProject")
-            .contains("deployer deploy prod --no-progress --artifact dist/manifest.json")
-    );
+    assert!(spec("DeploySandboxProject").contains(
+        "deployer deploy sandbox --stack catalog --no-progress --artifact dist/manifest.json"
+    ));
+    assert!(spec("DeployProdProject").contains(
+        "deployer deploy prod --stack catalog --no-progress --artifact dist/manifest.json"
+    ));
     // Both deploys ship exactly the sha256 Build exported (and the approval names).
     for i in [3, 5] {
         assert_eq!(

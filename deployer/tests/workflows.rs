@@ -26,7 +26,7 @@ fn runs(job: &Value) -> Vec<String> {
         .collect()
 }
 
-const ROLE: &str = "arn:aws:iam::222222222222:role/catalog-branch-deployer";
+const ROLE: &str = "arn:aws:iam::222222222222:role/catalog-sandbox-branch-deployer";
 
 #[test]
 fn pushes_deploy_and_deletes_destroy_the_branch_stack() {
@@ -109,7 +109,7 @@ fn the_role_the_workflows_assume_trusts_only_this_repository() {
     p.run(&["synth", "sandbox"]).expect(0);
     let t: Value = serde_json::from_str(&p.read("out/sandbox-bootstrap-target.json")).unwrap();
     let role = &t["Resources"]["BranchDeployRole"]["Properties"];
-    assert_eq!(role["RoleName"], "catalog-branch-deployer");
+    assert_eq!(role["RoleName"], "catalog-sandbox-branch-deployer");
     let condition = &role["AssumeRolePolicyDocument"]["Statement"][0]["Condition"];
     assert_eq!(
         condition["StringLike"]["token.actions.githubusercontent.com:sub"],

@@ -19,10 +19,16 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Self {
+        Emulator::start_with(&["111111111111", "222222222222", "333333333333"])
+    }
+
+    /// An emulator with an operator in each of `accounts` (the shipped files' three, or more).
+    pub fn start_with(accounts: &[&str]) -> Self {
         let state = tempfile::tempdir().unwrap();
         let out = Command::new(script())
             .arg("start")
             .env("EMULATOR_STATE", state.path())
+            .env("EMULATOR_ACCOUNTS", accounts.join(" "))
             .output()
             .expect("scripts/emulator runs");
         assert!(
