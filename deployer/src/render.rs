@@ -9,7 +9,10 @@ use handlebars::{
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+mod compact;
 
 /// Bumped whenever bootstrap-target changes in a way `deploy` depends on; `deploy` refuses
 /// targets whose marker is older.
@@ -174,7 +177,11 @@ impl Rendered {
 /// pays only for the stacks it renders.
 pub struct Renderer {
     hb: RefCell<Handlebars<'static>>,
+    /// Each parsed template's text and, unless it was parsed as it is, its compacted form.
+    sources: RefCell<HashMap<&'static str, (String, Option<compact::Compacted>)>>,
     dir: PathBuf,
+    /// Off only in the test that shows compaction changes no output.
+    compact: bool,
 }
 
 impl Renderer {
@@ -201,7 +208,9 @@ impl Renderer {
         }
         Ok(Renderer {
             hb: RefCell::new(hb),
+            sources: RefCell::new(HashMap::new()),
             dir: dir.to_path_buf(),
+            compact: true,
         })
     }
 
@@ -215,18 +224,45 @@ impl Renderer {
             path: path.clone(),
             source,
         })?;
-        self.hb
+        let compacted = self.compact.then(|| compact::compact(&text)).flatten();
+        let parsed = self.hb.borrow_mut().register_template_string(
+            kind.template_name(),
+            compacted
+                .as_ref()
+                .map_or(text.as_str(), |c| c.source.as_str()),
+        );
+        self.sources
             .borrow_mut()
-            .register_template_string(kind.template_name(), text)
-            .map_err(|e| Error::Syntax {
-                line: e.pos().map(|p| p.0),
-                column: e.pos().map(|p| p.1),
+            .insert(kind.template_name(), (text, compacted));
+        parsed.map_err(|e| {
+            let (line, column) = self.position(kind, e.pos());
+            Error::Syntax {
+                line,
+                column,
                 message: match e.reason() {
                     TemplateErrorReason::InvalidSyntax(_) => "handlebars cannot parse this: look for a mistyped {{...}} tag, or a block ({{#if}}, {{#unless}}) that is never closed (reported at the end of the file)".into(),
                     other => format!("{other}; fix the handlebars syntax there"),
                 },
                 path: path.clone(),
-            })
+            }
+        })
+    }
+
+    /// Where in `kind`'s template file a position handlebars reported is.
+    fn position(
+        &self,
+        kind: StackKind,
+        reported: Option<(usize, usize)>,
+    ) -> (Option<usize>, Option<usize>) {
+        let sources = self.sources.borrow();
+        match (reported, sources.get(kind.template_name())) {
+            (Some((line, column)), Some((text, Some(c)))) => {
+                let (line, column) = c.position(text, line, column);
+                (Some(line), Some(column))
+            }
+            (Some((line, column)), _) => (Some(line), Some(column)),
+            (None, _) => (None, None),
+        }
     }
 
     pub fn render(
@@ -268,11 +304,18 @@ impl Renderer {
             // The custom domain belongs to the environment's own stack; a branch would steal it.
             ctx["target"]["domain"] = Value::Null;
         }
-        let text = self
+        let rendered = self
             .hb
             .borrow()
             .render(kind.template_name(), &ctx)
-            .map_err(|e| render_error(e, &path, env))?;
+            .map_err(|e| {
+                let reported = e.line_no.zip(e.column_no);
+                render_error(e, &path, env, self.position(kind, reported))
+            })?;
+        let text = match &self.sources.borrow()[kind.template_name()] {
+            (_, Some(c)) => c.restore(&rendered),
+            (_, None) => rendered,
+        };
         let template: Value = serde_json::from_str(&text).map_err(|source| Error::NotJson {
             snippet: text
                 .lines()
@@ -489,7 +532,13 @@ impl HelperDef for StrictIf {
     }
 }
 
-fn render_error(e: HbError, path: &Path, env: EnvName) -> Error {
+/// `at`: the line and column in the template file.
+fn render_error(
+    e: HbError,
+    path: &Path,
+    env: EnvName,
+    at: (Option<usize>, Option<usize>),
+) -> Error {
     let message = match e.reason() {
         RenderErrorReason::MissingVariable(Some(var)) => format!(
             "the variable `{var}` is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.* and bootstrap_version"
@@ -502,8 +551,8 @@ fn render_error(e: HbError, path: &Path, env: EnvName) -> Error {
     Error::Render {
         path: path.to_path_buf(),
         env,
-        line: e.line_no,
-        column: e.column_no,
+        line: at.0,
+        column: at.1,
         message,
     }
 }
@@ -548,6 +597,45 @@ fn check_shape(template: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compacted_templates_render_the_same_bytes() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let envs = Environments::load(&root.join("environments")).unwrap();
+        let templates = root.join("templates");
+        let compacted = Renderer::load(&templates).unwrap();
+        let mut plain = Renderer::load(&templates).unwrap();
+        plain.compact = false;
+        let sandbox = envs.env("sandbox").unwrap();
+        let branch = Options {
+            branch: Some("feat/x".into()),
+            admin_execution_role: true,
+        };
+        let mut cases: Vec<(EnvName, StackKind, Options)> = envs
+            .names()
+            .into_iter()
+            .flat_map(|env| {
+                StackKind::for_env(&envs, env)
+                    .into_iter()
+                    .map(move |kind| (env, kind, Options::default()))
+            })
+            .collect();
+        cases.push((sandbox, StackKind::Service("catalog"), branch.clone()));
+        cases.push((sandbox, StackKind::BootstrapTarget, branch));
+        for (env, kind, options) in cases {
+            let a = compacted.render_with(&envs, env, kind, &options).unwrap();
+            let b = plain.render_with(&envs, env, kind, &options).unwrap();
+            assert_eq!(a.to_pretty(), b.to_pretty(), "{env} {kind:?}");
+        }
+        // Compaction is what parsed them.
+        assert!(
+            compacted
+                .sources
+                .borrow()
+                .values()
+                .all(|(_, c)| c.is_some())
+        );
+    }
 
     #[test]
     fn branch_stacks_keep_no_data_and_never_take_the_custom_domain() {

@@ -10,6 +10,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
@@ -19,11 +20,19 @@ struct TypeSchema {
     required: Vec<String>,
 }
 
-fn schemas() -> &'static HashMap<String, TypeSchema> {
-    static SCHEMAS: OnceLock<HashMap<String, TypeSchema>> = OnceLock::new();
+/// Every type's schema, still as text: a template names a few dozen of some 1,400 types, and
+/// only those are read (reading all of them cost more than rendering).
+fn schemas() -> &'static HashMap<&'static str, &'static RawValue> {
+    static SCHEMAS: OnceLock<HashMap<&'static str, &'static RawValue>> = OnceLock::new();
     SCHEMAS.get_or_init(|| {
         serde_json::from_str(include_str!("../schemas/resources.json"))
             .expect("scripts/resource-schemas writes valid JSON")
+    })
+}
+
+fn schema(kind: &str) -> Option<TypeSchema> {
+    schemas().get(kind).map(|raw| {
+        serde_json::from_str(raw.get()).expect("scripts/resource-schemas writes valid schemas")
     })
 }
 
@@ -46,7 +55,7 @@ pub fn check(template: &Value) -> Result<(), String> {
         if !(kind.starts_with("AWS::") || kind.starts_with("Alexa::")) {
             continue;
         }
-        let Some(schema) = schemas().get(kind) else {
+        let Some(schema) = schema(kind) else {
             return Err(format!(
                 "resource \"{id}\" has type {kind}, which no CloudFormation resource schema knows{}",
                 crate::suggest::did_you_mean(kind, schemas().keys())
