@@ -204,29 +204,9 @@ pub fn lambda_sha(hex: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// A YAML document as JSON, read by the PyYAML the emulator's venv holds.
+/// A YAML document (a workflow, a buildspec) as a JSON value.
 pub fn yaml(text: &str) -> serde_json::Value {
-    let out = Command::new(repo_root().join(".venv/bin/python"))
-        .args([
-            "-c",
-            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("the venv's python runs (scripts/emulator install makes it)");
-    assert!(
-        out.status.success(),
-        "not YAML: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_norway::from_str(text).unwrap_or_else(|e| panic!("not YAML: {e}\n{text}"))
 }
 
 /// A scratch project: copies of environments/ and templates/ that a test may break.
