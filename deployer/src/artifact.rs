@@ -208,7 +208,7 @@ pub fn package(binary: &Path, architecture: Architecture, out: &Path) -> Result<
     })?;
     check_binary(binary, &bytes, architecture)?;
     let zip = zip_bootstrap(&bytes)?;
-    let sha256 = crate::synth::hex(&Sha256::digest(&zip));
+    let sha256 = hex::encode(Sha256::digest(&zip));
     let manifest = Manifest {
         zip: format!("catalog-{}.zip", &sha256[..16]),
         size: zip.len() as u64,
@@ -266,7 +266,7 @@ pub fn load(manifest_path: &Path) -> Result<(Manifest, Vec<u8>), Error> {
         path: zip_path.clone(),
         source,
     })?;
-    let actual = crate::synth::hex(&Sha256::digest(&zip));
+    let actual = hex::encode(Sha256::digest(&zip));
     if actual != manifest.sha256 {
         return Err(Error::Tampered {
             zip: zip_path,
@@ -298,7 +298,7 @@ pub async fn upload_template(
     bucket: &str,
     body: &str,
 ) -> Result<String, Error> {
-    let sha256 = crate::synth::hex(&Sha256::digest(body.as_bytes()));
+    let sha256 = hex::encode(Sha256::digest(body.as_bytes()));
     let key = format!("templates/{sha256}.json");
     put_once(s3, bucket, &key, &sha256, body.as_bytes().to_vec()).await?;
     Ok(key)
@@ -347,7 +347,7 @@ async fn put_once(
                             .collect()
                             .await
                             .map_err(|e| call_error("s3:GetObject", e.to_string()))?;
-                        crate::synth::hex(&Sha256::digest(body.into_bytes()))
+                        hex::encode(Sha256::digest(body.into_bytes()))
                     }
                 };
                 if actual != sha256 {
@@ -396,7 +396,7 @@ async fn put_once(
 
 fn hex_of_base64(sum: &str) -> String {
     aws_smithy_types::base64::decode(sum)
-        .map(|bytes| crate::synth::hex(&bytes))
+        .map(|bytes| hex::encode(&bytes))
         .unwrap_or_else(|_| format!("(not a sha256: {sum})"))
 }
 

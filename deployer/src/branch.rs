@@ -52,7 +52,7 @@ pub fn validate(branch: &str) -> Result<(), BadBranch> {
 
 /// A short digest of the full name: `feat/A` and `feat-a` slug alike but differ here.
 pub fn digest(branch: &str) -> String {
-    crate::synth::hex(&Sha256::digest(branch.as_bytes()))[..10].to_string()
+    hex::encode(Sha256::digest(branch.as_bytes()))[..10].to_string()
 }
 
 /// The branch lowered to `[a-z0-9-]`, runs of anything else as one '-'.
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn gc_removes_gone_and_expired_branches_only() {
-        let row = |branch: &str, age_hours| commands::BranchStack {
+        let row = |branch: &str, age_hours| crate::commands::branches::BranchStack {
             stack: stack_name("catalog", branch).unwrap(),
             id: String::new(),
             branch: branch.into(),
@@ -194,14 +194,17 @@ mod tests {
             age_hours,
         };
         let keep = ["feat/a".to_string(), "feat/b".to_string()];
-        assert_eq!(commands::verdict(&row("feat/a", 1), &keep, 168), None);
+        assert_eq!(
+            crate::commands::branches::verdict(&row("feat/a", 1), &keep, 168),
+            None
+        );
         assert!(
-            commands::verdict(&row("feat/b", 168), &keep, 168)
+            crate::commands::branches::verdict(&row("feat/b", 168), &keep, 168)
                 .unwrap()
                 .contains("older than")
         );
         assert!(
-            commands::verdict(&row("feat/gone", 1), &keep, 168)
+            crate::commands::branches::verdict(&row("feat/gone", 1), &keep, 168)
                 .unwrap()
                 .contains("is gone")
         );
@@ -234,7 +237,7 @@ mod tests {
         let (head, _) = value.rsplit_once('+').unwrap();
         assert!(head.len() % 3 == 0 && head.starts_with("=C3=BC"), "{value}");
         // gc keeps a stack whose stored value is the encoded form of a kept branch.
-        let row = commands::BranchStack {
+        let row = crate::commands::branches::BranchStack {
             stack: stack_name("catalog", "feat/ñandú-🚀").unwrap(),
             id: String::new(),
             branch: "feat/ñandú-🚀".into(),
@@ -244,7 +247,7 @@ mod tests {
             age_hours: 1,
         };
         assert_eq!(
-            commands::verdict(&row, &["feat/ñandú-🚀".to_string()], 168),
+            crate::commands::branches::verdict(&row, &["feat/ñandú-🚀".to_string()], 168),
             None
         );
         // Read back for people: decoded where that is exact, as stored otherwise.
@@ -309,254 +312,6 @@ mod tests {
         fn distinct_branches_never_share_a_stack(a in branch(), b in branch()) {
             prop_assume!(a != b);
             prop_assert_ne!(stack_name("catalog", &a).unwrap(), stack_name("catalog", &b).unwrap());
-        }
-    }
-}
-
-pub mod commands {
-    //! `deployer branches list|gc`.
-
-    use super::{branch_of, branch_stacks};
-    use crate::config::{EnvName, Environments, Target};
-    use crate::deploy::{Progress, Through, stacks_in};
-    use crate::error::Error;
-    use crate::output::Report;
-    use crate::stack::{Observer, Stacks};
-    use serde::Serialize;
-    use std::fmt::Write as _;
-
-    #[derive(Debug, Serialize)]
-    pub struct BranchStack {
-        pub stack: String,
-        /// The branch, as readable as its tag allows.
-        pub branch: String,
-        /// The branch tag as stored, which gc compares.
-        #[serde(skip)]
-        pub tag: String,
-        /// The stack's id, which gc deletes by.
-        #[serde(skip)]
-        pub id: String,
-        pub status: String,
-        pub created: String,
-        pub age_hours: i64,
-    }
-
-    #[derive(Debug, Serialize)]
-    pub struct ListReport {
-        pub stacks: Vec<BranchStack>,
-    }
-
-    impl Report for ListReport {
-        fn human(&self) -> String {
-            if self.stacks.is_empty() {
-                return "no branch stacks\n".into();
-            }
-            self.stacks.iter().fold(String::new(), |mut s, b| {
-                let _ = writeln!(
-                    s,
-                    "{:<40} {:<28} {:>5}h  {}",
-                    b.branch, b.status, b.age_hours, b.stack
-                );
-                s
-            })
-        }
-    }
-
-    /// The environment that holds branch stacks, or why there is none.
-    fn host(envs: &Environments) -> Result<(EnvName, &Target), Error> {
-        envs.branch_env().ok_or_else(|| {
-            Error::Refused(format!(
-                "no environment holds branch stacks: set branches.enabled = true in one of {} (one that needs no approval)",
-                envs.names()
-                    .iter()
-                    .skip(1)
-                    .map(|e| envs.file(*e).display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
-    }
-
-    async fn listed(envs: &Environments) -> Result<(Stacks, Vec<BranchStack>), Error> {
-        let (env, _) = host(envs)?;
-        let stacks = stacks_in(envs, env, Through::DeployRole).await?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let rows = branch_stacks(&stacks, envs)
-            .await?
-            .iter()
-            .map(|s| {
-                let created = s.creation_time();
-                let tag = branch_of(s).unwrap_or_default();
-                BranchStack {
-                    stack: s.stack_name().unwrap_or_default().into(),
-                    id: s.stack_id().or(s.stack_name()).unwrap_or_default().into(),
-                    branch: super::branch_from_tag(tag),
-                    tag: tag.into(),
-                    status: crate::stack::status_of(s).into(),
-                    created: created
-                        .and_then(crate::stack::time_text)
-                        .unwrap_or_default(),
-                    age_hours: created.map_or(0, |t| (now - t.secs()) / 3600),
-                }
-            })
-            .collect();
-        Ok((stacks, rows))
-    }
-
-    pub async fn list(envs: &Environments) -> Result<ListReport, Error> {
-        Ok(ListReport {
-            stacks: listed(envs).await?.1,
-        })
-    }
-
-    #[derive(Debug, Serialize)]
-    pub struct GcReport {
-        pub dry_run: bool,
-        /// Stacks removed (or, with --dry-run, that would be), and why.
-        pub removed: Vec<(String, String)>,
-        pub kept: Vec<String>,
-        /// Stacks whose deletion failed, and why: the others were still removed.
-        pub failed: Vec<(String, String)>,
-    }
-
-    impl Report for GcReport {
-        fn human(&self) -> String {
-            let verb = if self.dry_run {
-                "would remove"
-            } else {
-                "removed"
-            };
-            let mut s = String::new();
-            for (stack, why) in &self.removed {
-                let _ = writeln!(s, "{verb} {stack}: {why}");
-            }
-            for (stack, error) in &self.failed {
-                let _ = writeln!(s, "could not remove {stack}: {error}");
-            }
-            let _ = writeln!(s, "kept {} branch stack(s)", self.kept.len());
-            s
-        }
-    }
-
-    /// Why a branch stack should go, if it should (`row.branch` is the stored tag value).
-    pub fn verdict(row: &BranchStack, keep: &[String], ttl_hours: i64) -> Option<String> {
-        if !keep.iter().any(|k| super::tag_value(k) == row.tag) {
-            Some(format!("branch {} is gone", row.branch))
-        } else if row.age_hours >= ttl_hours {
-            Some(format!(
-                "older than branches.ttl_days ({} hours)",
-                ttl_hours
-            ))
-        } else {
-            None
-        }
-    }
-
-    /// The branches that exist on the remote, from `git ls-remote --heads`.
-    pub fn remote_branches() -> Result<Vec<String>, Error> {
-        let out = std::process::Command::new("git")
-            .args(["ls-remote", "--heads", "origin"])
-            .output()
-            .map_err(|e| Error::Refused(format!("cannot run git: {e}")))?;
-        if !out.status.success() {
-            return Err(Error::Refused(format!(
-                "`git ls-remote --heads origin` failed: {}; pass the branches to keep with --keep instead",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once("refs/heads/").map(|(_, b)| b.to_string()))
-            .collect())
-    }
-
-    /// Removes branch stacks whose branch is not in `keep`, and those older than the TTL. Only
-    /// stacks named and tagged as branch stacks are ever considered.
-    pub async fn gc(
-        envs: &Environments,
-        keep: &[String],
-        dry_run: bool,
-        progress: &mut Progress,
-    ) -> Result<GcReport, Error> {
-        let ttl_hours = i64::from(host(envs)?.1.branches.ttl_days) * 24;
-        let (stacks, rows) = listed(envs).await?;
-        Ok(remove(&stacks, rows, keep, ttl_hours, dry_run, progress).await)
-    }
-
-    /// How many deletions gc has running at once: N stacks take about the time of the slowest,
-    /// while CloudFormation's request rate is not stormed.
-    const AT_ONCE: usize = 10;
-
-    /// Deletes the rows that should go, several at once and each whatever became of the others:
-    /// one stack that cannot be deleted stops nothing, and is reported with its reason. The
-    /// listing described them already: each is deleted by its id without a second look.
-    pub async fn remove(
-        stacks: &Stacks,
-        rows: Vec<BranchStack>,
-        keep: &[String],
-        ttl_hours: i64,
-        dry_run: bool,
-        progress: &mut dyn Observer,
-    ) -> GcReport {
-        use futures_util::StreamExt;
-        let mut report = GcReport {
-            dry_run,
-            removed: vec![],
-            kept: vec![],
-            failed: vec![],
-        };
-        let shared = std::sync::Mutex::new(progress);
-        let outcomes: Vec<_> = futures_util::stream::iter(rows)
-            .map(|row| {
-                let shared = &shared;
-                async move {
-                    let why = verdict(&row, keep, ttl_hours);
-                    let result = match &why {
-                        Some(_) if !dry_run => {
-                            stacks
-                                .delete_listed(
-                                    &row.stack,
-                                    &row.id,
-                                    &row.status,
-                                    &mut Shared(shared),
-                                )
-                                .await
-                        }
-                        _ => Ok(()),
-                    };
-                    (row.stack, why, result)
-                }
-            })
-            .buffered(AT_ONCE)
-            .collect()
-            .await;
-        for (stack, why, result) in outcomes {
-            match (why, result) {
-                (None, _) => report.kept.push(stack),
-                (Some(why), Ok(())) => report.removed.push((stack, why)),
-                (Some(_), Err(e)) => report.failed.push((stack, e.to_string())),
-            }
-        }
-        report
-    }
-
-    /// One observer for deletions running at once: each event goes through in one piece.
-    struct Shared<'a, 'b>(&'a std::sync::Mutex<&'b mut dyn Observer>);
-
-    impl Observer for Shared<'_, '_> {
-        fn event(&mut self, event: &crate::stack::Event) {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .event(event);
-        }
-        fn waiting(&mut self, stack: &str, status: &str, elapsed: std::time::Duration) {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .waiting(stack, status, elapsed);
         }
     }
 }

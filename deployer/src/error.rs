@@ -28,6 +28,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// A failed command: the message on stderr for people and, with `--output json`, also one
+    /// JSON document on stdout, so a script reading stdout always gets JSON.
+    pub fn report(&self, format: crate::output::Format) {
+        eprintln!("error: {self}");
+        if format == crate::output::Format::Json {
+            println!(
+                "{}",
+                serde_json::json!({"error": {"message": self.to_string(), "exit_code": self.exit_code()}})
+            );
+        }
+    }
+
     /// 1: the operation failed; 2: bad input or refused (as clap does for bad flags).
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -38,7 +38,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            deployer::output::emit_error(format, &e);
+            e.report(format);
             ExitCode::from(e.exit_code())
         }
     }

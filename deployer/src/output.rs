@@ -22,15 +22,3 @@ pub fn emit(format: Format, report: &impl Report) {
         ),
     }
 }
-
-/// A failed command: the message on stderr for people and, with `--output json`, also one JSON
-/// document on stdout, so a script reading stdout always gets JSON.
-pub fn emit_error(format: Format, error: &crate::error::Error) {
-    eprintln!("error: {error}");
-    if format == Format::Json {
-        println!(
-            "{}",
-            serde_json::json!({"error": {"message": error.to_string(), "exit_code": error.exit_code()}})
-        );
-    }
-}

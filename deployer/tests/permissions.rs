@@ -876,8 +876,10 @@ fn every_call_the_deployer_makes_in_a_target_is_allowed_by_its_role() {
     let mut through_deploy = calls_in("stack.rs", "cloudformation");
     through_deploy.extend(calls_in("events.rs", "cloudformation"));
     through_deploy.extend(calls_in("artifact.rs", "s3"));
-    through_deploy.extend(calls_in("bootstrap.rs", "ssm"));
-    through_deploy.remove("ssm:PutParameter"); // the bootstrap's own, with the operator's credentials
+    // The marker check; the bootstrap's own PutParameter (commands/bootstrap.rs) runs with the
+    // operator's credentials.
+    through_deploy.extend(calls_in("access.rs", "ssm"));
+    assert!(through_deploy.contains("ssm:GetParameter"));
     assert!(through_deploy.contains("cloudformation:UpdateTerminationProtection"));
     assert!(through_deploy.contains("cloudformation:ContinueUpdateRollback"));
     assert!(through_deploy.contains("s3:PutObject"));

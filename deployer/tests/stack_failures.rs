@@ -961,7 +961,7 @@ async fn a_wait_past_its_timeout_gives_up_saying_the_operation_goes_on_in_aws() 
 
 #[tokio::test]
 async fn branches_gc_goes_on_past_a_stack_it_cannot_delete_and_reports_it() {
-    use deployer::branch::commands::{BranchStack, remove};
+    use deployer::commands::branches::{BranchStack, remove};
     const STUCK: &str = "catalog-br-stuck-0000000000";
     const GONE: &str = "catalog-br-gone-1111111111";
     let exists = |name: &'static str| {

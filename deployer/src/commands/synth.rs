@@ -67,7 +67,7 @@ pub fn synth(
                 kind: r.kind,
                 stack: r.stack_name,
                 bytes: text.len(),
-                sha256: hex(&Sha256::digest(text.as_bytes())),
+                sha256: hex::encode(Sha256::digest(text.as_bytes())),
                 path,
             })
         })
@@ -75,11 +75,24 @@ pub fn synth(
     Ok(SynthReport { files })
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+/// Render the CloudFormation templates of one environment (the pipeline or a stage's), or all,
+/// into a directory.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["env", "all"])))]
+pub struct Args {
+    /// The environment to render.
+    env: Option<String>,
+    /// Render every environment.
+    #[arg(long)]
+    all: bool,
+    /// Where the JSON files go.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+}
+
+pub fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
+    let renderer = Renderer::load(&g.templates)?;
+    let which = super::one_or_all(envs, args.env.as_deref())?;
+    crate::output::emit(g.output, &synth(envs, &renderer, &which, &args.out)?);
+    Ok(0)
 }

@@ -1,0 +1,297 @@
+//! How the deployer reaches an environment: its account's roles (sessions through STS), its
+//! stacks by name, the bootstrap they need, and the tags every stack carries. Shared by the
+//! commands; below them, above the engine.
+
+use crate::aws::{self, Session};
+use crate::config::{EnvName, Environments};
+use crate::error::Error;
+use crate::render::{BOOTSTRAP_VERSION, Options, Renderer, StackKind};
+use crate::stack::{DeployReport, Observer, StackSpec, Stacks};
+
+/// One of the roles an environment's bootstrap makes in its account (`deploy`, `read`,
+/// `cfn-exec`, `branch-deployer`, ...): named for the environment, since IAM names are global to
+/// the account and two environments may share one.
+pub fn role_name(envs: &Environments, env: EnvName, role: &str) -> String {
+    format!("{}-{env}-{role}", envs.prefix().as_str())
+}
+
+/// The stack a command acts on: `--stack`, or the environment's only one. A branch stack is made
+/// of the environment's first stack.
+pub fn service(
+    envs: &Environments,
+    env: EnvName,
+    stack: Option<&str>,
+    branch: Option<&str>,
+    verb: &str,
+) -> Result<StackKind, Error> {
+    let stages: Vec<&str> = envs.names().iter().skip(1).map(|e| e.as_str()).collect();
+    if envs.target(env).is_none() {
+        return Err(Error::Refused(format!(
+            "`deployer {verb} {env}`: the {env} account holds no stack of the service; use one of {}",
+            stages.join(", ")
+        )));
+    }
+    let services = StackKind::services(envs, env);
+    let names: Vec<&str> = services.iter().map(|k| k.template_name()).collect();
+    let kind = match stack {
+        Some(name) => *services
+            .iter()
+            .find(|k| k.template_name() == name)
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "{env} holds no stack {name:?}{}; its stacks are {} (stacks in {})",
+                    crate::suggest::did_you_mean(name, &names),
+                    names.join(", "),
+                    envs.file(env).display()
+                ))
+            })?,
+        None if services.len() == 1 || branch.is_some() => services[0],
+        None => {
+            return Err(Error::Refused(format!(
+                "{env} holds the stacks {}: name one with --stack, e.g. `deployer {verb} {env} --stack {}`",
+                names.join(", "),
+                names[0]
+            )));
+        }
+    };
+    if branch.is_some() && kind != services[0] {
+        return Err(Error::Refused(format!(
+            "branch stacks are made of {env}'s first stack, {}; --stack {} has none",
+            names[0],
+            kind.template_name()
+        )));
+    }
+    Ok(kind)
+}
+
+/// A stack's name and the base name of its resources, for the environment or for one of its
+/// branches.
+pub fn stack_names(
+    envs: &Environments,
+    env: EnvName,
+    kind: StackKind,
+    branch: Option<&str>,
+) -> Result<(String, String), Error> {
+    crate::render::names(envs, env, kind, branch).map_err(|e| Error::Refused(e.to_string()))
+}
+
+/// CloudFormation in `env`'s account, through one of its roles.
+pub async fn stacks_in(
+    envs: &Environments,
+    env: EnvName,
+    through: Through,
+) -> Result<Stacks, Error> {
+    Ok(Stacks::new(
+        session_in(envs, env, through).await?.cloudformation(),
+    ))
+}
+
+/// CodePipeline in the pipeline account, with the caller's own credentials there.
+pub async fn codepipeline(
+    envs: &Environments,
+    verb: &str,
+) -> Result<aws_sdk_codepipeline::Client, Error> {
+    let session = operator_session(envs, EnvName::PIPELINE, verb).await?;
+    Ok(aws_sdk_codepipeline::Client::new(&session.config))
+}
+
+/// Which of a target account's roles a command acts through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Through {
+    /// `{prefix}-{env}-deploy`: change sets, artifacts, stack deletion.
+    DeployRole,
+    /// `{prefix}-{env}-read`: status, outputs, logs, drift; operators may read a protected
+    /// environment through it.
+    ReadRole,
+}
+
+/// A session in `env`'s account: the role `through` names for a stage's environment (a caller that
+/// already is one of the account's deployer roles goes on as it is); in the pipeline account,
+/// which has neither, the caller's own.
+pub async fn session_in(
+    envs: &Environments,
+    env: EnvName,
+    through: Through,
+) -> Result<aws::Session, Error> {
+    if envs.target(env).is_none() {
+        return operator_session(envs, env, &format!("status {env}")).await;
+    }
+    let (deploy, read, branch) = (
+        role_name(envs, env, "deploy"),
+        role_name(envs, env, "read"),
+        role_name(envs, env, "branch-deployer"),
+    );
+    // A reader's session never stands in for a deployer's: it assumes the deploy role instead.
+    let roles: &[&str] = match through {
+        Through::DeployRole => &[&deploy, &branch],
+        Through::ReadRole => &[&read, &deploy, &branch],
+    };
+    let operator = aws::operator().await?;
+    operator
+        .session_in(envs.account(env), envs.region(env), roles)
+        .await
+        .map_err(|e| match e {
+            // Either the role is not there yet or it does not trust this caller: both are mended
+            // by a bootstrap or by the environment file, not by trying again.
+            aws::Error::AssumeRole { role_arn, message, .. } => Error::Refused(format!(
+                "cannot assume {role_arn} as {}: {message}; run `deployer bootstrap {env}` with credentials in account {}, and check that {} lets this caller in ({})",
+                operator.arn,
+                envs.account(env),
+                envs.file(env).display(),
+                if through == Through::ReadRole {
+                    "access.readers"
+                } else if envs.target(env).is_some_and(|t| t.safety.require_approval) {
+                    "only the pipeline's Deploy action and access.break_glass_role_arn may; deploy through the pipeline"
+                } else {
+                    "access.operators"
+                }
+            )),
+            other => other.into(),
+        })
+}
+
+/// The caller's own credentials, which must be in `env`'s account (`verb` names the command for
+/// the message that says so): bootstrap, and the pipeline account's commands.
+pub async fn operator_session(
+    envs: &Environments,
+    env: EnvName,
+    verb: &str,
+) -> Result<aws::Session, Error> {
+    let operator = aws::operator().await?;
+    let caller = &operator.account;
+    let account = envs.account(env);
+    if caller != account.as_str() {
+        return Err(Error::Refused(format!(
+            "`deployer {verb}` for {env} needs credentials in its account {account} ({}), but these are for account {caller}; sign in there first, e.g. AWS_PROFILE=<a profile of {account}> deployer {verb}",
+            envs.file(env).display()
+        )));
+    }
+    Ok(operator.session_here(envs.region(env)))
+}
+
+/// What the stack is made from: the same template, parameters and artifact give the same
+/// fingerprint, and a stack tagged with it needs no change set.
+pub fn fingerprint(template_body: &str, parameters: &[(String, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(template_body.as_bytes());
+    for (k, v) in parameters {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// When a branch stack was first deployed.
+pub const CREATED_TAG: &str = "created";
+
+/// The sha256 of the artifact the stack runs.
+pub const ARTIFACT_TAG: &str = "artifact-sha256";
+
+/// What every stack the deployer makes is tagged with.
+pub fn stack_tags(
+    envs: &Environments,
+    env: EnvName,
+    artifact_sha: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut tags = vec![
+        ("app".into(), envs.prefix().as_str().into()),
+        ("env".into(), env.to_string()),
+        ("deployer-version".into(), env!("CARGO_PKG_VERSION").into()),
+    ];
+    if let Some(sha) = artifact_sha {
+        tags.push((ARTIFACT_TAG.into(), sha.into()));
+    }
+    tags
+}
+
+/// The SSM parameter the target bootstrap writes its version to.
+pub fn marker_name(envs: &Environments) -> String {
+    format!("/{}/bootstrap/version", envs.prefix().as_str())
+}
+
+/// Deploys a stack of `env` with the operator's own credentials, which must be in that account
+/// (`verb` names the command for the message that says so).
+pub async fn deploy_as_operator(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+    kind: StackKind,
+    options: &Options,
+    verb: &str,
+    on_event: &mut dyn Observer,
+) -> Result<(DeployReport, Session), Error> {
+    let rendered = renderer.render_with(envs, env, kind, options)?;
+    let session = operator_session(envs, env, verb).await?;
+    let template_body = rendered.to_compact();
+    let spec = StackSpec {
+        name: rendered.stack_name.clone(),
+        fingerprint: fingerprint(&template_body, &[]),
+        template_body,
+        template_url: None,
+        parameters: vec![],
+        tags: stack_tags(envs, env, None),
+        termination_protection: false,
+        // The pipeline stack goes through the pipeline account's execution role, the one the
+        // UpdatePipeline action may pass; a bootstrap stack makes the roles, so it cannot.
+        execution_role_arn: (kind == StackKind::Pipeline).then(|| {
+            format!(
+                "arn:aws:iam::{}:role/{}-pipeline-exec",
+                envs.account(env),
+                envs.prefix().as_str()
+            )
+        }),
+    };
+    let report = Stacks::new(session.cloudformation())
+        .deploy(&spec, on_event)
+        .await?;
+    Ok((report, session))
+}
+
+/// The SSM parameter holding the app's token signing secret in `env`.
+pub fn secret_name(envs: &Environments, env: EnvName) -> String {
+    format!("/{}/{env}/jwt-secret", envs.prefix().as_str())
+}
+
+/// Refuses targets whose bootstrap is missing or older than this deployer needs.
+pub async fn check_marker(
+    envs: &Environments,
+    env: EnvName,
+    session: &Session,
+) -> Result<(), Error> {
+    let name = marker_name(envs);
+    let fix = format!(
+        "run `deployer bootstrap {env}` with credentials in account {}",
+        envs.account(env)
+    );
+    let found = match session.ssm().get_parameter().name(&name).send().await {
+        Ok(out) => out.parameter.and_then(|p| p.value),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_parameter_not_found()) =>
+        {
+            None
+        }
+        Err(e) => {
+            return Err(Error::Aws(aws::Error::Call {
+                action: "ssm:GetParameter",
+                target: name,
+                message: aws::error_text(&e),
+            }));
+        }
+    };
+    match found.as_deref().map(str::parse::<u32>) {
+        None => Err(Error::Refused(format!(
+            "{env} (account {}) is not bootstrapped: {name} does not exist; {fix}",
+            envs.account(env)
+        ))),
+        Some(Ok(v)) if v >= BOOTSTRAP_VERSION => Ok(()),
+        Some(_) => Err(Error::Refused(format!(
+            "{env} (account {}) has bootstrap version {} but this deployer needs {BOOTSTRAP_VERSION}; {fix}",
+            envs.account(env),
+            found.unwrap_or_default()
+        ))),
+    }
+}

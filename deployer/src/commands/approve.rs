@@ -1,0 +1,78 @@
+//! `deployer approve`: the pipeline execution waiting at an approval, shown, confirmed, approved.
+
+use crate::config::{EnvName, Environments};
+use crate::error::Error;
+use crate::pipeline;
+
+/// Approve the pipeline execution waiting to promote an artifact to the next stage.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    comment: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+}
+
+pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
+    let comment = args
+        .comment
+        .unwrap_or_else(|| "approved with deployer".into());
+    crate::output::emit(g.output, &answer(envs, true, &comment, args.yes).await?);
+    Ok(0)
+}
+
+/// Finds the pending approval, shows what the stage after it would receive, confirms, answers.
+pub async fn answer(
+    envs: &Environments,
+    approve: bool,
+    comment: &str,
+    yes: bool,
+) -> Result<pipeline::ApprovalReport, Error> {
+    use std::io::IsTerminal;
+    let name = envs.prefix().as_str();
+    let cp = crate::access::codepipeline(envs, if approve { "approve" } else { "reject" }).await?;
+    let pending = pipeline::pending(&cp, name).await?;
+    // The approval before a stage is named for it (see templates/pipeline.json.hbs); what that
+    // stage would receive is what the stage before it runs now.
+    let stages: Vec<EnvName> = envs.stages().map(|(env, _, _)| env).collect();
+    let to = stages.iter().position(|e| {
+        pending.stage == format!("Approve{}", crate::render::pascal_case(e.as_str()))
+    });
+    let from = to.and_then(|i| i.checked_sub(1)).map(|i| stages[i]);
+    let now = match from {
+        None => "no earlier stage".to_string(),
+        Some(from) => match super::status::status(envs, &[from]).await {
+            Ok(report) => report
+                .stacks
+                .iter()
+                .map(|s| format!("{} {}", s.stack, s.status.as_deref().unwrap_or("(none)")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(e) => format!("unknown ({e})"),
+        },
+    };
+    eprintln!(
+        "execution {} waits at {}/{}: {} would receive artifact {}; {} now: {now}",
+        pending.execution_id,
+        pending.stage,
+        pending.action,
+        to.map_or("the next stage", |i| stages[i].as_str()),
+        pending.artifact_sha256.as_deref().unwrap_or("unknown"),
+        from.map_or("before it", |e| e.as_str()),
+    );
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Refused(
+                "not a terminal, so nothing can be confirmed: pass --yes".into(),
+            ));
+        }
+        eprint!("{} it? [y/N] ", if approve { "Approve" } else { "Reject" });
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Err(Error::Refused("not confirmed; nothing was sent".into()));
+        }
+    }
+    pipeline::decide(&cp, name, &pending, approve, comment).await
+}

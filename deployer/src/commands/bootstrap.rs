@@ -1,0 +1,94 @@
+//! `deployer bootstrap ENV`: the stack that prepares an account (roles, artifact bucket, KMS key,
+//! ECR repository, version marker), and the app's signing secret.
+
+use crate::access::{deploy_as_operator, secret_name};
+use crate::aws::{self, Session};
+use crate::config::{EnvName, Environments};
+use crate::error::Error;
+use crate::render::{Options, Renderer, StackKind};
+use crate::stack::{DeployReport, Observer};
+
+pub async fn bootstrap(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+    options: &Options,
+    on_event: &mut dyn Observer,
+) -> Result<DeployReport, Error> {
+    let kind = StackKind::for_env(envs, env)[0];
+    // The deploy role does not exist before the first bootstrap: bootstrapping needs the
+    // operator's own credentials in that account.
+    let (report, session) =
+        deploy_as_operator(envs, renderer, env, kind, options, "bootstrap", on_event).await?;
+    if kind == StackKind::BootstrapTarget {
+        ensure_signing_secret(envs, env, &session).await?;
+    }
+    Ok(report)
+}
+
+/// Creates the app's signing secret once, as a SecureString (CloudFormation cannot make those).
+/// An existing secret is never read or replaced: rotating it signs everyone out.
+async fn ensure_signing_secret(
+    envs: &Environments,
+    env: EnvName,
+    session: &Session,
+) -> Result<(), Error> {
+    let name = secret_name(envs, env);
+    let mut bytes = [0u8; 48];
+    getrandom::fill(&mut bytes).map_err(Error::Random)?;
+    let result = session
+        .ssm()
+        .put_parameter()
+        .name(&name)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .value(hex::encode(bytes))
+        .overwrite(false)
+        .description("Signs the catalog's login tokens; made once by deployer bootstrap")
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_parameter_already_exists()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::Aws(aws::Error::Call {
+            action: "ssm:PutParameter",
+            target: name,
+            message: aws::error_text(&e),
+        })),
+    }
+}
+
+/// Create or update an account's bootstrap stack: roles, artifact bucket, version marker (and for
+/// pipeline: KMS key, ECR repository). Needs credentials in that account.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    env: String,
+    /// Give the CloudFormation execution role AdministratorAccess instead of its scoped policy.
+    /// Each bootstrap without it takes it away again.
+    #[arg(long)]
+    admin_execution_role: bool,
+}
+
+pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
+    let renderer = Renderer::load(&g.templates)?;
+    let options = Options {
+        admin_execution_role: args.admin_execution_role,
+        ..Default::default()
+    };
+    let mut progress = crate::display::Progress::new(g.no_progress);
+    let report = bootstrap(
+        envs,
+        &renderer,
+        envs.env(&args.env)?,
+        &options,
+        &mut progress,
+    )
+    .await?;
+    drop(progress); // clears the progress line before the report prints
+    crate::output::emit(g.output, &report);
+    Ok(0)
+}

@@ -1,0 +1,84 @@
+//! `deployer destroy ENV [--stack NAME] [--branch B]`: removes a stack; a protected
+//! environment's never.
+
+use crate::access::{Through, service, stack_names, stacks_in};
+use crate::config::{EnvName, Environments};
+use crate::display::Progress;
+use crate::error::Error;
+use crate::output::Report;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct DestroyReport {
+    pub stack: String,
+    pub deleted: bool,
+}
+
+impl Report for DestroyReport {
+    fn human(&self) -> String {
+        if self.deleted {
+            format!("{}: deleted\n", self.stack)
+        } else {
+            format!("{}: there was no such stack\n", self.stack)
+        }
+    }
+}
+
+/// `deployer destroy ENV`: removes a stack; a protected environment's is never destroyed this way.
+pub async fn destroy(
+    envs: &Environments,
+    env: EnvName,
+    stack: Option<&str>,
+    branch: Option<&str>,
+    retain: &[String],
+    progress: &mut Progress,
+) -> Result<DestroyReport, Error> {
+    let kind = service(envs, env, stack, branch, "destroy")?;
+    if envs.target(env).is_some_and(|t| t.safety.require_approval) && branch.is_none() {
+        return Err(Error::Refused(format!(
+            "the deployer never destroys {env}, which is protected (safety.require_approval = true in {}); if it really must go, delete its stack in the AWS console after turning off termination protection",
+            envs.file(env).display()
+        )));
+    }
+    let (name, _) = stack_names(envs, env, kind, branch)?;
+    let deleted = stacks_in(envs, env, Through::DeployRole)
+        .await?
+        .delete(&name, retain, progress)
+        .await?;
+    Ok(DestroyReport {
+        stack: name,
+        deleted,
+    })
+}
+
+/// Delete an environment's stack (a protected environment's is refused).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    env: String,
+    /// The stack to act on, where the environment holds more than one (its `stacks`).
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
+    /// Delete this feature branch's stack instead.
+    #[arg(long)]
+    branch: Option<String>,
+    /// For a stack in DELETE_FAILED: delete it but keep these resources (logical ids), the
+    /// ones the failure names; remove them by hand afterwards.
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    retain: Vec<String>,
+}
+
+pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
+    let mut progress = Progress::new(g.no_progress);
+    let report = destroy(
+        envs,
+        envs.env(&args.env)?,
+        args.stack.as_deref(),
+        args.branch.as_deref(),
+        &args.retain,
+        &mut progress,
+    )
+    .await?;
+    drop(progress);
+    crate::output::emit(g.output, &report);
+    Ok(0)
+}

@@ -1,0 +1,85 @@
+//! `deployer diff ENV [--stack NAME]`: the change set a deploy would make, then deleted.
+
+use super::deploy::{Artifact, prepare, send_large_template};
+use crate::access::{check_marker, service};
+use crate::config::{EnvName, Environments};
+use crate::display::Progress;
+use crate::display::changes_text;
+use crate::error::Error;
+use crate::output::Report;
+use crate::render::Renderer;
+use crate::stack::Stacks;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct DiffReport {
+    pub stack: String,
+    pub changed: bool,
+    pub changes: Vec<crate::stack::Change>,
+}
+
+impl Report for DiffReport {
+    fn human(&self) -> String {
+        if !self.changed {
+            return format!("{}: no changes\n", self.stack);
+        }
+        let mut s = format!("{}: would change\n", self.stack);
+        s.push_str(&changes_text(&self.changes));
+        s
+    }
+}
+
+/// `deployer diff ENV`: the change set a deploy would make, then deleted.
+pub async fn diff(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+    stack: Option<&str>,
+    artifact: &Artifact<'_>,
+    progress: &mut Progress,
+) -> Result<DiffReport, Error> {
+    let kind = service(envs, env, stack, None, "diff")?;
+    let mut p = prepare(envs, renderer, env, kind, None, artifact).await?;
+    check_marker(envs, env, &p.session).await?;
+    send_large_template(envs, env, &mut p).await?;
+    let changes = Stacks::new(p.session.cloudformation())
+        .diff(&p.spec, progress)
+        .await?;
+    Ok(DiffReport {
+        stack: p.spec.name,
+        changed: changes.is_some(),
+        changes: changes.unwrap_or_default(),
+    })
+}
+
+/// Show what `deploy` would change (through a change set that is then deleted).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    env: String,
+    /// The stack to act on, where the environment holds more than one (its `stacks`).
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
+    /// The manifest the deploy would ship.
+    #[arg(long, default_value = "dist/manifest.json")]
+    artifact: std::path::PathBuf,
+}
+
+pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
+    let renderer = Renderer::load(&g.templates)?;
+    let mut progress = Progress::new(g.no_progress);
+    let report = diff(
+        envs,
+        &renderer,
+        envs.env(&args.env)?,
+        args.stack.as_deref(),
+        &super::deploy::Artifact {
+            path: &args.artifact,
+            expect_sha256: None,
+        },
+        &mut progress,
+    )
+    .await?;
+    drop(progress);
+    crate::output::emit(g.output, &report);
+    Ok(0)
+}

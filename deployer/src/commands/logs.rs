@@ -1,0 +1,65 @@
+//! `deployer logs ENV [--stack NAME] [--branch B]`: the functions' logs, oldest first.
+
+use crate::access::{Through, service, session_in, stack_names};
+use crate::config::{EnvName, Environments};
+use crate::error::Error;
+
+/// `deployer logs ENV`: a reader over the functions' log groups in the target account.
+pub async fn logs(
+    envs: &Environments,
+    env: EnvName,
+    stack: Option<&str>,
+    branch: Option<&str>,
+    function: Option<&str>,
+    since: &str,
+) -> Result<crate::logs::Reader, Error> {
+    let kind = service(envs, env, stack, branch, "logs")?;
+    let since = crate::logs::parse_since(since)?;
+    let (_, resource_name) = stack_names(envs, env, kind, branch)?;
+    let session = session_in(envs, env, Through::ReadRole).await?;
+    Ok(crate::logs::Reader::new(
+        aws_sdk_cloudwatchlogs::Client::new(&session.config),
+        crate::logs::groups(&resource_name, function),
+        since,
+    ))
+}
+
+/// Print the functions' logs, oldest first.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    env: String,
+    /// The stack to act on, where the environment holds more than one (its `stacks`).
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
+    /// This feature branch's functions instead.
+    #[arg(long)]
+    branch: Option<String>,
+    /// Keep printing new events until interrupted.
+    #[arg(long)]
+    follow: bool,
+    /// How far back to start: 30s, 10m, 2h, 1d.
+    #[arg(long, default_value = "10m")]
+    since: String,
+    /// Only this function's logs.
+    #[arg(long, value_parser = crate::logs::FUNCTIONS)]
+    function: Option<String>,
+}
+
+pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
+    let mut reader = logs(
+        envs,
+        envs.env(&args.env)?,
+        args.stack.as_deref(),
+        args.branch.as_deref(),
+        args.function.as_deref(),
+        &args.since,
+    )
+    .await?;
+    if !args.follow {
+        let events = reader.next_batch().await?;
+        crate::output::emit(g.output, &crate::logs::LogsReport { events });
+        return Ok(0);
+    }
+    reader.follow(g.output).await?;
+    Ok(0)
+}

@@ -1,0 +1,71 @@
+//! One file per subcommand: its arguments and `run`. Commands sit above `access` (sessions,
+//! stack names) and the engine (config, render, stack, aws); `lib.rs` only dispatches.
+
+pub mod approve;
+pub mod bootstrap;
+pub mod branches;
+pub mod deploy;
+pub mod destroy;
+pub mod diff;
+pub mod drift;
+pub mod logs;
+pub mod outputs;
+pub mod package;
+pub mod pipeline;
+pub mod reject;
+pub mod status;
+pub mod synth;
+
+use crate::output::Format;
+use clap::Args;
+use std::path::PathBuf;
+
+/// The flags every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Human-readable text, or one JSON document on stdout (progress still goes to stderr).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Directory holding pipeline.toml and a file for each environment its stages name.
+    #[arg(
+        long,
+        global = true,
+        default_value = "environments",
+        env = "DEPLOYER_ENVIRONMENTS"
+    )]
+    pub environments: PathBuf,
+    /// Directory holding the *.json.hbs templates.
+    #[arg(
+        long,
+        global = true,
+        default_value = "templates",
+        env = "DEPLOYER_TEMPLATES"
+    )]
+    pub templates: PathBuf,
+    /// Plain event lines instead of a progress display, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Sign in with this profile of the AWS config files (over AWS_PROFILE).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Your own session's region (over AWS_REGION and the profile's; default: the pipeline
+    /// account's). Each environment's stacks live in the region its file names.
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// How long to wait for a stack operation, a change set or drift detection (like 90s, 30m,
+    /// 2h); past it the deployer stops waiting, says what is still in progress, exits 1, and the
+    /// operation goes on in AWS.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// The environment a command line names, or all of them.
+pub fn one_or_all(
+    envs: &crate::config::Environments,
+    name: Option<&str>,
+) -> Result<Vec<crate::config::EnvName>, crate::error::Error> {
+    Ok(match name {
+        Some(name) => vec![envs.env(name)?],
+        None => envs.names(),
+    })
+}
