@@ -3,42 +3,50 @@
 
 use crate::output::Report;
 use crate::stack::{DeployReport, Event, Observer, Outcome};
-use std::collections::BTreeMap;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 
 /// Stack events as lines on stderr, so stdout stays one clean report; on a terminal, also a
-/// line that shows the stack's state and the time it has taken so far.
+/// live line (indicatif) with the stack's state, the resources done of those the change set
+/// touches, and the time the operation has taken so far.
 pub struct Progress {
-    live: bool,
-    spinner: usize,
+    bar: Option<ProgressBar>,
+    /// The stack a change set runs on and how many resources it changes, once known.
+    plan: Option<(String, usize)>,
+    /// Resources that reached a final state in this operation.
+    done: HashSet<String>,
 }
 
 impl Progress {
     pub fn new(no_progress: bool) -> Self {
+        let bar = (!no_progress && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
+            );
+            bar
+        });
         Progress {
-            live: !no_progress && std::io::stderr().is_terminal(),
-            spinner: 0,
-        }
-    }
-
-    fn clear(&self) {
-        if self.live {
-            eprint!("\r\x1b[2K");
+            bar,
+            plan: None,
+            done: HashSet::new(),
         }
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        self.clear();
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 }
 
 impl Observer for Progress {
     fn event(&mut self, e: &Event) {
-        self.clear();
-        eprintln!(
+        let line = format!(
             "{}  {:<28} {:<36} {}{}",
             e.timestamp,
             e.logical_id,
@@ -49,19 +57,42 @@ impl Observer for Progress {
                 .map(|r| format!("  {r}"))
                 .unwrap_or_default()
         );
+        let finished = ["_COMPLETE", "_FAILED", "_SKIPPED"]
+            .iter()
+            .any(|end| e.status.ends_with(end));
+        if finished
+            && self
+                .plan
+                .as_ref()
+                .is_some_and(|(stack, _)| *stack != e.logical_id)
+        {
+            self.done.insert(e.logical_id.clone());
+        }
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
     }
 
     fn waiting(&mut self, stack: &str, status: &str, elapsed: std::time::Duration) {
-        if self.live {
-            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
-            self.spinner = (self.spinner + 1) % FRAMES.len();
-            eprint!(
-                "\r\x1b[2K{} {stack} {status} {:.0}s",
-                FRAMES[self.spinner],
-                elapsed.as_secs_f64()
-            );
-            let _ = std::io::stderr().flush();
+        if let Some(bar) = &self.bar {
+            let resources = match &self.plan {
+                Some((planned, total)) if planned == stack => {
+                    format!(" {}/{total} resources", self.done.len().min(*total))
+                }
+                _ => String::new(),
+            };
+            bar.set_message(format!(
+                "{stack} {status}{resources} {}",
+                humantime::format_duration(std::time::Duration::from_secs(elapsed.as_secs()))
+            ));
+            bar.tick();
         }
+    }
+
+    fn planned(&mut self, stack: &str, changes: usize) {
+        self.plan = Some((stack.to_string(), changes));
+        self.done.clear();
     }
 }
 
@@ -122,4 +153,44 @@ pub fn outputs_text(outputs: &BTreeMap<String, String>) -> String {
         let _ = writeln!(s, "  {k:<20} {v}");
         s
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(logical_id: &str, status: &str) -> Event {
+        Event {
+            timestamp: "2026-11-30T00:00:00Z".into(),
+            logical_id: logical_id.into(),
+            resource_type: "AWS::SNS::Topic".into(),
+            status: status.into(),
+            reason: None,
+            nested_stack: None,
+        }
+    }
+
+    #[test]
+    fn the_live_line_counts_resources_done_of_those_the_change_set_touches() {
+        let mut p = Progress {
+            bar: Some(ProgressBar::hidden()),
+            plan: None,
+            done: HashSet::new(),
+        };
+        p.planned("catalog-sandbox", 3);
+        p.event(&event("catalog-sandbox", "UPDATE_IN_PROGRESS"));
+        p.event(&event("Topic", "CREATE_IN_PROGRESS"));
+        p.event(&event("Topic", "CREATE_COMPLETE"));
+        p.event(&event("Queue", "UPDATE_COMPLETE"));
+        p.waiting(
+            "catalog-sandbox",
+            "UPDATE_IN_PROGRESS",
+            std::time::Duration::from_millis(75_400),
+        );
+        let line = p.bar.as_ref().unwrap().message();
+        assert_eq!(
+            line,
+            "catalog-sandbox UPDATE_IN_PROGRESS 2/3 resources 1m 15s"
+        );
+    }
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 pub trait Observer {
     fn event(&mut self, event: &Event);
     fn waiting(&mut self, _stack: &str, _status: &str, _elapsed: Duration) {}
+    /// A change set of `changes` resource changes is about to run on `stack`.
+    fn planned(&mut self, _stack: &str, _changes: usize) {}
 }
 
 /// Any closure over events observes; it ignores the waiting.

@@ -681,6 +681,7 @@ impl Stacks {
                 };
                 return Ok((report, existing));
             }
+            on_event.planned(name, proposal.changes.len());
             // The token makes an SDK retry of a call that timed out harmless while the update
             // runs.
             let executed = self
