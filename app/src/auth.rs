@@ -16,6 +16,8 @@ pub const SECRET_MIN_BYTES: usize = 32;
 pub enum AuthError {
     #[error("the token signing secret must be at least {SECRET_MIN_BYTES} bytes")]
     WeakSecret,
+    #[error("the token audience (the stack's name) must not be empty")]
+    NoAudience,
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
@@ -160,6 +162,10 @@ struct Claims {
     sub: String,
     /// Where the user's record (and role) is found.
     email: String,
+    /// The stack that issued the token and the one it is for: the same, since each stack signs
+    /// and checks its own (a branch stack's token is refused by sandbox, and the other way).
+    iss: String,
+    aud: String,
     iat: i64,
     exp: i64,
 }
@@ -171,35 +177,45 @@ pub struct Subject {
     pub email: Email,
 }
 
-/// Signs and checks tokens with one shared secret.
+/// Signs and checks one stack's tokens: its secret, and its name as issuer and audience.
 #[derive(Clone)]
 pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    audience: String,
 }
 
 impl Tokens {
-    pub fn new(secret: &[u8]) -> Result<Self, AuthError> {
+    /// `audience`: the stack's own name (`catalog-sandbox`, a branch stack's name), which its
+    /// tokens carry as `iss` and `aud` and which it requires of every token.
+    pub fn new(secret: &[u8], audience: &str) -> Result<Self, AuthError> {
         if secret.len() < SECRET_MIN_BYTES {
             return Err(AuthError::WeakSecret);
+        }
+        if audience.trim().is_empty() {
+            return Err(AuthError::NoAudience);
         }
         // HS256 only: "none" and every other algorithm are refused.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[audience]);
         Ok(Tokens {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            audience: audience.to_string(),
         })
     }
 
-    /// A random secret for local runs that set none; tokens then die with the process.
-    pub fn ephemeral() -> Self {
+    /// A random secret for local runs that set none, and for catalogs that never issue tokens;
+    /// tokens then die with the process.
+    pub fn ephemeral(audience: &str) -> Result<Self, AuthError> {
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
-        Tokens::new(&secret).expect("32 bytes is long enough")
+        Tokens::new(&secret, audience)
     }
 
     pub fn issue(&self, user: &UserId, email: &Email, now: OffsetDateTime) -> String {
@@ -207,6 +223,8 @@ impl Tokens {
         let claims = Claims {
             sub: user.0.clone(),
             email: email.as_str().to_string(),
+            iss: self.audience.clone(),
+            aud: self.audience.clone(),
             iat,
             exp: iat + TOKEN_TTL_SECS,
         };
@@ -234,7 +252,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn tokens() -> Tokens {
-        Tokens::new(&[7u8; 32]).unwrap()
+        Tokens::new(&[7u8; 32], "catalog-sandbox").unwrap()
     }
 
     fn ann() -> Email {
@@ -279,9 +297,35 @@ mod tests {
 
     #[test]
     fn another_secret_signature_is_refused() {
-        let other = Tokens::new(&[8u8; 32]).unwrap();
+        let other = Tokens::new(&[8u8; 32], "catalog-sandbox").unwrap();
         let token = other.issue(&UserId("u1".into()), &ann(), OffsetDateTime::now_utc());
         assert_eq!(tokens().verify(&token), None);
+    }
+
+    #[test]
+    fn a_token_of_another_stack_is_refused_even_with_the_same_secret() {
+        let sandbox = tokens();
+        let branch = Tokens::new(&[7u8; 32], "catalog-br-feat-x-0123456789").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let from_branch = branch.issue(&UserId("u1".into()), &ann(), now);
+        assert!(branch.verify(&from_branch).is_some());
+        assert_eq!(sandbox.verify(&from_branch), None);
+        assert_eq!(
+            branch.verify(&sandbox.issue(&UserId("u1".into()), &ann(), now)),
+            None
+        );
+        // A token without issuer and audience (as this app signed before them) is refused too.
+        let bare = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": "u1", "email": "ann@example.com", "iat": now.unix_timestamp(), "exp": now.unix_timestamp() + 60}),
+            &EncodingKey::from_secret(&[7u8; 32]),
+        )
+        .unwrap();
+        assert_eq!(sandbox.verify(&bare), None);
+        assert!(matches!(
+            Tokens::new(&[7u8; 32], " "),
+            Err(AuthError::NoAudience)
+        ));
     }
 
     #[test]
@@ -336,7 +380,7 @@ mod tests {
     #[test]
     fn short_secrets_are_refused() {
         assert!(matches!(
-            Tokens::new(&[1u8; 31]),
+            Tokens::new(&[1u8; 31], "catalog-sandbox"),
             Err(AuthError::WeakSecret)
         ));
     }

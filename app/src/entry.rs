@@ -21,6 +21,10 @@ pub const TABLE_VAR: &str = "CATALOG_TABLE";
 pub const SECRET_PARAM_VAR: &str = "CATALOG_JWT_SECRET_PARAM";
 /// Locally: the token secret itself.
 pub const SECRET_VAR: &str = "CATALOG_JWT_SECRET";
+/// The stack's name, which its tokens carry as issuer and audience (the template sets it).
+pub const AUDIENCE_VAR: &str = "CATALOG_TOKEN_AUDIENCE";
+/// The audience of tokens on localhost when none is set.
+pub const LOCAL_AUDIENCE: &str = "catalog-local";
 
 pub async fn aws_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
@@ -143,7 +147,13 @@ pub async fn lambda() -> anyhow::Result<()> {
         }
         Handler::Command => {
             run(command_router(
-                lambda_catalog(&config, &required_var(SECRET_PARAM_VAR)?, &table).await?,
+                lambda_catalog(
+                    &config,
+                    &required_var(SECRET_PARAM_VAR)?,
+                    &table,
+                    &required_var(AUDIENCE_VAR)?,
+                )
+                .await?,
                 Identity::OwnTokens,
             ))
             .await
@@ -218,15 +228,19 @@ pub async fn import_file(
 /// A catalog that never issues or checks tokens: reads, imports, and writes behind the JWT
 /// authorizer.
 pub fn tokenless_catalog(store: Store) -> Catalog {
-    catalog_over(store, Tokens::ephemeral())
+    catalog_over(
+        store,
+        Tokens::ephemeral(LOCAL_AUDIENCE).expect("a fixed audience"),
+    )
 }
 
-/// The command function's catalog: tokens signed with the SecureString `secret_param`, data in
-/// `table`.
+/// The command function's catalog: tokens signed with the SecureString `secret_param` for
+/// `audience` (the stack's name), data in `table`.
 pub async fn lambda_catalog(
     config: &SdkConfig,
     secret_param: &str,
     table: &str,
+    audience: &str,
 ) -> anyhow::Result<Catalog> {
     let secret = aws_sdk_ssm::Client::new(config)
         .get_parameter()
@@ -238,8 +252,8 @@ pub async fn lambda_catalog(
         .parameter
         .and_then(|p| p.value)
         .with_context(|| format!("SSM parameter {secret_param} has no value"))?;
-    let tokens =
-        Tokens::new(secret.as_bytes()).with_context(|| format!("SSM parameter {secret_param}"))?;
+    let tokens = Tokens::new(secret.as_bytes(), audience)
+        .with_context(|| format!("SSM parameter {secret_param}"))?;
     Ok(catalog_over(Store::Dynamo(dynamo_store(config, table)), tokens).with_admins(admins()?))
 }
 
@@ -251,14 +265,16 @@ pub async fn serve(host: &str, port: u16, store: Store) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let audience = std::env::var(AUDIENCE_VAR).unwrap_or_else(|_| LOCAL_AUDIENCE.into());
     let tokens = match std::env::var(SECRET_VAR) {
-        Ok(secret) => Tokens::new(secret.as_bytes())
-            .with_context(|| format!("environment variable {SECRET_VAR}"))?,
+        Ok(secret) => Tokens::new(secret.as_bytes(), &audience)
+            .with_context(|| format!("environment variables {SECRET_VAR}, {AUDIENCE_VAR}"))?,
         Err(_) => {
             tracing::warn!(
                 "{SECRET_VAR} is not set: using a random secret; tokens end with this process"
             );
-            Tokens::ephemeral()
+            Tokens::ephemeral(&audience)
+                .with_context(|| format!("environment variable {AUDIENCE_VAR}"))?
         }
     };
     let app = router(catalog_over(store, tokens).with_admins(admins()?));

@@ -115,7 +115,8 @@ async fn main() -> anyhow::Result<()> {
             let role = app::domain::Role::parse(&role)?;
             entry::catalog_over(
                 Store::Dynamo(entry::dynamo_store(&entry::aws_config().await, &table)),
-                app::auth::Tokens::ephemeral(),
+                // Granting issues no token.
+                app::auth::Tokens::ephemeral(app::entry::LOCAL_AUDIENCE)?,
             )
             .set_role(&email, role)
             .await?;

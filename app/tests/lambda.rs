@@ -57,7 +57,7 @@ struct Lambda {
 
 impl Lambda {
     fn new() -> Self {
-        let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef").unwrap();
+        let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", "catalog-test").unwrap();
         let catalog = catalog_over(Store::Memory, tokens)
             .with_admins(vec![Email::parse("ann@example.com").unwrap()]);
         Lambda {
@@ -242,7 +242,7 @@ async fn each_function_serves_only_its_own_routes() {
 
 #[tokio::test]
 async fn behind_the_jwt_authorizer_the_command_function_trusts_its_claims() {
-    let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef").unwrap();
+    let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", "catalog-test").unwrap();
     let command = app::http::command_router(
         catalog_over(Store::Memory, tokens),
         app::http::Identity::Authorizer,

@@ -27,9 +27,14 @@ async fn tokens_are_checked_with_the_secret_from_ssm() {
     let table = app::entry::dynamo_store(&config, "catalog");
     table.create_table().await.unwrap();
     let router = app::http::command_router(
-        app::entry::lambda_catalog(&config, "/catalog/sandbox/jwt-secret", "catalog")
-            .await
-            .unwrap(),
+        app::entry::lambda_catalog(
+            &config,
+            "/catalog/sandbox/jwt-secret",
+            "catalog",
+            "catalog-sandbox",
+        )
+        .await
+        .unwrap(),
         app::http::Identity::OwnTokens,
     );
 
@@ -51,7 +56,7 @@ async fn tokens_are_checked_with_the_secret_from_ssm() {
     )
     .unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = serde_json::json!({"sub": user["id"], "email": "ann@example.com", "iat": now, "exp": now + 60});
+    let claims = serde_json::json!({"sub": user["id"], "email": "ann@example.com", "iss": "catalog-sandbox", "aud": "catalog-sandbox", "iat": now, "exp": now + 60});
     let delete_with = |key: &[u8]| {
         let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),
@@ -84,7 +89,8 @@ async fn tokens_are_checked_with_the_secret_from_ssm() {
 async fn a_missing_or_weak_secret_stops_the_cold_start_naming_the_parameter() {
     let emu = support::Emulator::start();
     let config = support::config(&emu);
-    let Err(err) = app::entry::lambda_catalog(&config, "/nope", "catalog").await else {
+    let Err(err) = app::entry::lambda_catalog(&config, "/nope", "catalog", "catalog-sandbox").await
+    else {
         panic!("a missing parameter must fail");
     };
     assert!(
@@ -92,7 +98,9 @@ async fn a_missing_or_weak_secret_stops_the_cold_start_naming_the_parameter() {
         "{err:#}"
     );
     put_secret(&config, "/short", "too short").await;
-    let Err(err) = app::entry::lambda_catalog(&config, "/short", "catalog").await else {
+    let Err(err) =
+        app::entry::lambda_catalog(&config, "/short", "catalog", "catalog-sandbox").await
+    else {
         panic!("a short secret must fail");
     };
     let text = format!("{err:#}");

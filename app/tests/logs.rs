@@ -14,7 +14,7 @@ use tower::ServiceExt;
 async fn each_request_logs_one_line_without_secrets() {
     let (captured, _guard) = support::capture_logs();
 
-    let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef").unwrap();
+    let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", "catalog-test").unwrap();
     let router = app::http::router(
         catalog_over(Store::Memory, tokens)
             .with_admins(vec![app::domain::Email::parse("ann@example.com").unwrap()]),

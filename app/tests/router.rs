@@ -37,7 +37,7 @@ struct Reply {
 
 impl Api {
     async fn new(kind: Kind) -> Api {
-        let tokens = Tokens::new(SECRET).unwrap();
+        let tokens = Tokens::new(SECRET, "catalog-test").unwrap();
         let (store, emu) = match kind {
             Kind::Memory => (Store::Memory, None),
             Kind::Dynamo => {
@@ -874,7 +874,7 @@ async fn a_throttled_store_answers_503_with_retry_after() {
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled]);
     let router = app::http::router(catalog_over(
         Store::Dynamo(DynamoStore::new(client, "catalog")),
-        Tokens::new(SECRET).unwrap(),
+        Tokens::new(SECRET, "catalog-test").unwrap(),
     ));
     let res = router
         .oneshot(Request::get("/products").body(Body::empty()).unwrap())
