@@ -4,7 +4,7 @@ use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::memory::{MemoryDeadLetters, MemoryStore};
 use crate::adapters::sqs::SqsDeadLetters;
 use crate::auth::Tokens;
-use crate::domain::Email;
+use crate::domain::{Email, Signup};
 use crate::http::{Identity, command_router, query_router, router};
 use crate::import::Importer;
 use crate::ports::DeadLetters;
@@ -83,6 +83,18 @@ pub fn admins() -> anyhow::Result<Vec<Email>> {
                 .map_err(|err| anyhow::anyhow!("environment variable {ADMINS_VAR}: {e:?}: {err}"))
         })
         .collect()
+}
+
+/// Who may sign up: open, invite or closed (the environment's `[users] signup`).
+pub const SIGNUP_VAR: &str = "CATALOG_SIGNUP";
+
+/// The sign-up policy `CATALOG_SIGNUP` names; open when unset (localhost).
+pub fn signup() -> anyhow::Result<Signup> {
+    match std::env::var(SIGNUP_VAR) {
+        Err(_) => Ok(Signup::Open),
+        Ok(raw) => Signup::parse(&raw)
+            .map_err(|err| anyhow::anyhow!("environment variable {SIGNUP_VAR}: {raw:?}: {err}")),
+    }
 }
 
 /// On Lambda: "true" when API Gateway's JWT authorizer has checked the caller already.
@@ -254,7 +266,11 @@ pub async fn lambda_catalog(
         .with_context(|| format!("SSM parameter {secret_param} has no value"))?;
     let tokens = Tokens::new(secret.as_bytes(), audience)
         .with_context(|| format!("SSM parameter {secret_param}"))?;
-    Ok(catalog_over(Store::Dynamo(dynamo_store(config, table)), tokens).with_admins(admins()?))
+    Ok(
+        catalog_over(Store::Dynamo(dynamo_store(config, table)), tokens)
+            .with_admins(admins()?)
+            .with_signup(signup()?),
+    )
 }
 
 /// Runs on localhost until Ctrl-C.
@@ -277,7 +293,11 @@ pub async fn serve(host: &str, port: u16, store: Store) -> anyhow::Result<()> {
                 .with_context(|| format!("environment variable {AUDIENCE_VAR}"))?
         }
     };
-    let app = router(catalog_over(store, tokens).with_admins(admins()?));
+    let app = router(
+        catalog_over(store, tokens)
+            .with_admins(admins()?)
+            .with_signup(signup()?),
+    );
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;

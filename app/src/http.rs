@@ -85,6 +85,7 @@ fn command_routes() -> Router<Api> {
         .route("/signup", post(signup))
         .route("/login", post(login))
         .route("/users/{email}/role", put(grant_role))
+        .route("/invitations", post(invite))
 }
 
 fn finish(routes: Router<Api>, catalog: Catalog, identity: Identity) -> Router {
@@ -523,6 +524,31 @@ async fn grant_role(
     let role = Role::parse(&body.role)?;
     catalog.grant(&actor, &email, role).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvitationBody {
+    email: String,
+}
+
+/// `POST /invitations {"email": ...}`: an admin lets someone sign up where sign-up is by
+/// invitation.
+async fn invite(
+    State(catalog): State<Catalog>,
+    SignedIn(actor): SignedIn,
+    JsonBody(body): JsonBody<InvitationBody>,
+) -> Result<Response, ApiError> {
+    let email = crate::domain::Email::parse(&body.email)?;
+    let invitation = catalog.invite(&actor, email).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "email": invitation.email,
+            "invited_by": invitation.invited_by,
+        })),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,6 @@
 //! What the catalog needs from storage. Adapters implement these; the service only sees them.
 
-use crate::domain::{Email, PageRequest, Product, ProductId, Role, User};
+use crate::domain::{Email, Invitation, PageRequest, Product, ProductId, Role, User};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,9 @@ pub trait UserStore: Send + Sync {
     async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     /// NotFound if there is no such user.
     async fn set_role(&self, email: &Email, role: Role) -> Result<(), StoreError>;
+    /// Records (or renews) an invitation to sign up.
+    async fn invite(&self, invitation: &Invitation) -> Result<(), StoreError>;
+    async fn invited(&self, email: &Email) -> Result<bool, StoreError>;
 }
 
 /// Where messages that cannot be imported go, with the reason, for someone to look at.

@@ -2,8 +2,8 @@
 
 use crate::auth::{self, Tokens};
 use crate::domain::{
-    Actor, DomainError, Email, Incoming, NewProduct, Page, PageRequest, Password, Product,
-    ProductId, Role, User, UserId,
+    Actor, DomainError, Email, Incoming, Invitation, NewProduct, Page, PageRequest, Password,
+    Product, ProductId, Role, Signup, User, UserId,
 };
 use crate::ports::{ProductStore, StoreError, UserStore};
 use std::sync::Arc;
@@ -39,6 +39,7 @@ pub struct Catalog {
     tokens: Tokens,
     /// Users who are admins whatever their record says: how the first admin comes to be.
     admins: Arc<Vec<Email>>,
+    signup: Signup,
 }
 
 /// What an import did to one product.
@@ -65,6 +66,42 @@ impl Catalog {
             users,
             tokens,
             admins: Arc::new(vec![]),
+            signup: Signup::Open,
+        }
+    }
+
+    /// The same catalog, with this sign-up policy (the environment's `CATALOG_SIGNUP`).
+    pub fn with_signup(mut self, signup: Signup) -> Self {
+        self.signup = signup;
+        self
+    }
+
+    /// An admin lets `email` sign up where sign-up is by invitation.
+    pub async fn invite(&self, actor: &Actor, email: Email) -> Result<Invitation, Error> {
+        actor.may(Role::Admin, "inviting users")?;
+        let invitation = Invitation {
+            email,
+            invited_by: actor.id.clone(),
+            at: OffsetDateTime::now_utc(),
+        };
+        self.users.invite(&invitation).await?;
+        tracing::info!(user = %actor.id, email = invitation.email.as_str(), "invited");
+        Ok(invitation)
+    }
+
+    /// Whether `email` may make an account here; checked before any password is hashed.
+    async fn may_sign_up(&self, email: &Email) -> Result<(), Error> {
+        if self.admins.contains(email) {
+            return Ok(());
+        }
+        let refused = |why: &str| Err(DomainError::Forbidden(why.into()).into());
+        match self.signup {
+            Signup::Open => Ok(()),
+            Signup::Closed => refused("sign-up is closed here: this catalog takes no new accounts"),
+            Signup::Invite if self.users.invited(email).await? => Ok(()),
+            Signup::Invite => refused(
+                "sign-up here is by invitation: ask an admin of the catalog to invite this email",
+            ),
         }
     }
 
@@ -209,6 +246,7 @@ impl Catalog {
     }
 
     pub async fn signup(&self, email: Email, password: Password) -> Result<User, Error> {
+        self.may_sign_up(&email).await?;
         // Argon2 is deliberately slow: keep it off the async workers.
         let password_hash = auth::on_hashing_threads(move || auth::hash_password(&password))
             .await

@@ -5,7 +5,7 @@ mod support;
 
 use app::adapters::dynamodb::DynamoStore;
 use app::auth::Tokens;
-use app::domain::Email;
+use app::domain::{Email, Signup};
 use app::entry::{Store, catalog_over};
 use axum::Router;
 use axum::body::Body;
@@ -37,6 +37,10 @@ struct Reply {
 
 impl Api {
     async fn new(kind: Kind) -> Api {
+        Api::with_signup(kind, Signup::Open).await
+    }
+
+    async fn with_signup(kind: Kind, signup: Signup) -> Api {
         let tokens = Tokens::new(SECRET, "catalog-test").unwrap();
         let (store, emu) = match kind {
             Kind::Memory => (Store::Memory, None),
@@ -58,7 +62,8 @@ impl Api {
             // ann is the admin the environment names; everyone else starts as a reader.
             router: app::http::router(
                 catalog_over(store, tokens)
-                    .with_admins(vec![Email::parse("ann@example.com").unwrap()]),
+                    .with_admins(vec![Email::parse("ann@example.com").unwrap()])
+                    .with_signup(signup),
             ),
             _emulator: emu,
         }
@@ -830,6 +835,72 @@ async fn an_id_answers_only_in_its_one_written_form(kind: Kind) {
     assert_eq!(r.status, StatusCode::OK);
 }
 
+async fn signup_follows_the_environment_s_policy(kind: Kind) {
+    let creds = |email: &str| Some(json!({"email": email, "password": "correct horse battery"}));
+    // Closed: no new accounts, but the admins the environment names.
+    let api = Api::with_signup(kind, Signup::Closed).await;
+    let r = api
+        .call("POST", "/signup", creds("bob@example.com"), None)
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    assert_eq!(
+        r.body["error"]["message"],
+        "sign-up is closed here: this catalog takes no new accounts"
+    );
+    api.user("ann@example.com").await;
+
+    // By invitation: an admin invites, a reader may not, the invited sign up.
+    let api = Api::with_signup(kind, Signup::Invite).await;
+    let r = api
+        .call("POST", "/signup", creds("bob@example.com"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ask an admin of the catalog to invite this email"),
+        "{}",
+        r.body
+    );
+    let admin = api.user("ann@example.com").await;
+    let invite = |email: &str| Some(json!({"email": email}));
+    let r = api
+        .call(
+            "POST",
+            "/invitations",
+            invite("Bob@Example.com"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["email"], "bob@example.com");
+    let bob = api.user("bob@example.com").await;
+    let r = api
+        .call(
+            "POST",
+            "/invitations",
+            invite("carol@example.com"),
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = api
+        .call("POST", "/signup", creds("carol@example.com"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = api
+        .call("POST", "/invitations", invite("not an email"), Some(&admin))
+        .await;
+    assert_eq!(
+        (r.status, error_field(&r)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "email")
+    );
+}
+
 macro_rules! over_both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $name() { super::$name(super::Kind::Memory).await } )* }
@@ -852,6 +923,7 @@ over_both_stores!(
     roles_decide_who_may_write,
     guessable_passwords_and_control_characters_are_refused,
     an_id_answers_only_in_its_one_written_form,
+    signup_follows_the_environment_s_policy,
 );
 
 /// DynamoDB shedding load (the emulator never does) answers 503 with Retry-After, not 500.

@@ -382,12 +382,25 @@ impl Default for Throttling {
     }
 }
 
-/// The catalog's own users: who is an admin from the start (the app's CATALOG_ADMINS).
+/// The catalog's own users: who is an admin from the start (the app's CATALOG_ADMINS), and who
+/// may sign up (CATALOG_SIGNUP).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Users {
     #[serde(default)]
     pub admins: Vec<String>,
+    /// Absent: closed where safety.require_approval (prod), open elsewhere; set at load.
+    #[serde(default)]
+    pub signup: Option<Signup>,
+}
+
+/// Who may make an account in the catalog: anyone, whom an admin invited, or only the admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signup {
+    Open,
+    Invite,
+    Closed,
 }
 
 /// The pipeline and every environment its stages name, loaded together because their rules
@@ -440,8 +453,17 @@ impl Environments {
                     crate::suggest::did_you_mean(env.as_str(), toml_files(dir))
                 )));
             }
-            let target: Target = load_file(&path)?;
+            let mut target: Target = load_file(&path)?;
             target.check(&path, stage.approval)?;
+            // A protected environment takes no strangers unless its file says so.
+            target
+                .users
+                .signup
+                .get_or_insert(if target.safety.require_approval {
+                    Signup::Closed
+                } else {
+                    Signup::Open
+                });
             targets.push((env, target));
         }
         let used: Vec<String> = std::iter::once("pipeline".to_string())

@@ -359,6 +359,8 @@ fn reads_writes_and_imports_are_three_functions_of_one_artifact() {
                 &[
                     ("POST /products", "CommandFunction", false),
                     ("PUT /products/{id}", "CommandFunction", false),
+                    ("PUT /users/{email}/role", "CommandFunction", false),
+                    ("POST /invitations", "CommandFunction", false),
                     ("DELETE /products/{id}", "CommandFunction", false),
                     ("POST /signup", "CommandFunction", false),
                     ("POST /login", "CommandFunction", false),
@@ -430,6 +432,8 @@ fn an_oidc_issuer_puts_a_jwt_authorizer_on_the_write_routes() {
                 &[
                     ("POST /products", "CommandFunction", true),
                     ("PUT /products/{id}", "CommandFunction", true),
+                    ("PUT /users/{email}/role", "CommandFunction", true),
+                    ("POST /invitations", "CommandFunction", true),
                     ("DELETE /products/{id}", "CommandFunction", true),
                 ],
             ]
@@ -582,4 +586,47 @@ fn the_stage_throttles_every_route_and_login_tighter() {
     );
     let err = p.run(&["synth", "sandbox"]).expect(2).stderr();
     assert!(err.contains("login_rate_limit at most rate_limit"), "{err}");
+}
+
+#[test]
+fn who_may_sign_up_follows_the_environment_and_a_protected_one_is_closed_by_default() {
+    let p = Project::new();
+    let signup = |p: &Project, env: &str| {
+        p.run(&["synth", env]).expect(0);
+        let t: serde_json::Value =
+            serde_json::from_str(&p.read(&format!("out/{env}-catalog.json"))).unwrap();
+        t["Resources"]["CommandFunction"]["Properties"]["Environment"]["Variables"]
+            ["CATALOG_SIGNUP"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(signup(&p, "sandbox"), "open");
+    let t: serde_json::Value = serde_json::from_str(&p.read("out/sandbox-catalog.json")).unwrap();
+    assert_eq!(signup(&p, "prod"), "closed");
+    p.edit(
+        "environments/prod.toml",
+        "# [users]\n# admins = [\"ann@example.com\"]\n# signup = \"invite\"",
+        "[users]\nadmins = [\"ann@example.com\"]\nsignup = \"invite\"",
+    );
+    assert_eq!(signup(&p, "prod"), "invite");
+    p.edit(
+        "environments/prod.toml",
+        "signup = \"invite\"",
+        "signup = \"by-invite\"",
+    );
+    let err = p.run(&["synth", "prod"]).expect(2).stderr();
+    assert!(
+        err.contains("environments/prod.toml:") && err.contains("by-invite"),
+        "{err}"
+    );
+    // The routes an admin uses reach the command function.
+    for (route, key) in [
+        ("RouteGrantRole", "PUT /users/{email}/role"),
+        ("RouteInvite", "POST /invitations"),
+    ] {
+        let r = &t["Resources"][route]["Properties"];
+        assert_eq!(r["RouteKey"], key);
+        assert_eq!(r["Target"]["Fn::Sub"], "integrations/${CommandIntegration}");
+    }
 }

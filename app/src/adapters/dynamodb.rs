@@ -3,7 +3,9 @@
 //! that the domain states: no signup overwrites a user, no update revives a deleted product.
 
 use super::unavailable;
-use crate::domain::{Email, PageRequest, Price, Product, ProductId, Role, User, UserId};
+use crate::domain::{
+    Email, Invitation, PageRequest, Price, Product, ProductId, Role, User, UserId,
+};
 use crate::ports::{ProductStore, StoreError, UserStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -20,6 +22,8 @@ type Item = HashMap<String, AttributeValue>;
 
 const PRODUCT_PK: &str = "PRODUCT";
 const USER_SK: &str = "USER";
+/// An invitation to sign up: `pk = "INVITE#<email>"`.
+const INVITE_SK: &str = "INVITE";
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -360,6 +364,29 @@ impl UserStore for DynamoStore {
             .await
             .map_err(|e| write_error(e, StoreError::NotFound))?;
         Ok(())
+    }
+
+    async fn invite(&self, invitation: &Invitation) -> Result<(), StoreError> {
+        let mut item = Self::key(&format!("INVITE#{}", invitation.email.as_str()), INVITE_SK);
+        item.extend([
+            ("invited_by".to_string(), s(&invitation.invited_by.0)),
+            ("invited_at".to_string(), s(time_text(invitation.at))),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn invited(&self, email: &Email) -> Result<bool, StoreError> {
+        Ok(self
+            .get_item(&format!("INVITE#{}", email.as_str()), INVITE_SK)
+            .await?
+            .is_some())
     }
 }
 

@@ -1,10 +1,10 @@
 //! Everything in one process's memory: the default for `app serve`, and the reference the
 //! DynamoDB adapter's tests hold it to.
 
-use crate::domain::{Email, PageRequest, Product, ProductId, Role, User};
+use crate::domain::{Email, Invitation, PageRequest, Product, ProductId, Role, User};
 use crate::ports::{DeadLetters, ProductStore, StoreError, UserStore};
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Mutex, RwLock};
 
@@ -12,6 +12,7 @@ use std::sync::{Mutex, RwLock};
 pub struct MemoryStore {
     products: RwLock<BTreeMap<ProductId, Product>>,
     users: RwLock<HashMap<Email, User>>,
+    invitations: RwLock<HashSet<Email>>,
 }
 
 #[async_trait]
@@ -84,6 +85,18 @@ impl UserStore for MemoryStore {
             }
             None => Err(StoreError::NotFound),
         }
+    }
+
+    async fn invite(&self, invitation: &Invitation) -> Result<(), StoreError> {
+        self.invitations
+            .write()
+            .expect("lock")
+            .insert(invitation.email.clone());
+        Ok(())
+    }
+
+    async fn invited(&self, email: &Email) -> Result<bool, StoreError> {
+        Ok(self.invitations.read().expect("lock").contains(email))
     }
 }
 

@@ -6,7 +6,7 @@ pub mod user;
 pub use product::{
     Incoming, NewProduct, PAGE_DEFAULT, PAGE_MAX, Page, PageRequest, Price, Product, ProductId,
 };
-pub use user::{Actor, Email, Password, Role, User, UserId};
+pub use user::{Actor, Email, Invitation, Password, Role, Signup, User, UserId};
 
 /// What can go wrong in the domain, independent of how it is served or stored.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

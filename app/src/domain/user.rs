@@ -151,6 +151,37 @@ impl fmt::Display for Role {
     }
 }
 
+/// Who may make an account: anyone, those an admin invited, or nobody (a protected environment's
+/// default). The admins the environment names may always sign up: that is how the first comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signup {
+    Open,
+    Invite,
+    Closed,
+}
+
+impl Signup {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        match raw {
+            "open" => Ok(Signup::Open),
+            "invite" => Ok(Signup::Invite),
+            "closed" => Ok(Signup::Closed),
+            _ => Err(DomainError::invalid(
+                "signup",
+                "must be open, invite or closed",
+            )),
+        }
+    }
+}
+
+/// An admin's word that `email` may sign up where sign-up is by invitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    pub email: Email,
+    pub invited_by: UserId,
+    pub at: OffsetDateTime,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: UserId,
