@@ -97,6 +97,19 @@ pub fn signup() -> anyhow::Result<Signup> {
     }
 }
 
+/// Behind the JWT authorizer: the scopes that make an admin and an editor (`[auth]` in the
+/// environment's file; the routes ask API Gateway for them too).
+pub const ADMIN_SCOPE_VAR: &str = "CATALOG_ADMIN_SCOPE";
+pub const EDITOR_SCOPE_VAR: &str = "CATALOG_EDITOR_SCOPE";
+
+fn scopes() -> crate::http::Scopes {
+    let default = crate::http::Scopes::default();
+    crate::http::Scopes {
+        admin: std::env::var(ADMIN_SCOPE_VAR).unwrap_or(default.admin),
+        editor: std::env::var(EDITOR_SCOPE_VAR).unwrap_or(default.editor),
+    }
+}
+
 /// On Lambda: "true" when API Gateway's JWT authorizer has checked the caller already.
 pub const TRUST_AUTHORIZER_VAR: &str = "CATALOG_TRUST_AUTHORIZER";
 /// On Lambda: the SQS queue URL for import messages that cannot be imported.
@@ -153,7 +166,7 @@ pub async fn lambda() -> anyhow::Result<()> {
         Handler::Command if std::env::var(TRUST_AUTHORIZER_VAR).as_deref() == Ok("true") => {
             run(command_router(
                 tokenless_catalog(Store::Dynamo(dynamo_store(&config, &table))),
-                Identity::Authorizer,
+                Identity::Authorizer(scopes()),
             ))
             .await
         }

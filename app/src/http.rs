@@ -30,13 +30,29 @@ use std::time::Instant;
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Who the caller is, as the routes that need a signed-in user learn it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
     /// A bearer token this app issued at login.
     OwnTokens,
-    /// The claims of API Gateway's JWT authorizer, which checked the token before the request
-    /// got here (the function may be invoked by this API only).
-    Authorizer,
+    /// The claims of API Gateway's JWT authorizer, which checked the token (and, per route, its
+    /// scopes) before the request got here (the function may be invoked by this API only).
+    Authorizer(Scopes),
+}
+
+/// The identity provider's scopes that make an admin and an editor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scopes {
+    pub admin: String,
+    pub editor: String,
+}
+
+impl Default for Scopes {
+    fn default() -> Self {
+        Scopes {
+            admin: "catalog/admin".into(),
+            editor: "catalog/write".into(),
+        }
+    }
 }
 
 /// What every handler can reach.
@@ -286,15 +302,11 @@ fn strip_position(message: &str) -> String {
 /// record, or from the JWT authorizer's `sub` and scopes.
 pub struct SignedIn(pub Actor);
 
-/// The scopes of the identity provider's tokens that make an admin and an editor.
-pub const ADMIN_SCOPE: &str = "catalog/admin";
-pub const WRITE_SCOPE: &str = "catalog/write";
-
 impl FromRequestParts<Api> for SignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
-        if api.identity == Identity::Authorizer {
+        if let Identity::Authorizer(roles) = &api.identity {
             let Some(RequestContext::ApiGatewayV2(ctx)) = parts.extensions.request_context_ref()
             else {
                 return Err(ApiError::unauthenticated());
@@ -322,9 +334,9 @@ impl FromRequestParts<Api> for SignedIn {
                         .flat_map(|s| s.split(' ')),
                 )
                 .collect();
-            let role = if scopes.contains(&ADMIN_SCOPE) {
+            let role = if scopes.contains(&roles.admin.as_str()) {
                 Role::Admin
-            } else if scopes.contains(&WRITE_SCOPE) {
+            } else if scopes.contains(&roles.editor.as_str()) {
                 Role::Editor
             } else {
                 Role::Reader

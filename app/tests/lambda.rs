@@ -245,7 +245,7 @@ async fn behind_the_jwt_authorizer_the_command_function_trusts_its_claims() {
     let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", "catalog-test").unwrap();
     let command = app::http::command_router(
         catalog_over(Store::Memory, tokens),
-        app::http::Identity::Authorizer,
+        app::http::Identity::Authorizer(app::http::Scopes::default()),
     );
     let product = Some(r#"{"name":"Tea","price":{"amount":450,"currency":"EUR"}}"#);
     let mut with_claims = event("POST", "/products", "", json_headers(), product, false);
@@ -281,4 +281,23 @@ async fn behind_the_jwt_authorizer_the_command_function_trusts_its_claims() {
     no_claims["requestContext"]["authorizer"] = json!({"jwt": {"claims": {}, "scopes": null}});
     let r = invoke(&command, no_claims).await;
     assert_eq!(r["statusCode"], 401, "{r}");
+
+    // The environment names its provider's scopes: only those make an editor.
+    let command = app::http::command_router(
+        catalog_over(
+            Store::Memory,
+            Tokens::new(b"0123456789abcdef0123456789abcdef", "catalog-test").unwrap(),
+        ),
+        app::http::Identity::Authorizer(app::http::Scopes {
+            admin: "catalog.admin".into(),
+            editor: "catalog.edit".into(),
+        }),
+    );
+    let mut with_claims = event("POST", "/products", "", json_headers(), product, false);
+    for (scope, status) in [("catalog/write", 403), ("catalog.edit", 201)] {
+        with_claims["requestContext"]["authorizer"] =
+            json!({"jwt": {"claims": claims, "scopes": [scope]}});
+        let r = invoke(&command, with_claims.clone()).await;
+        assert_eq!(r["statusCode"], status, "{scope}: {r}");
+    }
 }

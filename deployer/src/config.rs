@@ -278,6 +278,20 @@ pub struct Function {
 pub struct Auth {
     pub oidc_issuer: String,
     pub oidc_audience: Vec<String>,
+    /// The provider's scopes that make an admin and an editor: API Gateway asks for them on the
+    /// write routes, and the app maps them to roles.
+    #[serde(default = "admin_scope")]
+    pub admin_scope: String,
+    #[serde(default = "editor_scope")]
+    pub editor_scope: String,
+}
+
+fn admin_scope() -> String {
+    "catalog/admin".into()
+}
+
+fn editor_scope() -> String {
+    "catalog/write".into()
 }
 
 /// A custom domain name for the API.
@@ -718,6 +732,22 @@ impl Target {
                     "auth.oidc_issuer must be the issuer's https URL, like \"https://example.eu.auth0.com/\"; got {:?}",
                     auth.oidc_issuer
                 )));
+            }
+            for (key, scope) in [
+                ("auth.admin_scope", &auth.admin_scope),
+                ("auth.editor_scope", &auth.editor_scope),
+            ] {
+                // A scope is one token of the `scope` claim: no spaces.
+                if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(invalid(format!(
+                        "{key} must be one OAuth scope, without spaces, like \"catalog/write\"; got {scope:?}"
+                    )));
+                }
+            }
+            if auth.admin_scope == auth.editor_scope {
+                return Err(invalid(
+                    "auth.admin_scope and auth.editor_scope are the same scope: an editor would be an admin; give them different ones".into(),
+                ));
             }
             if auth.oidc_audience.is_empty()
                 || auth.oidc_audience.iter().any(|a| a.trim().is_empty())

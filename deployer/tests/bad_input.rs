@@ -581,3 +581,30 @@ fn package_refuses_what_is_not_an_executable_for_lambda() {
     );
     assert!(!p.path("dist").exists(), "nothing is written");
 }
+
+#[test]
+fn an_authorizer_scope_must_be_one_scope_and_the_two_must_differ() {
+    let on = "[auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience = [\"https://catalog.example.org\"]\nadmin_scope = \"catalog/admin\"\neditor_scope = \"catalog/write\"";
+    let off = "# [auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]\n# admin_scope = \"catalog/admin\"\n# editor_scope = \"catalog/write\"";
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        off,
+        &on.replace("\"catalog/write\"", "\"catalog write\""),
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml",
+            "auth.editor_scope must be one OAuth scope, without spaces",
+        ],
+    );
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        off,
+        &on.replace("\"catalog/write\"", "\"catalog/admin\""),
+    );
+    assert_has(
+        &err,
+        &["auth.admin_scope and auth.editor_scope are the same scope"],
+    );
+}

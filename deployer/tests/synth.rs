@@ -440,9 +440,34 @@ fn an_oidc_issuer_puts_a_jwt_authorizer_on_the_write_routes() {
             .concat()
         )
     );
+    let vars = &t["Resources"]["CommandFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(vars["CATALOG_TRUST_AUTHORIZER"], "true");
+    // API Gateway asks for the scopes before the function runs: an editor's or an admin's to
+    // create and update, an admin's for the rest; the app maps the same scopes to roles.
+    let scopes = |route: &str| t["Resources"][route]["Properties"]["AuthorizationScopes"].clone();
+    let either = serde_json::json!(["catalog/write", "catalog/admin"]);
+    assert_eq!(scopes("RouteCreateProduct"), either);
+    assert_eq!(scopes("RouteUpdateProduct"), either);
+    for admin_only in ["RouteDeleteProduct", "RouteGrantRole", "RouteInvite"] {
+        assert_eq!(
+            scopes(admin_only),
+            serde_json::json!(["catalog/admin"]),
+            "{admin_only}"
+        );
+    }
     assert_eq!(
-        t["Resources"]["CommandFunction"]["Properties"]["Environment"]["Variables"]["CATALOG_TRUST_AUTHORIZER"],
-        "true"
+        (&vars["CATALOG_ADMIN_SCOPE"], &vars["CATALOG_EDITOR_SCOPE"]),
+        (
+            &serde_json::json!("catalog/admin"),
+            &serde_json::json!("catalog/write")
+        )
+    );
+    // Without [auth], no route asks for scopes.
+    let t = sandbox_catalog(&[]);
+    assert!(
+        t["Resources"]["RouteCreateProduct"]["Properties"]
+            .get("AuthorizationScopes")
+            .is_none()
     );
 }
 
