@@ -277,25 +277,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 let inner = e.into_inner();
                 // Valid JSON of the wrong shape is a validation error; anything else is malformed.
                 if inner.is_data() && well_formed() {
-                    let field = if path == "." {
-                        "body".to_string()
-                    } else {
-                        path
-                    };
-                    ApiError::invalid(field, strip_position(&inner.to_string()))
+                    let (field, message) = crate::decode::describe(&path, &inner.to_string());
+                    ApiError::invalid(field, message)
                 } else {
                     ApiError::bad_request(format!("the body is not valid JSON: {inner}"))
                 }
             })
     }
-}
-
-/// serde's "... at line 1 column 9" says nothing more once the field is named.
-fn strip_position(message: &str) -> String {
-    message
-        .rsplit_once(" at line ")
-        .map_or(message, |(head, _)| head)
-        .to_string()
 }
 
 /// The signed-in user and their role: from `Authorization: Bearer <token>` and the user's

@@ -72,15 +72,12 @@ pub fn parse(message: &str) -> Result<Vec<Incoming>, String> {
         .collect()
 }
 
-/// serde's error with the path of the field it is about.
+/// The value as `T`, or what does not fit, at the field's path.
 fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        if path == "." {
-            e.into_inner().to_string()
-        } else {
-            format!("{path}: {}", e.into_inner())
-        }
+        let (field, message) = crate::decode::describe(&path, &e.into_inner().to_string());
+        format!("{field}: {message}")
     })
 }
 
@@ -171,12 +168,12 @@ mod tests {
         let cases = [
             ("not json", "the message is not JSON"),
             (r#"{"products":[]}"#, "products: the batch is empty"),
-            (r#"{"name":"Tea"}"#, "missing field `id`"),
+            (r#"{"name":"Tea"}"#, "id: is required"),
             (
                 &format!(
                     r#"{{"id":"{ID}","name":"Tea","price":{{"amount":1,"currency":"EUR"}},"colour":"red"}}"#
                 ),
-                "unknown field `colour`",
+                "colour: is not a field here; the fields are id, name, description, price, source_version",
             ),
             (
                 r#"{"id":"nope","name":"Tea","price":{"amount":1,"currency":"EUR"}}"#,
@@ -188,7 +185,10 @@ mod tests {
                 ),
                 "products[1].price.amount: must be zero or more",
             ),
-            (r#"{"products":[{"id":1}]}"#, "products[0].id: invalid type"),
+            (
+                r#"{"products":[{"id":1}]}"#,
+                "products[0].id: must be a string; got 1",
+            ),
         ];
         for (message, reason) in cases {
             let err = parse(message).unwrap_err();

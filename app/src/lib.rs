@@ -2,6 +2,7 @@
 
 pub mod adapters;
 pub mod auth;
+pub mod decode;
 pub mod domain;
 pub mod entry;
 pub mod http;

@@ -218,13 +218,13 @@ async fn a_rejected_message_is_logged_with_its_id_and_reason() {
     let line: serde_json::Value = serde_json::from_str(logged.lines().next().unwrap()).unwrap();
     assert_eq!(line["level"], "WARN");
     assert_eq!(line["fields"]["message_id"], "m-7");
-    assert_eq!(line["fields"]["reason"], "missing field `id`");
+    assert_eq!(line["fields"]["reason"], "id: is required");
     assert_eq!(
         letters.taken(),
         [app::adapters::memory::DeadLetter {
             message_id: "m-7".into(),
             body: r#"{"name":"Tea"}"#.into(),
-            reason: "missing field `id`".into(),
+            reason: "id: is required".into(),
         }]
     );
 }
@@ -265,7 +265,7 @@ async fn app_import_runs_the_handler_on_a_saved_event() {
     let out = run("{}".into(), None);
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["dead_lettered"][0]["reason"], "missing field `id`");
+    assert_eq!(report["dead_lettered"][0]["reason"], "id: is required");
     assert!(s.dead_letters().await.is_empty());
     let out = run("{}".into(), Some(&s.queue_url));
     assert_eq!(out.status.code(), Some(0));
