@@ -252,17 +252,61 @@ impl<'de> Deserialize<'de> for Email {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Lambda {
     pub architecture: Architecture,
     pub log_retention_days: u32,
-    pub query: Function,
-    pub command: Function,
-    pub import: Function,
+    /// `[lambda.<name>]`: each function the stack makes from the artifact, by the name its
+    /// template and `logs --function` use (`{stack}-{name}`).
+    #[serde(flatten)]
+    pub functions: BTreeMap<String, Function>,
 }
 
-/// One of the three functions made from the one artifact.
+/// By hand: every key of `[lambda]` besides its two settings is a function's table, read in
+/// place so that a mistake inside one keeps its line (serde's flatten would lose it), and a
+/// misspelt setting is named as one.
+impl<'de> Deserialize<'de> for Lambda {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+        struct Tables;
+        impl<'de> Visitor<'de> for Tables {
+            type Value = Lambda;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("the [lambda] table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lambda, A::Error> {
+                const SETTINGS: [&str; 2] = ["architecture", "log_retention_days"];
+                let (mut architecture, mut log_retention_days) = (None, None);
+                let mut functions = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "architecture" => architecture = Some(map.next_value()?),
+                        "log_retention_days" => log_retention_days = Some(map.next_value()?),
+                        name => {
+                            let near = crate::suggest::did_you_mean(name, SETTINGS);
+                            if !near.is_empty() {
+                                return Err(A::Error::custom(format!(
+                                    "unknown key `{name}` in [lambda]{near}"
+                                )));
+                            }
+                            functions.insert(key, map.next_value::<Function>()?);
+                        }
+                    }
+                }
+                Ok(Lambda {
+                    architecture: architecture
+                        .ok_or_else(|| A::Error::missing_field("architecture"))?,
+                    log_retention_days: log_retention_days
+                        .ok_or_else(|| A::Error::missing_field("log_retention_days"))?,
+                    functions,
+                })
+            }
+        }
+        d.deserialize_map(Tables)
+    }
+}
+
+/// One of the functions made from the one artifact.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Function {
@@ -678,6 +722,11 @@ impl Environments {
 }
 
 impl Target {
+    /// The functions `[lambda.<name>]` declares, by name.
+    pub fn functions(&self) -> Vec<&str> {
+        self.lambda.functions.keys().map(String::as_str).collect()
+    }
+
     /// `approval`: whether the stage that deploys it waits for a manual approval.
     fn check(&self, path: &Path, approval: bool) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
@@ -685,11 +734,7 @@ impl Target {
             line: None,
             message,
         };
-        for (name, f) in [
-            ("query", &self.lambda.query),
-            ("command", &self.lambda.command),
-            ("import", &self.lambda.import),
-        ] {
+        for (name, f) in &self.lambda.functions {
             if !(128..=10240).contains(&f.memory_mb) {
                 return Err(invalid(format!(
                     "lambda.{name}.memory_mb must be between 128 and 10240; got {}",

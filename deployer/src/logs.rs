@@ -11,7 +11,6 @@ use std::time::Duration;
 pub const FOLLOW_POLL: Duration = Duration::from_secs(2);
 
 /// The functions a catalog stack runs; each logs to `/aws/lambda/{resource_name}-{function}`.
-pub const FUNCTIONS: [&str; 3] = ["query", "command", "import"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LogEvent {
@@ -57,8 +56,12 @@ pub fn parse_since(text: &str) -> Result<Duration, Error> {
 }
 
 /// Where each function logs: (function, log group).
-pub fn groups(resource_name: &str, only: Option<&str>) -> Vec<(String, String)> {
-    FUNCTIONS
+pub fn groups(
+    resource_name: &str,
+    functions: &[&str],
+    only: Option<&str>,
+) -> Vec<(String, String)> {
+    functions
         .iter()
         .filter(|f| only.is_none_or(|o| o == **f))
         .map(|f| (f.to_string(), format!("/aws/lambda/{resource_name}-{f}")))
@@ -288,7 +291,7 @@ mod tests {
         let client = mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, [&busy, &quiet]);
         let mut reader = Reader::new(
             client,
-            groups("x", None)[..2].to_vec(),
+            groups("x", &["query", "command"], None),
             Duration::from_secs(600),
         );
         assert_eq!(ids(&reader.next_batch().await.unwrap()), ["q1"]);
@@ -299,7 +302,7 @@ mod tests {
     #[test]
     fn one_group_per_function_or_only_the_one_asked_for() {
         assert_eq!(
-            groups("catalog-sandbox", None),
+            groups("catalog-sandbox", &["query", "command", "import"], None),
             [
                 ("query".into(), "/aws/lambda/catalog-sandbox-query".into()),
                 (
@@ -310,7 +313,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            groups("x", Some("import")),
+            groups("x", &["query", "command", "import"], Some("import")),
             [("import".to_string(), "/aws/lambda/x-import".to_string())]
         );
     }

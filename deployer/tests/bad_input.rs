@@ -608,3 +608,31 @@ fn an_authorizer_scope_must_be_one_scope_and_the_two_must_differ() {
         &["auth.admin_scope and auth.editor_scope are the same scope"],
     );
 }
+
+#[test]
+fn functions_are_the_environment_s_lambda_tables_and_a_stray_key_is_named() {
+    let p = Project::new();
+    let err = p
+        .run(&["logs", "sandbox", "--function", "qery"])
+        .expect(2)
+        .stderr();
+    assert_has(
+        &err,
+        &[
+            "sandbox has no function \"qery\"; did you mean query?",
+            "its functions are command, import, query",
+        ],
+    );
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "log_retention_days = 14",
+        "log_retention_days = 14\nlog_retention_dys = 14",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml:",
+            "unknown key `log_retention_dys` in [lambda]; did you mean log_retention_days?",
+        ],
+    );
+}

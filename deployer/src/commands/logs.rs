@@ -16,10 +16,22 @@ pub async fn logs(
     let kind = service(envs, env, stack, branch, "logs")?;
     let since = crate::logs::parse_since(since)?;
     let (_, resource_name) = stack_names(envs, env, kind, branch)?;
+    // The functions are the environment's [lambda.<name>] tables.
+    let functions = envs.target(env).map(|t| t.functions()).unwrap_or_default();
+    if let Some(name) = function
+        && !functions.contains(&name)
+    {
+        return Err(Error::Refused(format!(
+            "{env} has no function {name:?}{}; its functions are {} ([lambda.<name>] in {})",
+            crate::suggest::did_you_mean(name, &functions),
+            functions.join(", "),
+            envs.file(env).display()
+        )));
+    }
     let session = session_in(envs, env, Through::ReadRole).await?;
     Ok(crate::logs::Reader::new(
         aws_sdk_cloudwatchlogs::Client::new(&session.config),
-        crate::logs::groups(&resource_name, function),
+        crate::logs::groups(&resource_name, &functions, function),
         since,
     ))
 }
@@ -41,7 +53,7 @@ pub struct Args {
     #[arg(long, default_value = "10m")]
     since: String,
     /// Only this function's logs.
-    #[arg(long, value_parser = crate::logs::FUNCTIONS)]
+    #[arg(long, value_name = "NAME")]
     function: Option<String>,
 }
 
