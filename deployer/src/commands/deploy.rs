@@ -279,10 +279,8 @@ pub async fn deploy(
 /// Create or update an environment's stack through a change set.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    env: String,
-    /// The stack to act on, where the environment holds more than one (its `stacks`).
-    #[arg(long, value_name = "NAME")]
-    stack: Option<String>,
+    #[command(flatten)]
+    at: super::StackArgs,
     /// Deploy this feature branch's own stack instead (where branches.enabled).
     #[arg(long)]
     branch: Option<String>,
@@ -322,8 +320,8 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
     let report = deploy(
         envs,
         &renderer,
-        envs.env(&args.env)?,
-        args.stack.as_deref(),
+        envs.env(&args.at.env)?,
+        args.at.stack.as_deref(),
         args.branch.as_deref(),
         &Artifact {
             path: &args.artifact,

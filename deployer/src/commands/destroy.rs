@@ -54,10 +54,8 @@ pub async fn destroy(
 /// Delete an environment's stack (a protected environment's is refused).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    env: String,
-    /// The stack to act on, where the environment holds more than one (its `stacks`).
-    #[arg(long, value_name = "NAME")]
-    stack: Option<String>,
+    #[command(flatten)]
+    at: super::StackArgs,
     /// Delete this feature branch's stack instead.
     #[arg(long)]
     branch: Option<String>,
@@ -71,8 +69,8 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
     let mut progress = Progress::new(g.no_progress);
     let report = destroy(
         envs,
-        envs.env(&args.env)?,
-        args.stack.as_deref(),
+        envs.env(&args.at.env)?,
+        args.at.stack.as_deref(),
         args.branch.as_deref(),
         &args.retain,
         &mut progress,

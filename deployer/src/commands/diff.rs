@@ -55,10 +55,8 @@ pub async fn diff(
 /// Show what `deploy` would change (through a change set that is then deleted).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    env: String,
-    /// The stack to act on, where the environment holds more than one (its `stacks`).
-    #[arg(long, value_name = "NAME")]
-    stack: Option<String>,
+    #[command(flatten)]
+    at: super::StackArgs,
     /// The manifest the deploy would ship.
     #[arg(long, default_value = "dist/manifest.json")]
     artifact: std::path::PathBuf,
@@ -70,8 +68,8 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
     let report = diff(
         envs,
         &renderer,
-        envs.env(&args.env)?,
-        args.stack.as_deref(),
+        envs.env(&args.at.env)?,
+        args.at.stack.as_deref(),
         &super::deploy::Artifact {
             path: &args.artifact,
             expect_sha256: None,

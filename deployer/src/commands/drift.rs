@@ -29,10 +29,8 @@ pub async fn drift(
 /// 0 in sync, 1 drifted.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    env: String,
-    /// The stack to act on, where the environment holds more than one (its `stacks`).
-    #[arg(long, value_name = "NAME")]
-    stack: Option<String>,
+    #[command(flatten)]
+    at: super::StackArgs,
     /// Check this feature branch's stack instead.
     #[arg(long)]
     branch: Option<String>,
@@ -40,11 +38,11 @@ pub struct Args {
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
     let mut progress = Progress::new(g.no_progress);
-    let env = envs.env(&args.env)?;
+    let env = envs.env(&args.at.env)?;
     let report = drift(
         envs,
         env,
-        args.stack.as_deref(),
+        args.at.stack.as_deref(),
         args.branch.as_deref(),
         &mut progress,
     )

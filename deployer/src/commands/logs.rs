@@ -39,10 +39,8 @@ pub async fn logs(
 /// Print the functions' logs, oldest first.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    env: String,
-    /// The stack to act on, where the environment holds more than one (its `stacks`).
-    #[arg(long, value_name = "NAME")]
-    stack: Option<String>,
+    #[command(flatten)]
+    at: super::StackArgs,
     /// This feature branch's functions instead.
     #[arg(long)]
     branch: Option<String>,
@@ -60,8 +58,8 @@ pub struct Args {
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
     let mut reader = logs(
         envs,
-        envs.env(&args.env)?,
-        args.stack.as_deref(),
+        envs.env(&args.at.env)?,
+        args.at.stack.as_deref(),
         args.branch.as_deref(),
         args.function.as_deref(),
         &args.since,

@@ -59,6 +59,16 @@ pub struct Global {
     pub timeout: std::time::Duration,
 }
 
+/// Which stack a command acts on: the environment, and the stack where it holds several.
+#[derive(Debug, Args)]
+pub struct StackArgs {
+    /// The environment (a stage's; see pipeline.toml).
+    pub env: String,
+    /// The stack to act on, where the environment holds more than one (its `stacks`).
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
+}
+
 /// The environment a command line names, or all of them.
 pub fn one_or_all(
     envs: &crate::config::Environments,

@@ -52,18 +52,16 @@ pub async fn outputs(
 /// Print the outputs of an environment's stack.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    env: String,
-    /// The stack to act on, where the environment holds more than one (its `stacks`).
-    #[arg(long, value_name = "NAME")]
-    stack: Option<String>,
+    #[command(flatten)]
+    at: super::StackArgs,
     /// This feature branch's stack instead.
     #[arg(long)]
     branch: Option<String>,
 }
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
-    let env = envs.env(&args.env)?;
-    let report = outputs(envs, env, args.stack.as_deref(), args.branch.as_deref()).await?;
+    let env = envs.env(&args.at.env)?;
+    let report = outputs(envs, env, args.at.stack.as_deref(), args.branch.as_deref()).await?;
     crate::output::emit(g.output, &report);
     Ok(0)
 }
