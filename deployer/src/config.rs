@@ -20,9 +20,70 @@ pub enum ConfigError {
         line: Option<usize>,
         message: String,
     },
+    /// The same, at a known spot of the file, which `snippet` shows.
+    #[error("{}:{line}: {message}", path.display())]
+    At {
+        path: PathBuf,
+        line: usize,
+        message: String,
+        text: String,
+        span: std::ops::Range<usize>,
+    },
     /// A rule that spans files, such as two environments in one account.
     #[error("{message}")]
     Inconsistent { message: String },
+}
+
+impl ConfigError {
+    /// A mistake at `span` (bytes) of `text`, the contents of `path`.
+    pub fn at(path: &Path, text: &str, span: std::ops::Range<usize>, message: String) -> Self {
+        let start = span.start.min(text.len());
+        ConfigError::At {
+            path: path.to_path_buf(),
+            line: text[..start].matches('\n').count() + 1,
+            message,
+            text: text.to_string(),
+            span: start..span.end.clamp(start, text.len()),
+        }
+    }
+
+    /// The lines around the mistake with the spot marked (miette), for people: in colour on a
+    /// terminal. None when the error has no spot.
+    pub fn snippet(&self, colour: bool) -> Option<String> {
+        use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
+        let ConfigError::At {
+            path, text, span, ..
+        } = self
+        else {
+            return None;
+        };
+        #[derive(Debug, thiserror::Error, miette::Diagnostic)]
+        #[error("here")]
+        struct Spot {
+            #[source_code]
+            code: NamedSource<String>,
+            #[label("here")]
+            at: miette::SourceSpan,
+        }
+        let spot = Spot {
+            code: NamedSource::new(path.display().to_string(), text.clone()),
+            at: (span.start, span.len()).into(),
+        };
+        let theme = if colour {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let mut out = String::new();
+        GraphicalReportHandler::new_themed(theme)
+            .render_report(&mut out, &spot)
+            .ok()?;
+        // The first line repeats the message, which the error line above says in full.
+        Some(
+            out.split_once('\n')
+                .map_or(out.clone(), |(_, rest)| rest.to_string()),
+        )
+    }
 }
 
 /// Which environment a command acts on; also the file name under `environments/`. The names come
@@ -1039,9 +1100,12 @@ fn describe_toml_error(e: &toml::de::Error, text: &str, path: PathBuf) -> Config
     } else {
         msg
     };
-    ConfigError::Invalid {
-        path,
-        line,
-        message,
+    match e.span() {
+        Some(span) => ConfigError::at(&path, text, span, message),
+        None => ConfigError::Invalid {
+            path,
+            line,
+            message,
+        },
     }
 }

@@ -31,7 +31,15 @@ impl Error {
     /// A failed command: the message on stderr for people and, with `--output json`, also one
     /// JSON document on stdout, so a script reading stdout always gets JSON.
     pub fn report(&self, format: crate::output::Format) {
+        use std::io::IsTerminal;
         eprintln!("error: {self}");
+        let config = match self {
+            Error::Config(e) | Error::Render(render::Error::Settings(e)) => Some(e),
+            _ => None,
+        };
+        if let Some(snippet) = config.and_then(|e| e.snippet(std::io::stderr().is_terminal())) {
+            eprint!("{snippet}");
+        }
         if format == crate::output::Format::Json {
             println!(
                 "{}",

@@ -71,32 +71,26 @@ pub fn resolve(
 ) -> Result<Value, ConfigError> {
     let path = declarations_path(templates, stack);
     let declared: BTreeMap<String, Declaration> = match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            line: e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
-            message: format!(
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            let message = format!(
                 "{}; each setting is a table with type (string, integer, number, boolean or list), doc and an optional default",
                 e.message().trim()
-            ),
-            path: path.clone(),
+            );
+            match e.span() {
+                Some(span) => ConfigError::at(&path, &text, span, message),
+                None => ConfigError::Invalid {
+                    path: path.clone(),
+                    line: None,
+                    message,
+                },
+            }
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
         Err(source) => return Err(ConfigError::Read { path, source }),
     };
     let env_text = || std::fs::read_to_string(env_file).unwrap_or_default();
     let at = |value: &toml::Spanned<toml::Value>, message: String| {
-        let text = env_text();
-        ConfigError::Invalid {
-            path: env_file.to_path_buf(),
-            line: Some(
-                text[..value.span().start.min(text.len())]
-                    .matches('\n')
-                    .count()
-                    + 1,
-            ),
-            message,
-        }
+        ConfigError::at(env_file, &env_text(), value.span(), message)
     };
     for (key, d) in &declared {
         if let Some(default) = &d.default

@@ -61,6 +61,17 @@ fn unknown_key_names_file_line_key_and_the_keys_allowed() {
             "fix its spelling",
         ],
     );
+    // Below it, the lines around the mistake with the spot marked (no colour: not a terminal).
+    let line = line_of("environments/sandbox.toml", "memory_mb = 256");
+    assert_has(
+        &err,
+        &[
+            &format!("╭─[environments/sandbox.toml:{line}:1]"),
+            &format!(" {line} │ memroy_mb = 256"),
+            "╰── here",
+        ],
+    );
+    assert!(!err.contains('\x1b'), "no colour off a terminal: {err}");
 }
 
 #[test]
