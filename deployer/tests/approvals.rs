@@ -69,7 +69,7 @@ fn state_waiting() -> GetPipelineStateOutput {
             action("DeploySandbox", ActionExecutionStatus::InProgress, None),
         ))
         .stage_states(stage(
-            "Approval",
+            "ApproveProd",
             "e-1",
             StageExecutionStatus::InProgress,
             action(
@@ -91,7 +91,7 @@ fn state_idle() -> GetPipelineStateOutput {
     GetPipelineStateOutput::builder()
         .pipeline_name(PIPELINE)
         .stage_states(stage(
-            "Approval",
+            "ApproveProd",
             "e-1",
             StageExecutionStatus::Succeeded,
             action("PromoteToProd", ActionExecutionStatus::Succeeded, None),
@@ -155,7 +155,7 @@ async fn status_shows_each_stage_and_the_approval_of_the_older_execution() {
         [
             ("Build", Some("e-2")),
             ("DeploySandbox", Some("e-2")),
-            ("Approval", Some("e-1")),
+            ("ApproveProd", Some("e-1")),
             ("DeployProd", Some("e-0"))
         ]
     );
@@ -185,7 +185,7 @@ async fn approve_sends_the_token_of_the_pending_action() {
     let put = mock!(Client::put_approval_result)
         .match_requests(|r| {
             r.token() == Some("token-e1")
-                && r.stage_name() == Some("Approval")
+                && r.stage_name() == Some("ApproveProd")
                 && r.action_name() == Some("PromoteToProd")
                 && r.result().map(|x| (x.status(), x.summary()))
                     == Some((&ApprovalStatus::Approved, "ship it"))

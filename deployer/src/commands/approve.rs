@@ -33,13 +33,7 @@ pub async fn answer(
     let name = envs.prefix().as_str();
     let cp = crate::access::codepipeline(envs, if approve { "approve" } else { "reject" }).await?;
     let pending = pipeline::pending(&cp, name).await?;
-    // The approval before a stage is named for it (see templates/pipeline.json.hbs); what that
-    // stage would receive is what the stage before it runs now.
-    let stages: Vec<EnvName> = envs.stages().map(|(env, _, _)| env).collect();
-    let to = stages.iter().position(|e| {
-        pending.stage == format!("Approve{}", crate::render::pascal_case(e.as_str()))
-    });
-    let from = to.and_then(|i| i.checked_sub(1)).map(|i| stages[i]);
+    let (to, from) = promotion(envs, &pending.stage);
     let now = match from {
         None => "no earlier stage".to_string(),
         Some(from) => match super::status::status(envs, &[from]).await {
@@ -57,7 +51,7 @@ pub async fn answer(
         pending.execution_id,
         pending.stage,
         pending.action,
-        to.map_or("the next stage", |i| stages[i].as_str()),
+        to.map_or("the next stage", EnvName::as_str),
         pending.artifact_sha256.as_deref().unwrap_or("unknown"),
         from.map_or("before it", |e| e.as_str()),
     );
@@ -75,4 +69,35 @@ pub async fn answer(
         }
     }
     pipeline::decide(&cp, name, &pending, approve, comment).await
+}
+
+/// The environment an approval stage promotes to, and the one before it whose artifact it takes:
+/// the approval before a stage is named for it (`Approve<Env>`, templates/pipeline.json.hbs).
+fn promotion(envs: &Environments, stage: &str) -> (Option<EnvName>, Option<EnvName>) {
+    let stages: Vec<EnvName> = envs.stages().map(|(env, _, _)| env).collect();
+    let to = stages
+        .iter()
+        .position(|e| stage == format!("Approve{}", crate::render::pascal_case(e.as_str())));
+    (
+        to.map(|i| stages[i]),
+        to.and_then(|i| i.checked_sub(1)).map(|i| stages[i]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_approval_stage_names_the_environment_it_promotes_to_and_from() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        let envs = Environments::load(&root.join("environments")).unwrap();
+        let name = |e: Option<EnvName>| e.map(EnvName::as_str);
+        let (to, from) = promotion(&envs, "ApproveProd");
+        assert_eq!((name(to), name(from)), (Some("prod"), Some("sandbox")));
+        let (to, from) = promotion(&envs, "Approval");
+        assert_eq!((name(to), name(from)), (None, None));
+    }
 }
