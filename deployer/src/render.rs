@@ -191,7 +191,7 @@ impl Renderer {
         // Values land inside JSON strings: escape for JSON, not HTML.
         hb.register_escape_fn(|s| {
             let quoted = serde_json::to_string(s).expect("a str always serializes");
-            quoted[1..quoted.len() - 1].to_string()
+            compact::shield(quoted[1..quoted.len() - 1].to_string())
         });
         hb.register_helper("json", Box::new(json_helper));
         // The built-in `if` treats a missing variable as false even in strict mode.
@@ -493,7 +493,9 @@ fn json_helper(
     out: &mut dyn Output,
 ) -> HelperResult {
     let value = defined_param(h, "json")?.value();
-    out.write(&serde_json::to_string(value).map_err(RenderErrorReason::from)?)?;
+    out.write(&compact::shield(
+        serde_json::to_string(value).map_err(RenderErrorReason::from)?,
+    ))?;
     Ok(())
 }
 

@@ -97,14 +97,15 @@ pub async fn prepare(
         envs.account(env),
         envs.region(env).as_str()
     );
-    // CloudFormation refuses parameters a template does not declare.
-    let parameters = match &artifact {
+    // CloudFormation refuses parameters a template does not declare: only those it does.
+    let mut parameters = match &artifact {
         Some((manifest, _)) => vec![
             ("ArtifactBucket".to_string(), bucket.clone()),
             ("ArtifactKey".to_string(), manifest.s3_key()),
         ],
         None => vec![],
     };
+    parameters.retain(|(name, _)| rendered.template["Parameters"].get(name).is_some());
     let template_body = rendered.to_compact();
     let spec = StackSpec {
         name: rendered.stack_name.clone(),

@@ -80,17 +80,28 @@ impl Compacted {
         self.keep(&run[lead + body.len()..], original + lead + body.len());
     }
 
-    /// The rendered output with the literal text back in place of the markers.
+    /// The rendered output with the literal text back in place of the markers. Values never
+    /// hold a marker (see `shield`); anything else that looks like one is left as it is.
     pub fn restore(&self, rendered: &str) -> String {
         let mut out = String::with_capacity(rendered.len() * 4);
         let mut rest = rendered;
         while let Some(i) = rest.find(OPEN) {
             out.push_str(&rest[..i]);
             let marker = &rest[i + OPEN.len_utf8()..];
-            let end = marker.find(CLOSE).expect("a marker is closed");
-            let index: usize = marker[..end].parse().expect("a marker holds its index");
-            out.push_str(&self.literals[index]);
-            rest = &marker[end + CLOSE.len_utf8()..];
+            let literal = marker.find(CLOSE).and_then(|end| {
+                let index: usize = marker[..end].parse().ok()?;
+                Some((self.literals.get(index)?, end))
+            });
+            match literal {
+                Some((text, end)) => {
+                    out.push_str(text);
+                    rest = &marker[end + CLOSE.len_utf8()..];
+                }
+                None => {
+                    out.push(OPEN);
+                    rest = marker;
+                }
+            }
         }
         out.push_str(rest);
         out
@@ -109,6 +120,16 @@ impl Compacted {
             None => 0,
         };
         line_col(original, mapped.min(original.len()))
+    }
+}
+
+/// JSON text (a value the render writes) with the marker characters as JSON escapes, which read
+/// back as the same characters: a setting holding one can never pass for a marker.
+pub fn shield(json: String) -> String {
+    if json.contains([OPEN, CLOSE]) {
+        json.replace(OPEN, "\\ue000").replace(CLOSE, "\\ue001")
+    } else {
+        json
     }
 }
 
@@ -161,6 +182,24 @@ mod tests {
             let (line, column) = find(&c.source, tag);
             assert_eq!(c.position(text, line, column), find(text, tag), "{tag}");
         }
+    }
+
+    #[test]
+    fn a_value_holding_a_marker_character_stays_a_value() {
+        let text = "{ \"a long literal key\": \"{{x}}\" }";
+        let c = compact(text).unwrap();
+        // What the escape writes for a value that holds a marker's characters.
+        let value = shield(format!("{OPEN}0{CLOSE}"));
+        assert_eq!(value, "\\ue0000\\ue001");
+        let rendered = c.source.replace("{{x}}", &value);
+        let out = c.restore(&rendered);
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed["a long literal key"], format!("{OPEN}0{CLOSE}"));
+        // A stray marker (a raw {{{x}}}) is left alone rather than taken for a literal.
+        assert_eq!(
+            c.restore(&format!("x{OPEN}99{CLOSE}y")),
+            format!("x{OPEN}99{CLOSE}y")
+        );
     }
 
     #[test]
