@@ -1,7 +1,7 @@
 //! `deployer package` and the artifact a deploy ships: the app's `bootstrap` binary in a zip
 //! whose bytes depend on the binary only, and a manifest naming its sha256.
 
-use crate::config::Architecture;
+use crate::config::{Architecture, ArtifactSource};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -60,18 +60,20 @@ pub struct Manifest {
     pub architecture: Architecture,
     /// The zip's file name, beside the manifest.
     pub zip: String,
+    /// The workspace package it was built from (`[artifact]` in pipeline.toml).
+    pub package: String,
 }
 
 impl Manifest {
     /// Where the zip lives in a target's artifact bucket: by content, so it is uploaded once.
     pub fn s3_key(&self) -> String {
-        format!("catalog/{}.zip", self.sha256)
+        format!("{}/{}.zip", self.package, self.sha256)
     }
 }
 
-/// Builds `app` in release mode for Lambda and returns the binary's path, as cargo reports it
-/// (so CARGO_TARGET_DIR and a run from a subdirectory find the binary just built).
-pub fn build_app(architecture: Architecture) -> Result<PathBuf, Error> {
+/// Builds the artifact's executable in release mode for Lambda and returns its path, as cargo
+/// reports it (so CARGO_TARGET_DIR and a run from a subdirectory find the binary just built).
+pub fn build(source: &ArtifactSource, architecture: Architecture) -> Result<PathBuf, Error> {
     let host = match std::env::consts::ARCH {
         "x86_64" => Architecture::X86_64,
         "aarch64" => Architecture::Arm64,
@@ -91,7 +93,9 @@ pub fn build_app(architecture: Architecture) -> Result<PathBuf, Error> {
             "build",
             "--release",
             "-p",
-            "app",
+            source.package.as_str(),
+            "--bin",
+            source.bin(),
             "--message-format=json-render-diagnostics",
         ])
         .stderr(std::process::Stdio::inherit())
@@ -103,10 +107,11 @@ pub fn build_app(architecture: Architecture) -> Result<PathBuf, Error> {
             out.status
         )));
     }
-    built_executable(&String::from_utf8_lossy(&out.stdout), "app").ok_or_else(|| {
-        Error::Build(
-            "cargo built no executable named app (is the app package in this workspace?)".into(),
-        )
+    built_executable(&String::from_utf8_lossy(&out.stdout), source.bin()).ok_or_else(|| {
+        Error::Build(format!(
+            "cargo built no executable named {} ([artifact] in pipeline.toml)",
+            source.bin()
+        ))
     })
 }
 
@@ -201,7 +206,12 @@ fn glibc_version(name: &str) -> Option<(u32, u32)> {
 }
 
 /// Zips `binary` as `bootstrap` into `out`, writes `out/manifest.json`, returns the manifest.
-pub fn package(binary: &Path, architecture: Architecture, out: &Path) -> Result<Manifest, Error> {
+pub fn package(
+    binary: &Path,
+    package: &str,
+    architecture: Architecture,
+    out: &Path,
+) -> Result<Manifest, Error> {
     let bytes = std::fs::read(binary).map_err(|source| Error::Read {
         path: binary.to_path_buf(),
         source,
@@ -210,7 +220,8 @@ pub fn package(binary: &Path, architecture: Architecture, out: &Path) -> Result<
     let zip = zip_bootstrap(&bytes)?;
     let sha256 = hex::encode(Sha256::digest(&zip));
     let manifest = Manifest {
-        zip: format!("catalog-{}.zip", &sha256[..16]),
+        zip: format!("{package}-{}.zip", &sha256[..16]),
+        package: package.to_string(),
         size: zip.len() as u64,
         sha256,
         architecture,

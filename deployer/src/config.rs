@@ -260,6 +260,51 @@ pub struct GitHub {
     pub connection_arn: String,
 }
 
+/// Where the one artifact comes from: a workspace package's executable, which every function
+/// runs as Lambda's `bootstrap`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactSource {
+    pub package: CargoName,
+    /// The package's executable; absent: the one named like the package.
+    #[serde(default)]
+    pub bin: Option<CargoName>,
+}
+
+impl ArtifactSource {
+    pub fn bin(&self) -> &str {
+        self.bin.as_ref().unwrap_or(&self.package).as_str()
+    }
+}
+
+/// A cargo package or target name: letters, digits, '-' and '_' (what cargo accepts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct CargoName(String);
+
+impl CargoName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for CargoName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty()
+            || s.len() > 64
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is not a cargo package or binary name: letters, digits, '-' and '_'"
+            )));
+        }
+        Ok(CargoName(s))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pipeline {
@@ -267,6 +312,7 @@ pub struct Pipeline {
     pub region: Region,
     pub prefix: Prefix,
     pub github: GitHub,
+    pub artifact: ArtifactSource,
     pub approval: Approval,
     /// The environments every merge goes through, in order, and which wait for an approval.
     pub stages: Vec<Stage>,
@@ -420,6 +466,7 @@ pub struct Safety {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct Branches {
     pub enabled: bool,
     pub ttl_days: u32,
@@ -428,6 +475,18 @@ pub struct Branches {
     /// GitHub's OIDC provider when the account already has one (one per URL per account).
     #[serde(default)]
     pub oidc_provider_arn: Option<String>,
+}
+
+impl Default for Branches {
+    fn default() -> Self {
+        Branches {
+            enabled: false,
+            ttl_days: 7,
+            max_stacks: 10,
+            github_repository: String::new(),
+            oidc_provider_arn: None,
+        }
+    }
 }
 
 /// Who besides the pipeline's Deploy action of this environment may enter its account, and how.
@@ -462,8 +521,12 @@ pub struct Target {
     /// (the template sees them checked and resolved, as `settings`).
     #[serde(default, skip_serializing)]
     pub settings: BTreeMap<String, BTreeMap<String, toml::Spanned<toml::Value>>>,
-    pub lambda: Lambda,
+    /// Absent where no stack runs the artifact (its template declares no ArtifactKey).
+    #[serde(default)]
+    pub lambda: Option<Lambda>,
     pub safety: Safety,
+    /// Absent: no branch stacks here.
+    #[serde(default)]
     pub branches: Branches,
     #[serde(default)]
     pub access: Access,
@@ -764,18 +827,18 @@ impl Environments {
                     .join(", ")
             ));
         }
-        // One artifact is built once and promoted: every stage runs the same architecture.
-        let (first, first_target, _) = self.stages().next().expect("at least one stage");
-        if let Some((env, target, _)) = self
+        // One artifact is built once and promoted: every stage that runs it, the same
+        // architecture.
+        let mut running = self
             .stages()
-            .find(|(_, t, _)| t.lambda.architecture != first_target.lambda.architecture)
+            .filter_map(|(env, t, _)| Some((env, t.lambda.as_ref()?.architecture)));
+        if let Some((first, architecture)) = running.next()
+            && let Some((env, other)) = running.find(|(_, a)| *a != architecture)
         {
             return inconsistent(format!(
-                "{} sets lambda.architecture = \"{}\" but {} sets \"{}\": one artifact is promoted through every stage, so they must match",
+                "{} sets lambda.architecture = \"{other}\" but {} sets \"{architecture}\": one artifact is promoted through every stage, so they must match",
                 self.file(env).display(),
-                target.lambda.architecture,
                 self.file(first).display(),
-                first_target.lambda.architecture
             ));
         }
         Ok(())
@@ -785,7 +848,10 @@ impl Environments {
 impl Target {
     /// The functions `[lambda.<name>]` declares, by name.
     pub fn functions(&self) -> Vec<&str> {
-        self.lambda.functions.keys().map(String::as_str).collect()
+        self.lambda
+            .iter()
+            .flat_map(|l| l.functions.keys().map(String::as_str))
+            .collect()
     }
 
     /// `approval`: whether the stage that deploys it waits for a manual approval.
@@ -795,7 +861,7 @@ impl Target {
             line: None,
             message,
         };
-        for (name, f) in &self.lambda.functions {
+        for (name, f) in self.lambda.iter().flat_map(|l| &l.functions) {
             if !(128..=10240).contains(&f.memory_mb) {
                 return Err(invalid(format!(
                     "lambda.{name}.memory_mb must be between 128 and 10240; got {}",
@@ -904,10 +970,12 @@ impl Target {
                 )));
             }
         }
-        if !LOG_RETENTION_DAYS.contains(&self.lambda.log_retention_days) {
+        if let Some(lambda) = &self.lambda
+            && !LOG_RETENTION_DAYS.contains(&lambda.log_retention_days)
+        {
             return Err(invalid(format!(
                 "lambda.log_retention_days must be one of {LOG_RETENTION_DAYS:?}; got {}",
-                self.lambda.log_retention_days
+                lambda.log_retention_days
             )));
         }
         if self.safety.require_approval != approval {
@@ -1016,6 +1084,9 @@ impl Target {
             return Err(invalid(
                 "branches.enabled = true is not allowed where safety.require_approval = true: branch stacks live in an environment that takes unapproved changes; set it to false".into(),
             ));
+        }
+        if !self.branches.enabled {
+            return Ok(());
         }
         let repo_ok =
             self.branches

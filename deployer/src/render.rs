@@ -542,9 +542,15 @@ fn render_error(
     at: (Option<usize>, Option<usize>),
 ) -> Error {
     let message = match e.reason() {
-        RenderErrorReason::MissingVariable(Some(var)) => format!(
-            "the variable `{var}` is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.* and bootstrap_version"
-        ),
+        // target.*: a key (or a whole table) the environment's file leaves out, or a typo.
+        RenderErrorReason::MissingVariable(Some(var)) => match var.strip_prefix("target.") {
+            Some(rest) => format!(
+                "the variable `{var}` is not defined: environments/{env}.toml gives no {rest}, which this template reads; add it there (the README lists each table) or fix the template's spelling"
+            ),
+            None => format!(
+                "the variable `{var}` is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.* and bootstrap_version"
+            ),
+        },
         RenderErrorReason::MissingVariable(None) => {
             "a variable is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.* and bootstrap_version".to_string()
         }

@@ -339,6 +339,7 @@ fn undefined_template_variable_names_template_line_and_variable() {
                 line_of("templates/catalog.json.hbs", "log_retention_days")
             ),
             "the variable `target.lambda.retention` is not defined",
+            "environments/sandbox.toml gives no lambda.retention",
             "rendering for sandbox",
         ],
     );

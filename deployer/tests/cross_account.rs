@@ -77,7 +77,9 @@ async fn an_artifact_replaced_in_the_bucket_is_refused_naming_both_sums() {
     p.run(&["deploy", "sandbox"]).expect(0);
     let sha = v1["sha256"].as_str().unwrap();
     let bucket = format!("catalog-artifacts-{SANDBOX}-us-east-1");
-    let key = format!("catalog/{sha}.zip");
+    // By content, under the package pipeline.toml's [artifact] names.
+    assert_eq!(v1["package"], "app");
+    let key = format!("app/{sha}.zip");
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&common::sdk_config(&emu, SANDBOX))
             .force_path_style(true)

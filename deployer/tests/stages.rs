@@ -188,6 +188,49 @@ fn cfn_lint(p: &Project) {
 }
 
 #[test]
+fn an_environment_without_functions_or_branches_leaves_their_tables_out() {
+    let p = with_staging();
+    p.write(
+        "environments/staging.toml",
+        "account_id = \"444444444444\"\nregion = \"us-east-1\"\nstacks = [\"orders\"]\n\n\
+         [safety]\nretain_data = false\ntermination_protection = false\nrequire_approval = false\n\n\
+         [settings.orders]\nowner = \"team-orders\"\n",
+    );
+    p.run(&["synth", "--all"]).expect(0);
+    let orders = synthesized(&p, "staging-orders.json");
+    assert_eq!(
+        orders["Resources"]["Orders"]["Properties"]["TableName"],
+        "catalog-staging-orders"
+    );
+    // No branch stacks there: the bootstrap makes no role for GitHub.
+    let boot = synthesized(&p, "staging-bootstrap-target.json");
+    assert!(boot["Resources"].get("BranchDeployRole").is_none());
+    assert!(boot["Resources"].get("DeployRole").is_some());
+    // A catalog stack there would run the artifact: its template names what is missing.
+    p.edit(
+        "environments/staging.toml",
+        "stacks = [\"orders\"]",
+        "stacks = [\"orders\", \"catalog\"]",
+    );
+    let err = p.run(&["synth", "staging"]).expect(2).stderr();
+    assert!(
+        err.contains("environments/staging.toml gives no lambda.log_retention_days"),
+        "{err}"
+    );
+    // package builds for the first stage that runs functions, and asked for staging, says why not.
+    let err = p
+        .run(&["package", "--env", "staging", "--binary", "README.md"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains(
+            "staging runs no function: package for an environment whose file has a [lambda] table"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn names_the_config_does_not_know_are_refused_with_a_suggestion() {
     let p = with_staging();
     let err = p.run(&["synth", "stagin"]).expect(2).stderr();

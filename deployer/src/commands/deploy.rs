@@ -61,13 +61,19 @@ fn load_artifact(
             manifest.sha256
         )));
     }
-    if manifest.architecture != target.lambda.architecture {
+    let Some(lambda) = &target.lambda else {
+        return Err(Error::Refused(format!(
+            "a stack of {env} runs the artifact (its template declares ArtifactKey) but {} has no [lambda] table saying its architecture; add one",
+            envs.file(env).display()
+        )));
+    };
+    if manifest.architecture != lambda.architecture {
         return Err(Error::Refused(format!(
             "{} holds a {} build but {} sets lambda.architecture = \"{}\"; package for {env} again",
             artifact_path.display(),
             manifest.architecture,
             envs.file(env).display(),
-            target.lambda.architecture
+            lambda.architecture
         )));
     }
     Ok(Some((manifest, zip)))

@@ -1,6 +1,6 @@
 //! `deployer package`: the app built for Lambda, zipped deterministically, with a manifest.
 
-use crate::config::Environments;
+use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use std::path::PathBuf;
 
@@ -11,7 +11,7 @@ pub struct Args {
     /// every stage shares it).
     #[arg(long)]
     env: Option<String>,
-    /// Zip this prebuilt binary instead of building (e.g. one cross-built for arm64).
+    /// Zip this prebuilt binary instead of building [artifact] (e.g. one cross-built for arm64).
     #[arg(long)]
     binary: Option<PathBuf>,
     /// Where the zip and manifest.json go.
@@ -22,24 +22,29 @@ pub struct Args {
 pub fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
     let env = match args.env {
         Some(name) => envs.env(&name)?,
-        None => envs.names()[1],
+        // Every stage that runs the artifact shares its architecture: the first says it.
+        None => envs
+            .stages()
+            .find(|(_, t, _)| t.lambda.is_some())
+            .map_or(EnvName::PIPELINE, |(env, _, _)| env),
     };
     let architecture = envs
         .target(env)
+        .and_then(|t| t.lambda.as_ref())
         .ok_or_else(|| {
-            Error::Refused(
-                "package for a stage's environment: the pipeline account runs no function".into(),
-            )
+            Error::Refused(format!(
+                "{env} runs no function: package for an environment whose file has a [lambda] table"
+            ))
         })?
-        .lambda
         .architecture;
+    let source = &envs.pipeline.artifact;
     let binary = match args.binary {
         Some(path) => path,
-        None => crate::artifact::build_app(architecture)?,
+        None => crate::artifact::build(source, architecture)?,
     };
     crate::output::emit(
         g.output,
-        &crate::artifact::package(&binary, architecture, &args.out)?,
+        &crate::artifact::package(&binary, source.package.as_str(), architecture, &args.out)?,
     );
     Ok(0)
 }
