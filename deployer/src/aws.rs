@@ -348,6 +348,20 @@ fn endpoint() -> String {
         .unwrap_or_else(|_| "AWS".into())
 }
 
+/// Whether an error is the local emulator's answer to an API it does not implement: HTTP 500
+/// with no AWS error code, from an endpoint AWS_ENDPOINT_URL names (AWS always sends a code).
+pub fn unimplemented_by_emulator<E>(
+    e: &aws_sdk_sts::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> bool
+where
+    E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_sts::error::SdkError;
+    std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty())
+        && matches!(e, SdkError::ServiceError(se)
+            if se.err().code().is_none() && se.raw().status().as_u16() == 500)
+}
+
 /// The most useful line of an SDK error: the service's code and message when there is one, else
 /// what the endpoint actually answered (a proxy's page, an API the endpoint does not implement).
 pub fn error_text<E>(

@@ -269,6 +269,9 @@ pub struct ArtifactSource {
     /// The package's executable; absent: the one named like the package.
     #[serde(default)]
     pub bin: Option<CargoName>,
+    /// The container image CodeBuild builds, tests and deploys in, with the Rust toolchain
+    /// rust-toolchain.toml pins (no installer piped into a shell).
+    pub build_image: String,
 }
 
 impl ArtifactSource {
@@ -701,6 +704,13 @@ impl Environments {
                     self.dir.join("pipeline.toml").display()
                 ),
             })
+    }
+
+    /// The architecture the artifact is built for: every stage that runs it shares one.
+    pub fn artifact_architecture(&self) -> Option<Architecture> {
+        self.targets
+            .iter()
+            .find_map(|(_, t)| Some(t.lambda.as_ref()?.architecture))
     }
 
     pub fn target(&self, env: EnvName) -> Option<&Target> {

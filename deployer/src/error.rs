@@ -1,6 +1,6 @@
 //! The one error type commands return, with the exit status it maps to.
 
-use crate::{artifact, aws, config, render, stack};
+use crate::{artifact, aws, config, local_pipeline, render, stack};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,8 @@ pub enum Error {
     Stack(#[from] stack::Error),
     #[error(transparent)]
     Artifact(#[from] artifact::Error),
+    #[error(transparent)]
+    Local(#[from] local_pipeline::Error),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -63,7 +65,14 @@ impl Error {
             ) => 1,
             // A missing, malformed or mismatched manifest is the caller's input.
             Error::Artifact(_) => 2,
-            Error::Aws(_) | Error::Stack(_) | Error::Write { .. } | Error::Random(_) => 1,
+            Error::Local(
+                local_pipeline::Error::Refused(_) | local_pipeline::Error::Definition(_),
+            ) => 2,
+            Error::Aws(_)
+            | Error::Stack(_)
+            | Error::Local(_)
+            | Error::Write { .. }
+            | Error::Random(_) => 1,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod display;
 pub mod drift;
 pub mod error;
 pub mod events;
+pub mod local_pipeline;
 pub mod logs;
 pub mod output;
 pub mod pipeline;

@@ -445,6 +445,11 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
             .collect::<std::collections::BTreeMap<_, _>>(),
         "stages": stages,
         "pipeline": envs.pipeline,
+        // CodeBuild builds on the architecture the functions run on.
+        "build_container": match envs.artifact_architecture() {
+            Some(crate::config::Architecture::Arm64) => "ARM_CONTAINER",
+            _ => "LINUX_CONTAINER",
+        },
         "target": envs.target(env),
         "bootstrap_version": BOOTSTRAP_VERSION,
         "deploy_role_trust": {
@@ -548,11 +553,11 @@ fn render_error(
                 "the variable `{var}` is not defined: environments/{env}.toml gives no {rest}, which this template reads; add it there (the README lists each table) or fix the template's spelling"
             ),
             None => format!(
-                "the variable `{var}` is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.* and bootstrap_version"
+                "the variable `{var}` is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.*, build_container and bootstrap_version"
             ),
         },
         RenderErrorReason::MissingVariable(None) => {
-            "a variable is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.* and bootstrap_version".to_string()
+            "a variable is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.*, build_container and bootstrap_version".to_string()
         }
         other => other.to_string(),
     };

@@ -110,11 +110,11 @@ async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
 
     let build = buildspec(&template, "BuildProject");
     assert_eq!(build["env"]["exported-variables"][0], "ARTIFACT_SHA");
-    // The rustup install and the release build take minutes and need the network: they are
-    // replaced by the binaries above; every other command runs as written.
+    // The tests and the release build take minutes: they are replaced by the binaries above
+    // (the local runner's test runs the tests' failure path); every other command runs as written.
     let mut commands: Vec<String> = strings(&build["phases"]["build"]["commands"])
         .into_iter()
-        .filter(|c| !c.starts_with("cargo build"))
+        .filter(|c| !c.starts_with("cargo build") && c != "scripts/test")
         .map(|c| {
             if c.ends_with("deployer package") {
                 format!("{c} --binary app-binary")
@@ -215,11 +215,12 @@ async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
         &deploy("DeployProdProject"),
         &approved,
     );
-    // Prod's stack is deployed; then the emulator lacks UpdateTerminationProtection, which AWS
-    // has (stack_failures.rs covers the call with mocks), so only that last step fails here.
+    // Prod's stack is deployed; the emulator lacks UpdateTerminationProtection, which AWS has
+    // (stack_failures.rs covers the call with mocks): the deploy says so and goes on.
+    assert!(ok, "the prod Deploy action failed:\n{err}");
     assert!(
-        ok || err.contains("UpdateTerminationProtection"),
-        "the prod Deploy action failed:\n{err}"
+        err.contains("termination protection NOT turned on: the local emulator does not implement UpdateTerminationProtection"),
+        "{err}"
     );
     assert_eq!(
         code_sha256s(&emu, SANDBOX, "catalog-sandbox").await,

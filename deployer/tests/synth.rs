@@ -182,6 +182,57 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
     // Which action's role may assume which deploy role: permissions.rs.
 }
 
+/// Every CodeBuild project builds with the toolchain rust-toolchain.toml pins, from an image,
+/// never an installer piped into a shell, on the architecture the functions run on.
+#[test]
+fn builds_run_in_the_pinned_toolchain_s_image_on_the_functions_architecture() {
+    let toolchain: toml::Value = toml::from_str(
+        &std::fs::read_to_string(common::repo_root().join("rust-toolchain.toml")).unwrap(),
+    )
+    .unwrap();
+    let channel = toolchain["toolchain"]["channel"].as_str().unwrap();
+    let projects = |p: &Project| -> Vec<serde_json::Value> {
+        p.run(&["synth", "pipeline"]).expect(0);
+        let t: serde_json::Value =
+            serde_json::from_str(&p.read("out/pipeline-pipeline.json")).unwrap();
+        t["Resources"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|r| r["Type"] == "AWS::CodeBuild::Project")
+            .cloned()
+            .collect()
+    };
+    let p = Project::new();
+    let all = projects(&p);
+    assert_eq!(all.len(), 4);
+    for project in &all {
+        let env = &project["Properties"]["Environment"];
+        assert_eq!(
+            env["Image"],
+            format!("public.ecr.aws/docker/library/rust:{channel}-bookworm")
+        );
+        assert_eq!(env["Type"], "LINUX_CONTAINER");
+        let spec = project["Properties"]["Source"]["BuildSpec"]
+            .as_str()
+            .unwrap();
+        assert!(!spec.contains("curl") && !spec.contains("| sh"), "{spec}");
+    }
+    for file in ["environments/sandbox.toml", "environments/prod.toml"] {
+        p.edit(
+            file,
+            "architecture = \"x86_64\"",
+            "architecture = \"arm64\"",
+        );
+    }
+    for project in projects(&p) {
+        assert_eq!(
+            project["Properties"]["Environment"]["Type"],
+            "ARM_CONTAINER"
+        );
+    }
+}
+
 #[test]
 fn approval_notifications_are_an_sns_topic_only_when_emails_are_named() {
     let p = Project::new();

@@ -1,5 +1,5 @@
-//! The GitHub Actions workflows for branch stacks, parsed as YAML (with the PyYAML the emulator's
-//! venv already holds; actionlint does not install here) and checked for their triggers and steps.
+//! The GitHub Actions workflows (tests, branch stacks), parsed as YAML (actionlint does not
+//! install here) and checked for their triggers and steps.
 
 mod common;
 use common::{Project, repo_root};
@@ -27,6 +27,40 @@ fn runs(job: &Value) -> Vec<String> {
 }
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/catalog-sandbox-branch-deployer";
+
+#[test]
+fn pull_requests_and_main_run_the_test_command_with_cargo_cached() {
+    let w = workflow("test.yml");
+    assert!(triggers(&w).get("pull_request").is_some());
+    assert_eq!(triggers(&w)["push"]["branches"][0], "main");
+    let job = &w["jobs"]["test"];
+    assert_eq!(runs(job), ["scripts/test"]);
+    assert_eq!(w["permissions"]["contents"], "read");
+    let cached = job["steps"].to_string();
+    assert!(cached.contains("~/.cargo/registry") && cached.contains("target"));
+}
+
+/// A tag can be moved to other code; a commit cannot. Every third-party action is pinned by one.
+#[test]
+fn every_action_is_pinned_by_commit() {
+    for entry in std::fs::read_dir(repo_root().join(".github/workflows")).unwrap() {
+        let path = entry.unwrap().path();
+        let w = common::yaml(&std::fs::read_to_string(&path).unwrap());
+        for (name, job) in w["jobs"].as_object().unwrap() {
+            for step in job["steps"].as_array().unwrap() {
+                let Some(uses) = step["uses"].as_str() else {
+                    continue;
+                };
+                let commit = uses.rsplit_once('@').map_or("", |(_, c)| c);
+                assert!(
+                    commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+                    "{}: job {name} uses {uses}, not a commit",
+                    path.display()
+                );
+            }
+        }
+    }
+}
 
 #[test]
 fn pushes_deploy_and_deletes_destroy_the_branch_stack() {

@@ -12,14 +12,62 @@ pub struct Args {
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
+    /// The execution `deployer pipeline run --local` left waiting, instead of CodePipeline's;
+    /// approved, its later stages run here.
+    #[arg(long)]
+    local: bool,
 }
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
     let comment = args
         .comment
         .unwrap_or_else(|| "approved with deployer".into());
+    if args.local {
+        let execution = answer_local(g, envs, true, &comment, args.yes).await?;
+        crate::output::emit(g.output, &execution);
+        return Ok(0);
+    }
     crate::output::emit(g.output, &answer(envs, true, &comment, args.yes).await?);
     Ok(0)
+}
+
+/// The local runner's waiting execution, shown, confirmed, answered (and, approved, run on).
+pub async fn answer_local(
+    g: &super::Global,
+    envs: &Environments,
+    approve: bool,
+    comment: &str,
+    yes: bool,
+) -> Result<crate::local_pipeline::Execution, Error> {
+    let runner = super::pipeline::local_runner(g, envs, Default::default())?;
+    if let Some((id, waiting)) = runner.pending()? {
+        eprintln!(
+            "local execution {id} waits at {}/{}: {}",
+            waiting.stage, waiting.action, waiting.summary
+        );
+        confirm(approve, yes)?;
+    }
+    Ok(runner.decide(approve, comment).await?)
+}
+
+/// Asks on a terminal; `--yes` answers for a script.
+fn confirm(approve: bool, yes: bool) -> Result<(), Error> {
+    use std::io::IsTerminal;
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Refused(
+            "not a terminal, so nothing can be confirmed: pass --yes".into(),
+        ));
+    }
+    eprint!("{} it? [y/N] ", if approve { "Approve" } else { "Reject" });
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    if !matches!(line.trim(), "y" | "Y" | "yes") {
+        return Err(Error::Refused("not confirmed; nothing was sent".into()));
+    }
+    Ok(())
 }
 
 /// Finds the pending approval, shows what the stage after it would receive, confirms, answers.
@@ -29,7 +77,6 @@ pub async fn answer(
     comment: &str,
     yes: bool,
 ) -> Result<pipeline::ApprovalReport, Error> {
-    use std::io::IsTerminal;
     let name = envs.prefix().as_str();
     let cp = crate::access::codepipeline(envs, if approve { "approve" } else { "reject" }).await?;
     let pending = pipeline::pending(&cp, name).await?;
@@ -55,19 +102,7 @@ pub async fn answer(
         pending.artifact_sha256.as_deref().unwrap_or("unknown"),
         from.map_or("before it", |e| e.as_str()),
     );
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(Error::Refused(
-                "not a terminal, so nothing can be confirmed: pass --yes".into(),
-            ));
-        }
-        eprint!("{} it? [y/N] ", if approve { "Approve" } else { "Reject" });
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            return Err(Error::Refused("not confirmed; nothing was sent".into()));
-        }
-    }
+    confirm(approve, yes)?;
     pipeline::decide(&cp, name, &pending, approve, comment).await
 }
 

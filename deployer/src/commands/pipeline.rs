@@ -18,6 +18,24 @@ enum Action {
     Deploy,
     /// Each stage's latest state, and what waits for approval.
     Status,
+    /// Run the pipeline's stages on this machine against the local emulator (needs --local):
+    /// the rendered definition's actions in order, each with its own role, stopping at each
+    /// approval until `deployer approve --local`.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Run here, against the emulator AWS_ENDPOINT_URL names (the only way this runs: on AWS,
+    /// a merge to the pipeline's branch starts CodePipeline).
+    #[arg(long, required = true)]
+    local: bool,
+    /// Approve at each approval instead of stopping there.
+    #[arg(long)]
+    approve: bool,
+    /// Build leaves out the project's tests (scripts/test), saying so: for a quick demo.
+    #[arg(long)]
+    skip_tests: bool,
 }
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
@@ -38,6 +56,18 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
             drop(progress);
             crate::output::emit(g.output, &report);
         }
+        Action::Run(run) => {
+            let runner = local_runner(
+                g,
+                envs,
+                crate::local_pipeline::Options {
+                    approve: run.approve,
+                    skip_tests: run.skip_tests,
+                },
+            )?;
+            let execution = runner.start().await?;
+            crate::output::emit(g.output, &execution);
+        }
         Action::Status => {
             let cp = crate::access::codepipeline(envs, "pipeline status").await?;
             crate::output::emit(
@@ -47,4 +77,29 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         }
     }
     Ok(0)
+}
+
+/// The local runner over the pipeline rendered from the working tree.
+pub fn local_runner<'a>(
+    g: &super::Global,
+    envs: &'a Environments,
+    options: crate::local_pipeline::Options,
+) -> Result<crate::local_pipeline::Runner<'a>, Error> {
+    let renderer = Renderer::load(&g.templates)?;
+    let render = |kind| renderer.render_with(envs, EnvName::PIPELINE, kind, &Options::default());
+    let (pipeline, bootstrap) = (
+        render(StackKind::Pipeline)?,
+        render(StackKind::BootstrapPipeline)?,
+    );
+    let root = std::env::current_dir().map_err(|source| Error::Write {
+        path: ".".into(),
+        source,
+    })?;
+    Ok(crate::local_pipeline::Runner::new(
+        envs,
+        &pipeline.template,
+        &bootstrap.template,
+        &root,
+        options,
+    )?)
 }

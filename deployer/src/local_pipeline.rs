@@ -1,0 +1,724 @@
+//! The pipeline run on this machine against the local emulator, which keeps CodePipeline's
+//! definitions but runs no stage (executions are born Succeeded; GetPipelineState and
+//! PutApprovalResult are not implemented). The runner reads the rendered pipeline definition and
+//! runs each action as CodePipeline and CodeBuild would: the same buildspec commands, in order,
+//! each action with its own role's credentials (IAM enforced by the emulator), variables passed
+//! from Build to the actions that name them, and a stop at each manual approval. What
+//! CodePipeline keeps (executions, their stages, what waits for approval), the runner keeps in
+//! `.deployer/pipeline-runs.json`, and says so.
+//!
+//! It is no road around the approval on AWS: the action roles trust only CodeBuild there, so the
+//! AssumeRole it starts with is refused; it also refuses to start without AWS_ENDPOINT_URL.
+
+use crate::config::Environments;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Refused(String),
+    #[error("the rendered pipeline cannot run here: {0}")]
+    Definition(String),
+    #[error("{stage}/{action} failed: {message}")]
+    Action {
+        stage: String,
+        action: String,
+        message: String,
+    },
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Aws(#[from] crate::aws::Error),
+}
+
+/// One action of the pipeline as the runner runs it.
+#[derive(Debug, Clone)]
+enum Step {
+    /// The working tree stands in for the repository at the merged commit.
+    Source,
+    CodeBuild(Box<Build>),
+    Approval {
+        custom_data: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Build {
+    /// The action's role (the project's service role), by name, in the pipeline account.
+    role: String,
+    buildspec: Buildspec,
+    /// Action-level environment variables, `#{Namespace.NAME}` unresolved.
+    variables: Vec<(String, String)>,
+    /// Runs over the Build output instead of the source.
+    on_build_output: bool,
+    /// The namespace its exported variables go under.
+    namespace: Option<String>,
+    /// Whether it makes the output artifact the later actions run over.
+    makes_output: bool,
+}
+
+/// The parts of a buildspec (version 0.2) the runner understands; anything else is refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Buildspec {
+    /// 0.2, the one whose commands of a phase share one shell.
+    version: Value,
+    #[serde(default)]
+    env: BuildspecEnv,
+    phases: BTreeMap<String, Phase>,
+    #[serde(default)]
+    artifacts: Option<Artifacts>,
+    /// What CodeBuild keeps between builds; a local run keeps its working tree anyway.
+    #[serde(default, rename = "cache")]
+    _cache: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BuildspecEnv {
+    #[serde(default)]
+    exported_variables: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Phase {
+    commands: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Artifacts {
+    files: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Stage {
+    name: String,
+    actions: Vec<(String, Step)>,
+}
+
+/// The stages of the rendered pipeline template, in order. Its projects name their roles by the
+/// exports of the pipeline account's bootstrap stack, whose rendered template says which role
+/// each export is (the emulator keeps no exports of a stack deployed through a change set).
+fn plan(template: &Value, bootstrap: &Value) -> Result<Vec<Stage>, Error> {
+    let bad = |m: String| Error::Definition(m);
+    let roles: BTreeMap<&str, &str> = bootstrap["Outputs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, output)| {
+            let export = output["Export"]["Name"].as_str()?;
+            let resource = output["Value"]["Fn::GetAtt"][0].as_str()?;
+            let role = bootstrap["Resources"][resource]["Properties"]["RoleName"].as_str()?;
+            Some((export, role))
+        })
+        .collect();
+    let resources = &template["Resources"];
+    let stages = resources["Pipeline"]["Properties"]["Stages"]
+        .as_array()
+        .ok_or_else(|| bad("no Pipeline resource with Stages".into()))?;
+    stages
+        .iter()
+        .map(|stage| {
+            let name = stage["Name"].as_str().unwrap_or_default().to_string();
+            let actions = stage["Actions"]
+                .as_array()
+                .ok_or_else(|| bad(format!("stage {name} has no Actions")))?
+                .iter()
+                .map(|a| {
+                    Ok((
+                        a["Name"].as_str().unwrap_or_default().to_string(),
+                        step(resources, &roles, a)?,
+                    ))
+                })
+                .collect::<Result<_, Error>>()?;
+            Ok(Stage { name, actions })
+        })
+        .collect()
+}
+
+fn step(resources: &Value, roles: &BTreeMap<&str, &str>, action: &Value) -> Result<Step, Error> {
+    let bad = |m: String| Error::Definition(m);
+    let name = action["Name"].as_str().unwrap_or_default();
+    let config = &action["Configuration"];
+    match (
+        action["ActionTypeId"]["Category"].as_str(),
+        action["ActionTypeId"]["Provider"].as_str(),
+    ) {
+        (Some("Source"), _) => Ok(Step::Source),
+        (Some("Approval"), Some("Manual")) => Ok(Step::Approval {
+            custom_data: config["CustomData"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        }),
+        (Some("Build"), Some("CodeBuild")) => {
+            let project = config["ProjectName"]["Ref"]
+                .as_str()
+                .ok_or_else(|| bad(format!("{name}: ProjectName is not a Ref to a project")))?;
+            let props = &resources[project]["Properties"];
+            let export = props["ServiceRole"]["Fn::ImportValue"]
+                .as_str()
+                .ok_or_else(|| bad(format!("{project}: ServiceRole is not an Fn::ImportValue")))?;
+            let role = roles
+                .get(export)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{project}: the pipeline's bootstrap exports no role {export}"
+                    ))
+                })?
+                .to_string();
+            let text = props["Source"]["BuildSpec"]
+                .as_str()
+                .ok_or_else(|| bad(format!("{project}: no inline BuildSpec")))?;
+            let buildspec: Buildspec = serde_norway::from_str(text)
+                .map_err(|e| bad(format!("{project}: its BuildSpec: {e}")))?;
+            if buildspec.version != serde_json::json!(0.2) {
+                return Err(bad(format!(
+                    "{project}: BuildSpec version {} (the runner knows 0.2)",
+                    buildspec.version
+                )));
+            }
+            let variables = match config["EnvironmentVariables"].as_str() {
+                None => vec![],
+                Some(json) => serde_json::from_str::<Vec<Value>>(json)
+                    .map_err(|e| bad(format!("{name}: EnvironmentVariables: {e}")))?
+                    .iter()
+                    .map(|v| {
+                        (
+                            v["name"].as_str().unwrap_or_default().to_string(),
+                            v["value"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+            };
+            Ok(Step::CodeBuild(Box::new(Build {
+                role,
+                buildspec,
+                variables,
+                on_build_output: action["InputArtifacts"][0]["Name"] == "Build",
+                namespace: action["Namespace"].as_str().map(str::to_string),
+                makes_output: action["OutputArtifacts"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty()),
+            })))
+        }
+        (category, provider) => Err(bad(format!(
+            "{name}: the local runner runs Source, CodeBuild and manual Approval actions, not {} {}",
+            category.unwrap_or("?"),
+            provider.unwrap_or("?")
+        ))),
+    }
+}
+
+/// What the runner keeps of its executions, as CodePipeline would.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Runs {
+    executions: Vec<Execution>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Execution {
+    pub id: String,
+    /// InProgress, WaitingForApproval, Succeeded, Failed, Rejected or Superseded.
+    pub status: String,
+    pub started: String,
+    /// Stage, then its status (Succeeded, Failed, Skipped, ...).
+    pub stages: Vec<StageResult>,
+    /// `Namespace.NAME` -> value, as Build exported them.
+    pub variables: BTreeMap<String, String>,
+    /// Where the waiting approval is, and what it promotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+    /// The next stage to run (index into the pipeline's stages).
+    #[serde(skip)]
+    next: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageResult {
+    pub name: String,
+    pub status: String,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Waiting {
+    pub stage: String,
+    pub action: String,
+    pub summary: String,
+}
+
+impl crate::output::Report for Execution {
+    fn human(&self) -> String {
+        let mut out = format!("local execution {}: {}\n", self.id, self.status);
+        for s in &self.stages {
+            out += &format!("  {:<16} {:<10} {:>6.1}s\n", s.name, s.status, s.seconds);
+        }
+        if let Some(w) = &self.waiting {
+            out += &format!(
+                "waiting at {}/{}: {}\n`deployer approve --local` promotes it, `deployer reject --local --comment WHY` stops it; a newer `deployer pipeline run --local` supersedes it\n",
+                w.stage, w.action, w.summary
+            );
+        }
+        out
+    }
+}
+
+/// How a run goes: what to skip, and whether the approval is given up front.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Approve at each approval without stopping (the demo's `--approve`).
+    pub approve: bool,
+    /// Build skips its test command (`scripts/test`), saying so.
+    pub skip_tests: bool,
+}
+
+/// The command Build runs the project's tests with; `--skip-tests` leaves it out.
+const TEST_COMMAND: &str = "scripts/test";
+
+pub struct Runner<'a> {
+    envs: &'a Environments,
+    stages: Vec<Stage>,
+    /// The project directory (the source), holding `.deployer/`.
+    root: PathBuf,
+    options: Options,
+}
+
+impl<'a> Runner<'a> {
+    /// Refuses unless an emulator endpoint is set: on AWS, CodePipeline runs the pipeline.
+    pub fn new(
+        envs: &'a Environments,
+        pipeline_template: &Value,
+        bootstrap_template: &Value,
+        root: &Path,
+        options: Options,
+    ) -> Result<Self, Error> {
+        if std::env::var_os("AWS_ENDPOINT_URL").is_none_or(|v| v.is_empty()) {
+            return Err(Error::Refused(
+                "--local runs the pipeline against the local emulator only (set AWS_ENDPOINT_URL, e.g. with scripts/emulator); on AWS, CodePipeline runs it on every merge to the pipeline's branch".into(),
+            ));
+        }
+        Ok(Runner {
+            envs,
+            stages: plan(pipeline_template, bootstrap_template)?,
+            root: root.to_path_buf(),
+            options,
+        })
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.root.join(".deployer/pipeline-runs.json")
+    }
+
+    fn load(&self) -> Result<Runs, Error> {
+        let path = self.state_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                Error::Refused(format!(
+                    "{} is not the local runner's state ({e}); remove it to start afresh",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Runs::default()),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+
+    fn save(&self, runs: &Runs) -> Result<(), Error> {
+        let path = self.state_path();
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(path.parent().expect("a file in .deployer")).map_err(io)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(runs).expect("serializes")).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    fn execution_dir(&self, id: &str) -> PathBuf {
+        self.root.join(".deployer/runs").join(id)
+    }
+
+    /// A new execution from the working tree: one still waiting for approval is superseded.
+    pub async fn start(&self) -> Result<Execution, Error> {
+        let mut runs = self.load()?;
+        let id = format!(
+            "local-{}-{:04x}",
+            crate::events::unix_millis() / 1000,
+            fastrand::u16(..)
+        );
+        for old in runs
+            .executions
+            .iter_mut()
+            .filter(|e| e.status == "WaitingForApproval")
+        {
+            eprintln!(
+                "execution {} (waiting for approval) is superseded by {id}: its artifact will never be promoted",
+                old.id
+            );
+            old.status = "Superseded".into();
+            old.waiting = None;
+        }
+        // Older executions' output artifacts go; their records stay.
+        for old in &runs.executions {
+            let _ = std::fs::remove_dir_all(self.execution_dir(&old.id));
+        }
+        let execution = Execution {
+            id,
+            status: "InProgress".into(),
+            started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            stages: vec![],
+            variables: BTreeMap::new(),
+            waiting: None,
+            next: 0,
+        };
+        runs.executions.push(execution.clone());
+        self.save(&runs)?;
+        self.go_on(execution).await
+    }
+
+    /// Answers the execution waiting for approval and, approved, runs the stages after it.
+    pub async fn decide(&self, approve: bool, comment: &str) -> Result<Execution, Error> {
+        let runs = self.load()?;
+        let Some(mut execution) = runs
+            .executions
+            .into_iter()
+            .find(|e| e.status == "WaitingForApproval")
+        else {
+            return Err(Error::Refused(
+                "no local execution waits for approval: start one with `deployer pipeline run --local`".into(),
+            ));
+        };
+        let waiting = execution
+            .waiting
+            .take()
+            .expect("a waiting execution says where");
+        execution.next = self
+            .stages
+            .iter()
+            .position(|s| s.name == waiting.stage)
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "execution {} waits at {}, which the pipeline no longer has: start a new one with `deployer pipeline run --local`",
+                    execution.id, waiting.stage
+                ))
+            })?
+            + 1;
+        let result = execution
+            .stages
+            .iter_mut()
+            .find(|s| s.name == waiting.stage)
+            .expect("the waiting stage is recorded");
+        if !approve {
+            result.status = "Rejected".into();
+            execution.status = "Rejected".into();
+            eprintln!("{}/{}: rejected ({comment})", waiting.stage, waiting.action);
+            self.record(&execution)?;
+            return Ok(execution);
+        }
+        result.status = "Approved".into();
+        eprintln!("{}/{}: approved ({comment})", waiting.stage, waiting.action);
+        execution.status = "InProgress".into();
+        self.record(&execution)?;
+        self.go_on(execution).await
+    }
+
+    /// The pending approval, for `approve --local` to show before it asks.
+    pub fn pending(&self) -> Result<Option<(String, Waiting)>, Error> {
+        Ok(self
+            .load()?
+            .executions
+            .into_iter()
+            .find_map(|e| Some((e.id, e.waiting?))))
+    }
+
+    fn record(&self, execution: &Execution) -> Result<(), Error> {
+        let mut runs = self.load()?;
+        match runs.executions.iter_mut().find(|e| e.id == execution.id) {
+            Some(e) => *e = execution.clone(),
+            None => runs.executions.push(execution.clone()),
+        }
+        self.save(&runs)
+    }
+
+    async fn go_on(&self, mut execution: Execution) -> Result<Execution, Error> {
+        for stage in &self.stages[execution.next..] {
+            let started = std::time::Instant::now();
+            eprintln!("== {} ({})", stage.name, execution.id);
+            let mut status = "Succeeded";
+            for (action, step) in &stage.actions {
+                match self.act(&mut execution, &stage.name, action, step).await {
+                    Ok(true) => {}
+                    Ok(false) => status = "Waiting",
+                    Err(e) => {
+                        execution.stages.push(StageResult {
+                            name: stage.name.clone(),
+                            status: "Failed".into(),
+                            seconds: started.elapsed().as_secs_f64(),
+                        });
+                        execution.status = "Failed".into();
+                        self.record(&execution)?;
+                        return Err(e);
+                    }
+                }
+            }
+            execution.stages.push(StageResult {
+                name: stage.name.clone(),
+                status: status.into(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            if status == "Waiting" {
+                execution.status = "WaitingForApproval".into();
+                self.record(&execution)?;
+                return Ok(execution);
+            }
+            self.record(&execution)?;
+        }
+        execution.status = "Succeeded".into();
+        self.record(&execution)?;
+        Ok(execution)
+    }
+
+    /// Runs one action; false when it waits for an approval.
+    async fn act(
+        &self,
+        execution: &mut Execution,
+        stage: &str,
+        action: &str,
+        step: &Step,
+    ) -> Result<bool, Error> {
+        let failed = |message: String| Error::Action {
+            stage: stage.to_string(),
+            action: action.to_string(),
+            message,
+        };
+        match step {
+            Step::Source => {
+                eprintln!("source: the working tree at {}", self.root.display());
+                Ok(true)
+            }
+            Step::Approval { custom_data } => {
+                let summary = resolve(custom_data, &execution.variables).map_err(failed)?;
+                if self.options.approve {
+                    eprintln!("{action}: {summary}\napproved up front (--approve)");
+                    return Ok(true);
+                }
+                execution.waiting = Some(Waiting {
+                    stage: stage.to_string(),
+                    action: action.to_string(),
+                    summary,
+                });
+                Ok(false)
+            }
+            Step::CodeBuild(build) => self
+                .build(execution, action, build)
+                .await
+                .map(|()| true)
+                .map_err(failed),
+        }
+    }
+
+    async fn build(
+        &self,
+        execution: &mut Execution,
+        action: &str,
+        build: &Build,
+    ) -> Result<(), String> {
+        let output_dir = self.execution_dir(&execution.id);
+        let dir = if build.on_build_output {
+            output_dir.clone()
+        } else {
+            self.root.clone()
+        };
+        let credentials = self.role_credentials(&build.role, action).await?;
+        std::fs::create_dir_all(&output_dir).map_err(|e| e.to_string())?;
+        let exports = output_dir.join(format!("{action}.exports"));
+        let mut script = String::from("set -e\n");
+        for phase in ["install", "pre_build", "build", "post_build"] {
+            for command in build
+                .buildspec
+                .phases
+                .get(phase)
+                .map_or(&[][..], |p| &p.commands)
+            {
+                if self.options.skip_tests && command.trim() == TEST_COMMAND {
+                    eprintln!("{action}: skipping `{TEST_COMMAND}` (--skip-tests)");
+                    continue;
+                }
+                script += command;
+                script.push('\n');
+            }
+        }
+        for name in &build.buildspec.env.exported_variables {
+            script +=
+                &format!("printf '%s=%s\\n' {name} \"${{{name}-}}\" >> \"$DEPLOYER_EXPORTS\"\n");
+        }
+        let mut command = std::process::Command::new("bash");
+        command
+            .args(["-o", "pipefail", "-c", &script])
+            .current_dir(&dir)
+            .env("DEPLOYER_EXPORTS", &exports)
+            .env("CODEBUILD_BUILD_ID", format!("{action}:{}", execution.id))
+            .env("CODEBUILD_SRC_DIR", &dir)
+            .env(
+                "AWS_REGION",
+                self.envs.region(crate::config::EnvName::PIPELINE).as_str(),
+            )
+            .env_remove("AWS_PROFILE")
+            .env("AWS_ACCESS_KEY_ID", &credentials.0)
+            .env("AWS_SECRET_ACCESS_KEY", &credentials.1)
+            .env("AWS_SESSION_TOKEN", &credentials.2)
+            // Its output is the log; stdout stays this command's report.
+            .stdout(std::io::stderr());
+        for (name, value) in &build.variables {
+            command.env(name, resolve(value, &execution.variables)?);
+        }
+        eprintln!("{action}: as {}, in {}", credentials.3, dir.display());
+        let status = command
+            .status()
+            .map_err(|e| format!("cannot run bash: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "its commands exited with {status}; the output above says why"
+            ));
+        }
+        if let Some(namespace) = &build.namespace {
+            let text = std::fs::read_to_string(&exports).map_err(|e| e.to_string())?;
+            for line in text.lines() {
+                if let Some((name, value)) = line.split_once('=') {
+                    execution
+                        .variables
+                        .insert(format!("{namespace}.{name}"), value.to_string());
+                }
+            }
+        }
+        if build.makes_output {
+            let files = build
+                .buildspec
+                .artifacts
+                .as_ref()
+                .map_or(&[][..], |a| &a.files);
+            collect(&dir, files, &output_dir)?;
+        }
+        Ok(())
+    }
+
+    /// The action role's credentials, assumed by the operator's session (the emulator's
+    /// stand-in for CodeBuild). Returns key, secret, token and the role's ARN.
+    async fn role_credentials(
+        &self,
+        role: &str,
+        action: &str,
+    ) -> Result<(String, String, String, String), String> {
+        let operator = crate::aws::operator().await.map_err(|e| e.to_string())?;
+        let here = operator.session_here(self.envs.region(crate::config::EnvName::PIPELINE));
+        let role_arn = format!(
+            "arn:aws:iam::{}:role/{role}",
+            self.envs.account(crate::config::EnvName::PIPELINE)
+        );
+        let assumed = aws_sdk_sts::Client::new(&here.config)
+            .assume_role()
+            .role_arn(&role_arn)
+            .role_session_name(
+                format!("local-{action}")
+                    .chars()
+                    .take(64)
+                    .collect::<String>(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("cannot assume {role_arn}: {}", crate::aws::error_text(&e)))?;
+        let c = assumed
+            .credentials
+            .ok_or_else(|| "STS returned no credentials".to_string())?;
+        Ok((
+            c.access_key_id,
+            c.secret_access_key,
+            c.session_token,
+            role_arn,
+        ))
+    }
+}
+
+/// `#{Namespace.NAME}` replaced by the execution's variables; an unknown one is an error.
+fn resolve(text: &str, variables: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("#{") {
+        out += &rest[..start];
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| format!("unclosed variable in {text:?}"))?;
+        let name = &rest[start + 2..start + end];
+        out += variables.get(name).ok_or_else(|| {
+            format!("the variable #{{{name}}} is not set: no earlier action exported it")
+        })?;
+        rest = &rest[start + end + 1..];
+    }
+    Ok(out + rest)
+}
+
+/// Copies what `artifacts.files` names from `from` into `to`: `dir/**/*` (a whole directory) or
+/// a plain path, the forms the rendered buildspecs use.
+fn collect(from: &Path, files: &[String], to: &Path) -> Result<(), String> {
+    for pattern in files {
+        let (path, whole) = match pattern.strip_suffix("/**/*") {
+            Some(dir) => (dir, true),
+            None => (pattern.as_str(), false),
+        };
+        if path.contains(['*', '?', '[']) {
+            return Err(format!(
+                "artifacts.files {pattern:?}: the local runner copies `dir/**/*` and plain paths only"
+            ));
+        }
+        let source = from.join(path);
+        if !source.exists() {
+            return Err(format!(
+                "artifacts.files names {pattern:?} but the build made no {}",
+                source.display()
+            ));
+        }
+        copy(&source, &to.join(path), whole).map_err(|e| format!("copying {pattern}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn copy(from: &Path, to: &Path, recursive: bool) -> std::io::Result<()> {
+    if from.is_dir() && recursive {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy(&entry.path(), &to.join(entry.file_name()), true)?;
+        }
+        return Ok(());
+    }
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::copy(from, to).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_resolve_or_name_the_missing_one() {
+        let vars = BTreeMap::from([("BuildVariables.ARTIFACT_SHA".to_string(), "abc".to_string())]);
+        assert_eq!(
+            resolve("sha #{BuildVariables.ARTIFACT_SHA}, to prod", &vars).unwrap(),
+            "sha abc, to prod"
+        );
+        let err = resolve("#{BuildVariables.OTHER}", &vars).unwrap_err();
+        assert!(err.contains("#{BuildVariables.OTHER} is not set"), "{err}");
+    }
+}

@@ -1,0 +1,190 @@
+//! `deployer pipeline run --local`: the rendered pipeline's actions, run here against the
+//! emulator (which runs no CodePipeline) as CodePipeline would run them: each with its own role,
+//! Build's variables handed on, a stop at the approval, and prod changed only after it.
+
+mod common;
+use common::{Emulator, PIPELINE, PROD, Project, SANDBOX, code_sha256s, lambda_sha};
+use serde_json::Value;
+
+/// Bootstrapped accounts and a project whose Build makes no release build: the deployer under
+/// test stands in for `cargo build --release -p deployer`'s, a stand-in binary for the app's (the
+/// emulator runs neither), and `scripts/test` passes or fails as the test says. Every other
+/// command of every buildspec runs as rendered.
+fn project(emu: &Emulator) -> Project {
+    let p = Project::new().signed_in(emu, PIPELINE);
+    for (env, account) in [("pipeline", PIPELINE), ("sandbox", SANDBOX), ("prod", PROD)] {
+        p.run_as(emu, account, &["bootstrap", env]).expect(0);
+    }
+    std::fs::create_dir_all(p.path("target/release")).unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_deployer"),
+        p.path("target/release/deployer"),
+    )
+    .unwrap();
+    let template = "templates/pipeline.json.hbs";
+    p.edit(
+        template,
+        "      - cargo build --release --locked -p deployer\\n",
+        "",
+    );
+    p.edit(
+        template,
+        "      - target/release/deployer package\\n",
+        "      - target/release/deployer package --binary app-binary\\n",
+    );
+    std::fs::create_dir_all(p.path("scripts")).unwrap();
+    tests_pass(&p, true);
+    p
+}
+
+fn tests_pass(p: &Project, pass: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = p.path("scripts/test");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho running the tests\nexit {}\n",
+            u8::from(!pass)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn merge(p: &Project, version: &str) {
+    std::fs::write(p.path("app-binary"), common::stand_in_binary(version)).unwrap();
+}
+
+fn sha(execution: &Value) -> String {
+    execution["variables"]["BuildVariables.ARTIFACT_SHA"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn prod_exists(emu: &Emulator) -> bool {
+    common::cloudformation(emu, PROD)
+        .describe_stacks()
+        .stack_name("catalog-prod")
+        .send()
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbox_ran() {
+    let emu = Emulator::start();
+    let p = project(&emu);
+    merge(&p, "v1");
+    let first = p
+        .run(&["pipeline", "run", "--local", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(first["status"], "WaitingForApproval", "{first}");
+    let stages: Vec<(&str, &str)> = first["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("Source", "Succeeded"),
+            ("Build", "Succeeded"),
+            ("UpdatePipeline", "Succeeded"),
+            ("DeploySandbox", "Succeeded"),
+            ("ApproveProd", "Waiting"),
+        ]
+    );
+    let v1 = sha(&first);
+    assert!(
+        first["waiting"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(
+                "Promote artifact sha256 {v1}, running in sandbox, to prod"
+            )),
+        "{first}"
+    );
+    assert_eq!(
+        code_sha256s(&emu, SANDBOX, "catalog-sandbox").await,
+        vec![lambda_sha(&v1); 3]
+    );
+    assert!(!prod_exists(&emu).await, "prod changed before the approval");
+
+    // A newer merge supersedes the waiting execution: its artifact can no longer be promoted.
+    merge(&p, "v2");
+    let second = p
+        .run(&["pipeline", "run", "--local", "--output", "json"])
+        .expect(0);
+    assert!(
+        second.stderr().contains(&format!(
+            "execution {} (waiting for approval) is superseded by {}",
+            first["id"].as_str().unwrap(),
+            second.json()["id"].as_str().unwrap()
+        )),
+        "{}",
+        second.stderr()
+    );
+    let v2 = sha(&second.json());
+    assert_ne!(v1, v2);
+
+    let approved = p
+        .run(&["approve", "--local", "--yes", "--output", "json"])
+        .expect(0);
+    assert!(
+        approved
+            .stderr()
+            .contains(&format!("Promote artifact sha256 {v2}")),
+        "approve shows what it promotes: {}",
+        approved.stderr()
+    );
+    let approved = approved.json();
+    assert_eq!(approved["id"], second.json()["id"]);
+    assert_eq!(approved["status"], "Succeeded", "{approved}");
+    assert_eq!(
+        code_sha256s(&emu, PROD, "catalog-prod").await,
+        vec![lambda_sha(&v2); 3]
+    );
+    // Nothing waits now; the superseded execution stays superseded.
+    let err = p.run(&["approve", "--local", "--yes"]).expect(2).stderr();
+    assert!(
+        err.contains("no local execution waits for approval"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_test_stops_the_run_before_sandbox() {
+    let emu = Emulator::start();
+    let p = project(&emu);
+    merge(&p, "v1");
+    tests_pass(&p, false);
+    let run = p
+        .run(&["pipeline", "run", "--local", "--output", "json"])
+        .expect(1);
+    assert!(
+        run.stderr()
+            .contains("Build/Build failed: its commands exited with exit status: 1"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("running the tests"));
+    let sandbox = common::cloudformation(&emu, SANDBOX)
+        .describe_stacks()
+        .stack_name("catalog-sandbox")
+        .send()
+        .await;
+    assert!(sandbox.is_err(), "sandbox was deployed after a red test");
+
+    // Against AWS (no emulator endpoint) the local runner does not start.
+    let err = p
+        .run_unset(&["pipeline", "run", "--local"], &[], &["AWS_ENDPOINT_URL"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("--local runs the pipeline against the local emulator only"),
+        "{err}"
+    );
+}
