@@ -103,6 +103,9 @@ pub enum Through {
     /// `{prefix}-{env}-read`: status, outputs, logs, drift; operators may read a protected
     /// environment through it.
     ReadRole,
+    /// `{prefix}-{env}-propose`, where deploys need approval: change sets made for the approval
+    /// to show, never executed (the pipeline's Prepare action).
+    ProposeRole,
 }
 
 /// A session in `env`'s account: the role `through` names for a stage's environment (a caller that
@@ -116,15 +119,17 @@ pub async fn session_in(
     if envs.target(env).is_none() {
         return operator_session(envs, env, &format!("status {env}")).await;
     }
-    let (deploy, read, branch) = (
+    let (deploy, read, branch, propose) = (
         role_name(envs, env, "deploy"),
         role_name(envs, env, "read"),
         role_name(envs, env, "branch-deployer"),
+        role_name(envs, env, "propose"),
     );
     // A reader's session never stands in for a deployer's: it assumes the deploy role instead.
     let roles: &[&str] = match through {
         Through::DeployRole => &[&deploy, &branch],
         Through::ReadRole => &[&read, &deploy, &branch],
+        Through::ProposeRole => &[&propose],
     };
     let operator = aws::operator().await?;
     operator
@@ -140,6 +145,8 @@ pub async fn session_in(
                 envs.file(env).display(),
                 if through == Through::ReadRole {
                     "access.readers"
+                } else if through == Through::ProposeRole {
+                    "only the pipeline's Prepare action may; merge to the pipeline's branch"
                 } else if envs.target(env).is_some_and(|t| t.safety.require_approval) {
                     "only the pipeline's Deploy action and access.break_glass_role_arn may; deploy through the pipeline"
                 } else {

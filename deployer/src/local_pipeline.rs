@@ -344,7 +344,8 @@ impl<'a> Runner<'a> {
         std::fs::rename(&tmp, &path).map_err(io)
     }
 
-    fn execution_dir(&self, id: &str) -> PathBuf {
+    /// Where an execution's Build output lives, and the later actions run.
+    pub fn execution_dir(&self, id: &str) -> PathBuf {
         self.root.join(".deployer/runs").join(id)
     }
 

@@ -10,7 +10,8 @@ async fn main() -> ExitCode {
     let cli = deployer::cli::Cli::parse();
     let format = cli.global.output;
     let result = tokio::select! {
-        result = deployer::run(cli) => result,
+        // Ctrl-C's handler is installed when it is first polled: first, before any request.
+        biased;
         // Ctrl-C: stop, delete the change set made and not executed (a deploy left waiting on
         // it would otherwise find it and give way), and say what goes on in AWS.
         _ = tokio::signal::ctrl_c() => {
@@ -30,6 +31,7 @@ async fn main() -> ExitCode {
             );
             return ExitCode::from(130);
         }
+        result = deployer::run(cli) => result,
     };
     // For benchmarks: how many requests the command cost.
     if std::env::var_os("DEPLOYER_STATS").is_some() {

@@ -429,6 +429,11 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
                 "region": target.region,
                 "approval": stage.approval,
                 "stacks": target.stacks,
+                // Where a stage's Prepare action hands each stack's change set to its Deploy.
+                "change_sets": target.stacks.iter().map(|stack| json!({
+                    "stack": stack,
+                    "var": format!("CHANGE_SET_{}", stack.to_uppercase().replace('-', "_")),
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();

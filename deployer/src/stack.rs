@@ -155,7 +155,7 @@ pub struct Found {
 }
 
 /// One row of a change set.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Change {
     pub action: String,
     pub logical_id: String,

@@ -170,6 +170,27 @@ async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
         &deploy("DeploySandboxProject"),
         &approved,
     );
+    // PrepareProd makes prod's change set through prod's propose role, which cannot execute it.
+    let mut prepare =
+        strings(&buildspec(&template, "PrepareProdProject")["phases"]["build"]["commands"]);
+    prepare.push("echo \"CHANGE_SET_CATALOG=$CHANGE_SET_CATALOG\"".into());
+    let out = phase_ok(&emu, "prepare-prod", artifact.path(), &prepare, &approved);
+    let change_set = out
+        .lines()
+        .find_map(|l| l.strip_prefix("CHANGE_SET_CATALOG="))
+        .unwrap()
+        .to_string();
+    assert!(change_set.starts_with("deployer-review-"), "{out}");
+    let execute = format!(
+        "target/release/deployer deploy prod --stack catalog --change-set {change_set} --no-progress --artifact dist/manifest.json"
+    );
+    let (ok, _, err) = run_phase(&emu, "prepare-prod", artifact.path(), &[execute], &[]);
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+    let approved = [
+        ("ARTIFACT_SHA", sha),
+        ("CHANGE_SET_CATALOG", change_set.as_str()),
+    ];
+
     // The sandbox action may not take prod's role either.
     let (ok, _, err) = run_phase(
         &emu,

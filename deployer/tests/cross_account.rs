@@ -737,11 +737,11 @@ fn trust_follows_the_config_whole() {
     let after = p.read("after/pipeline-bootstrap-pipeline.json");
     assert_eq!(
         before.matches(PROD).count(),
-        1,
-        "the prod Deploy action's assume-role"
+        2,
+        "the prod Deploy and Prepare actions' assume-roles"
     );
     assert!(!after.contains(PROD), "{after}");
-    assert_eq!(after.matches("444444444444").count(), 1);
+    assert_eq!(after.matches("444444444444").count(), 2);
 }
 
 #[tokio::test]

@@ -62,13 +62,15 @@ fn sha(execution: &Value) -> String {
         .to_string()
 }
 
-async fn prod_exists(emu: &Emulator) -> bool {
-    common::cloudformation(emu, PROD)
+/// Prod's stack status: a first change set makes the stack, empty, in REVIEW_IN_PROGRESS.
+async fn prod_status(emu: &Emulator) -> Option<String> {
+    let stacks = common::cloudformation(emu, PROD)
         .describe_stacks()
         .stack_name("catalog-prod")
         .send()
         .await
-        .is_ok()
+        .ok()?;
+    Some(stacks.stacks()[0].stack_status()?.as_str().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -94,10 +96,23 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
             ("Build", "Succeeded"),
             ("UpdatePipeline", "Succeeded"),
             ("DeploySandbox", "Succeeded"),
+            ("PrepareProd", "Succeeded"),
             ("ApproveProd", "Waiting"),
         ]
     );
     let v1 = sha(&first);
+    // Prod's change set is made, and named in what the approver reads; nothing ran in prod.
+    let change_set = first["variables"]["PrepareProdVariables.CHANGE_SET_CATALOG"]
+        .as_str()
+        .unwrap();
+    assert!(change_set.starts_with("deployer-review-"), "{first}");
+    assert!(
+        first["waiting"]["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("catalog={change_set}")),
+        "{first}"
+    );
     assert!(
         first["waiting"]["summary"]
             .as_str()
@@ -111,7 +126,11 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
         code_sha256s(&emu, SANDBOX, "catalog-sandbox").await,
         vec![lambda_sha(&v1); 3]
     );
-    assert!(!prod_exists(&emu).await, "prod changed before the approval");
+    assert_eq!(
+        prod_status(&emu).await.as_deref(),
+        Some("REVIEW_IN_PROGRESS"),
+        "prod changed before the approval"
+    );
 
     // A newer merge supersedes the waiting execution: its artifact can no longer be promoted.
     merge(&p, "v2");
@@ -130,6 +149,36 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
     let v2 = sha(&second.json());
     assert_ne!(v1, v2);
 
+    // A change set altered after the approval is refused: here the approved execution's own
+    // templates, edited while it waited, no longer make the change set Prepare made.
+    let run_dir = p.path(&format!(
+        ".deployer/runs/{}",
+        second.json()["id"].as_str().unwrap()
+    ));
+    let template = run_dir.join("templates/catalog.json.hbs");
+    let original = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        original.replace("\"MemorySize\"", "\"Timeout\": 29,\n        \"MemorySize\""),
+    )
+    .unwrap();
+    let refused = p.run(&["approve", "--local", "--yes"]).expect(1).stderr();
+    assert!(
+        refused
+            .contains("was made from another template, parameters or artifact than this deploy's"),
+        "{refused}"
+    );
+    assert_eq!(
+        prod_status(&emu).await.as_deref(),
+        Some("REVIEW_IN_PROGRESS")
+    );
+
+    merge(&p, "v2");
+    let third = p
+        .run(&["pipeline", "run", "--local", "--output", "json"])
+        .expect(0)
+        .json();
+    let v2 = sha(&third);
     let approved = p
         .run(&["approve", "--local", "--yes", "--output", "json"])
         .expect(0);
@@ -140,8 +189,17 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
         "approve shows what it promotes: {}",
         approved.stderr()
     );
+    // and the change set's rows, as Prepare made them
+    assert!(
+        approved
+            .stderr()
+            .contains("prod's change set for catalog-prod")
+            && approved.stderr().contains("Add      QueryFunction"),
+        "{}",
+        approved.stderr()
+    );
     let approved = approved.json();
-    assert_eq!(approved["id"], second.json()["id"]);
+    assert_eq!(approved["id"], third["id"]);
     assert_eq!(approved["status"], "Succeeded", "{approved}");
     assert_eq!(
         code_sha256s(&emu, PROD, "catalog-prod").await,

@@ -99,6 +99,7 @@ fn a_new_environment_and_a_new_stack_are_rendered_in_order_with_their_own_roles(
             "UpdatePipeline",
             "DeploySandbox",
             "DeployStaging",
+            "PrepareProd",
             "ApproveProd",
             "DeployProd"
         ]
@@ -119,7 +120,7 @@ fn a_new_environment_and_a_new_stack_are_rendered_in_order_with_their_own_roles(
             && staging_deploy_lines[1].contains("deploy staging --stack orders "),
         "{staging_deploy_lines:?}"
     );
-    let approval = props["Stages"][5]["Actions"][0]["Configuration"]["CustomData"]
+    let approval = props["Stages"][6]["Actions"][0]["Configuration"]["CustomData"]
         .as_str()
         .unwrap();
     assert!(

@@ -130,19 +130,21 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
             "Build",
             "UpdatePipeline",
             "DeploySandbox",
+            "PrepareProd",
             "ApproveProd",
             "DeployProd"
         ]
     );
     let action = |i: usize| &stages[i]["Actions"][0];
-    assert_eq!(action(4)["ActionTypeId"]["Provider"], "Manual");
-    // The self-update and both deploys take the one Build output, and nothing else.
+    assert_eq!(action(5)["ActionTypeId"]["Provider"], "Manual");
+    // The self-update, the prepare and both deploys take the one Build output, and nothing else.
     assert_eq!(
         action(3)["InputArtifacts"],
         serde_json::json!([{"Name": "Build"}])
     );
-    assert_eq!(action(2)["InputArtifacts"], action(3)["InputArtifacts"]);
-    assert_eq!(action(5)["InputArtifacts"], action(3)["InputArtifacts"]);
+    for i in [2, 4, 6] {
+        assert_eq!(action(i)["InputArtifacts"], action(3)["InputArtifacts"]);
+    }
     assert_eq!(
         action(1)["OutputArtifacts"],
         serde_json::json!([{"Name": "Build"}])
@@ -156,16 +158,37 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
     assert!(spec("DeploySandboxProject").contains(
         "deployer deploy sandbox --stack catalog --no-progress --artifact dist/manifest.json"
     ));
-    assert!(spec("DeployProdProject").contains(
-        "deployer deploy prod --stack catalog --no-progress --artifact dist/manifest.json"
+    // Prepare makes prod's change set and exports its name; the approval names it, and prod's
+    // Deploy executes exactly it (or, where Prepare found nothing to change, changes nothing).
+    assert!(spec("PrepareProdProject").contains(
+        "deployer deploy prod --stack catalog --no-execute --no-progress --artifact dist/manifest.json --expect-sha256 \"$ARTIFACT_SHA\" --output json > prepared-catalog.json"
     ));
-    // Both deploys ship exactly the sha256 Build exported (and the approval names).
-    for i in [3, 5] {
+    assert_eq!(action(4)["Namespace"], "PrepareProdVariables");
+    assert!(
+        action(5)["Configuration"]["CustomData"]
+            .as_str()
+            .unwrap()
+            .ends_with("catalog=#{PrepareProdVariables.CHANGE_SET_CATALOG}")
+    );
+    assert!(spec("DeployProdProject").contains(
+        "deployer deploy prod --stack catalog --change-set \"$CHANGE_SET_CATALOG\" --no-progress --artifact dist/manifest.json"
+    ));
+    assert!(spec("DeployProdProject").contains("--unchanged"));
+    // Every deploy ships exactly the sha256 Build exported (and the approval names).
+    let sha =
+        r##"{"name":"ARTIFACT_SHA","value":"#{BuildVariables.ARTIFACT_SHA}","type":"PLAINTEXT"}"##;
+    for i in [3, 4] {
         assert_eq!(
             action(i)["Configuration"]["EnvironmentVariables"],
-            r##"[{"name":"ARTIFACT_SHA","value":"#{BuildVariables.ARTIFACT_SHA}","type":"PLAINTEXT"}]"##
+            format!("[{sha}]")
         );
     }
+    assert_eq!(
+        action(6)["Configuration"]["EnvironmentVariables"],
+        format!(
+            r##"[{sha},{{"name":"CHANGE_SET_CATALOG","value":"#{{PrepareProdVariables.CHANGE_SET_CATALOG}}","type":"PLAINTEXT"}}]"##
+        )
+    );
     assert!(spec("DeployProdProject").contains("--expect-sha256 \"$ARTIFACT_SHA\""));
     // Build reaches no account: the self-update is a stage of its own, with its own role.
     assert!(!spec("BuildProject").contains("deployer pipeline deploy"));
@@ -205,7 +228,7 @@ fn builds_run_in_the_pinned_toolchain_s_image_on_the_functions_architecture() {
     };
     let p = Project::new();
     let all = projects(&p);
-    assert_eq!(all.len(), 4);
+    assert_eq!(all.len(), 5);
     for project in &all {
         let env = &project["Properties"]["Environment"];
         assert_eq!(
@@ -239,7 +262,7 @@ fn approval_notifications_are_an_sns_topic_only_when_emails_are_named() {
     p.run(&["synth", "pipeline"]).expect(0);
     let t: serde_json::Value = serde_json::from_str(&p.read("out/pipeline-pipeline.json")).unwrap();
     let approval = |t: &serde_json::Value| {
-        t["Resources"]["Pipeline"]["Properties"]["Stages"][4]["Actions"][0]["Configuration"].clone()
+        t["Resources"]["Pipeline"]["Properties"]["Stages"][5]["Actions"][0]["Configuration"].clone()
     };
     assert!(approval(&t).get("NotificationArn").is_none());
     assert!(t["Resources"].get("ApprovalTopic").is_none());

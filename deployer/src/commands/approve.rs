@@ -45,9 +45,58 @@ pub async fn answer_local(
             "local execution {id} waits at {}/{}: {}",
             waiting.stage, waiting.action, waiting.summary
         );
+        let to = promotion(envs, &waiting.stage).0;
+        eprint!(
+            "{}",
+            prepared_text(
+                &runner.execution_dir(&id),
+                to.map_or("the next stage", EnvName::as_str)
+            )
+        );
         confirm(approve, yes)?;
     }
     Ok(runner.decide(approve, comment).await?)
+}
+
+/// The change sets the execution's Prepare action made (each stack's `deploy --no-execute
+/// --output json`, `prepared-<stack>.json` in its directory), as the rows a deploy shows.
+fn prepared_text(dir: &std::path::Path, env: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Prepared {
+        stack: String,
+        change_set: Option<String>,
+        changes: Vec<crate::stack::Change>,
+    }
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("prepared-") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    let mut text = String::new();
+    for path in files {
+        match std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Prepared>(&t).ok())
+        {
+            Some(Prepared {
+                stack,
+                change_set: Some(name),
+                changes,
+            }) => {
+                text += &format!("{env}'s change set for {stack}: {name}\n");
+                text += &crate::display::changes_text(&changes);
+            }
+            Some(p) => text += &format!("{}: no change to make in {env}\n", p.stack),
+            None => text += &format!("{} is not a prepared change set\n", path.display()),
+        }
+    }
+    text
 }
 
 /// Asks on a terminal; `--yes` answers for a script.

@@ -86,6 +86,7 @@ pub async fn prepare(
     kind: StackKind,
     branch: Option<&str>,
     artifact: &Artifact<'_>,
+    through: Through,
 ) -> Result<Prepared, Error> {
     let target = envs
         .target(env)
@@ -96,7 +97,7 @@ pub async fn prepare(
     };
     let rendered = renderer.render_with(envs, env, kind, &options)?;
     let artifact = load_artifact(envs, env, &rendered.template, artifact)?;
-    let session = session_in(envs, env, Through::DeployRole).await?;
+    let session = session_in(envs, env, through).await?;
     let bucket = format!(
         "{}-artifacts-{}-{}",
         envs.prefix().as_str(),
@@ -181,6 +182,9 @@ pub struct Request {
     /// First finish the rollback of a stack in UPDATE_ROLLBACK_FAILED, skipping these resources.
     pub continue_rollback: Option<Vec<String>>,
     pub options: DeployOptions,
+    /// Refuse unless the stack already matches (what a Prepare that found nothing to change
+    /// promised the approval).
+    pub unchanged: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -215,7 +219,13 @@ pub async fn deploy(
             envs.file(env).display()
         )));
     }
-    let mut p = prepare(envs, renderer, env, kind, branch, artifact).await?;
+    // Where deploys need approval, change sets for the approval to show are made by a role
+    // that cannot execute them.
+    let through = match request.options.action {
+        Action::Propose if target.safety.require_approval => Through::ProposeRole,
+        _ => Through::DeployRole,
+    };
+    let mut p = prepare(envs, renderer, env, kind, branch, artifact, through).await?;
     let stacks = Stacks::new(p.session.cloudformation());
     let options = &request.options;
     // A deploy that will make or run a change set anyway skips the comparison.
@@ -224,6 +234,12 @@ pub async fn deploy(
         && matches!(options.action, Action::Apply | Action::Propose);
     // Looked at once: the checks below and the deploy itself use what was found.
     let mut found = stacks.look(&p.spec, !compare).await?;
+    if request.unchanged && !found.current {
+        return Err(Error::Refused(format!(
+            "{} would change, but nothing was prepared or approved for it (its Prepare found the stack matching this build): refusing; someone changed the stack since, so run the pipeline again",
+            p.spec.name
+        )));
+    }
     let existing = found.stack.as_ref();
     if branch.is_some() {
         if existing.is_none() {
@@ -312,6 +328,10 @@ pub struct Args {
     /// settings and artifact (anything else is refused).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["force", "continue_rollback"])]
     change_set: Option<String>,
+    /// Refuse unless the stack already matches this build: the pipeline's Deploy after an
+    /// approval, for a stack its Prepare found nothing to change in.
+    #[arg(long, conflicts_with_all = ["change_set", "no_execute", "force", "continue_rollback"])]
+    unchanged: bool,
     /// Also write the stack's outputs to this file, as one JSON object.
     #[arg(long, value_name = "FILE")]
     outputs_file: Option<PathBuf>,
@@ -336,6 +356,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         },
         &Request {
             continue_rollback: args.continue_rollback.then_some(args.skip_resources),
+            unchanged: args.unchanged,
             options: DeployOptions {
                 force: args.force,
                 action: match (args.no_execute, args.change_set) {

@@ -39,7 +39,16 @@ pub async fn diff(
     progress: &mut Progress,
 ) -> Result<DiffReport, Error> {
     let kind = service(envs, env, stack, None, "diff")?;
-    let mut p = prepare(envs, renderer, env, kind, None, artifact).await?;
+    let mut p = prepare(
+        envs,
+        renderer,
+        env,
+        kind,
+        None,
+        artifact,
+        crate::access::Through::DeployRole,
+    )
+    .await?;
     check_marker(envs, env, &p.session).await?;
     send_large_template(envs, env, &mut p).await?;
     let changes = Stacks::new(p.session.cloudformation())
