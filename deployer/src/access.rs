@@ -214,6 +214,17 @@ pub fn stack_tags(
     tags
 }
 
+/// The environment's artifact bucket (its bootstrap makes it): artifacts, large templates and
+/// the deploy history.
+pub fn artifact_bucket(envs: &Environments, env: EnvName) -> String {
+    format!(
+        "{}-artifacts-{}-{}",
+        envs.prefix().as_str(),
+        envs.account(env),
+        envs.region(env).as_str()
+    )
+}
+
 /// The SSM parameter the target bootstrap writes its version to.
 pub fn marker_name(envs: &Environments) -> String {
     format!("/{}/bootstrap/version", envs.prefix().as_str())

@@ -226,16 +226,7 @@ pub fn package(
         sha256,
         architecture,
     };
-    let write = |path: PathBuf, data: &[u8]| {
-        std::fs::write(&path, data).map_err(|source| Error::Write { path, source })
-    };
-    std::fs::create_dir_all(out).map_err(|source| Error::Write {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    write(out.join(&manifest.zip), &zip)?;
-    let text = serde_json::to_string_pretty(&manifest).expect("a manifest serializes");
-    write(out.join("manifest.json"), text.as_bytes())?;
+    write(out, &manifest, &zip)?;
     Ok(manifest)
 }
 
@@ -313,6 +304,72 @@ pub async fn upload_template(
     let key = format!("templates/{sha256}.json");
     put_once(s3, bucket, &key, &sha256, body.as_bytes().to_vec()).await?;
     Ok(key)
+}
+
+/// `bytes` under `key` once (a record that is never replaced), checked on arrival.
+pub(crate) async fn put_bytes_once(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    bytes: Vec<u8>,
+) -> Result<bool, Error> {
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    put_once(s3, bucket, key, &sha256, bytes).await
+}
+
+/// The zip of an artifact the bucket already holds, checked against the manifest's sha256.
+pub async fn fetch(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    manifest: &Manifest,
+) -> Result<Vec<u8>, Error> {
+    let key = manifest.s3_key();
+    let call_error = |message| {
+        Error::Aws(crate::aws::Error::Call {
+            action: "s3:GetObject",
+            target: format!("s3://{bucket}/{key}"),
+            message,
+        })
+    };
+    let zip = s3
+        .get_object()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| call_error(crate::aws::error_text(&e)))?
+        .body
+        .collect()
+        .await
+        .map_err(|e| call_error(e.to_string()))?
+        .into_bytes()
+        .to_vec();
+    let actual = hex::encode(Sha256::digest(&zip));
+    if actual != manifest.sha256 {
+        return Err(Error::Replaced {
+            bucket: bucket.to_string(),
+            key,
+            expected: manifest.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(zip)
+}
+
+/// Writes `manifest` and its `zip` into `dir`, as `package` would; the manifest's path.
+pub fn write(dir: &Path, manifest: &Manifest, zip: &[u8]) -> Result<PathBuf, Error> {
+    let write = |path: PathBuf, data: &[u8]| {
+        std::fs::write(&path, data).map_err(|source| Error::Write { path, source })
+    };
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    write(dir.join(&manifest.zip), zip)?;
+    let text = serde_json::to_string_pretty(manifest).expect("a manifest serializes");
+    let path = dir.join("manifest.json");
+    write(path.clone(), text.as_bytes())?;
+    Ok(path)
 }
 
 /// `bytes` under `key` once, checked against `sha256` (hex) on arrival and after; true if

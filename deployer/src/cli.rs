@@ -34,6 +34,8 @@ pub enum Command {
     Outputs(commands::outputs::Args),
     Drift(commands::drift::Args),
     Logs(commands::logs::Args),
+    History(commands::history::Args),
+    Rollback(commands::rollback::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]

@@ -12,6 +12,7 @@ pub mod display;
 pub mod drift;
 pub mod error;
 pub mod events;
+pub mod history;
 pub mod local_pipeline;
 pub mod logs;
 pub mod output;
@@ -72,6 +73,8 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Outputs(args) => commands::outputs::run(g, envs, args).await,
         Command::Drift(args) => commands::drift::run(g, envs, args).await,
         Command::Logs(args) => commands::logs::run(g, envs, args).await,
+        Command::History(args) => commands::history::run(g, envs, args).await,
+        Command::Rollback(args) => commands::rollback::run(g, envs, args).await,
         Command::Completions { .. } => unreachable!("handled before the environments load"),
     }
 }

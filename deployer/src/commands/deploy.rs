@@ -7,7 +7,7 @@ use crate::config::{EnvName, Environments};
 use crate::display::Progress;
 use crate::error::Error;
 use crate::render::{Renderer, StackKind};
-use crate::stack::{Action, DeployOptions, DeployReport, StackSpec, Stacks, tag_of};
+use crate::stack::{Action, DeployOptions, DeployReport, Outcome, StackSpec, Stacks, tag_of};
 use std::path::{Path, PathBuf};
 
 /// Everything a deploy or diff of a stack needs, checked before any change.
@@ -98,12 +98,7 @@ pub async fn prepare(
     let rendered = renderer.render_with(envs, env, kind, &options)?;
     let artifact = load_artifact(envs, env, &rendered.template, artifact)?;
     let session = session_in(envs, env, through).await?;
-    let bucket = format!(
-        "{}-artifacts-{}-{}",
-        envs.prefix().as_str(),
-        envs.account(env),
-        envs.region(env).as_str()
-    );
+    let bucket = crate::access::artifact_bucket(envs, env);
     // CloudFormation refuses parameters a template does not declare: only those it does.
     let mut parameters = match &artifact {
         Some((manifest, _)) => vec![
@@ -185,6 +180,8 @@ pub struct Request {
     /// Refuse unless the stack already matches (what a Prepare that found nothing to change
     /// promised the approval).
     pub unchanged: bool,
+    /// How the history records a deploy that changed the stack ("deployed", "rolled-back").
+    pub history_outcome: &'static str,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -292,6 +289,26 @@ pub async fn deploy(
             .deploy_found(&p.spec, found, options, progress)
             .await?
     };
+    // What the stack runs from now on, for `history` and `rollback`; a deploy that worked is
+    // not undone by a record that could not be written, but it says so.
+    if let Some((manifest, _)) = &p.artifact
+        && matches!(report.outcome, Outcome::Created | Outcome::Updated)
+        && branch.is_none()
+    {
+        let entry = crate::history::Entry {
+            stack: report.stack.clone(),
+            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            manifest: manifest.clone(),
+            by: crate::aws::operator().await?.arn.clone(),
+            outcome: request.history_outcome.to_string(),
+        };
+        if let Err(e) = crate::history::record(&p.session.s3(), &p.bucket, &entry).await {
+            eprintln!(
+                "warning: {} was deployed, but its history entry was not written: {e}",
+                report.stack
+            );
+        }
+    }
     report.artifact = p.artifact.map(|(manifest, _)| crate::stack::ArtifactInfo {
         sha256: manifest.sha256,
         uploaded,
@@ -357,6 +374,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         &Request {
             continue_rollback: args.continue_rollback.then_some(args.skip_resources),
             unchanged: args.unchanged,
+            history_outcome: "deployed",
             options: DeployOptions {
                 force: args.force,
                 action: match (args.no_execute, args.change_set) {

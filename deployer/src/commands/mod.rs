@@ -8,11 +8,13 @@ pub mod deploy;
 pub mod destroy;
 pub mod diff;
 pub mod drift;
+pub mod history;
 pub mod logs;
 pub mod outputs;
 pub mod package;
 pub mod pipeline;
 pub mod reject;
+pub mod rollback;
 pub mod status;
 pub mod synth;
 

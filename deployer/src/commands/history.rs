@@ -1,0 +1,68 @@
+//! `deployer history ENV [--stack NAME]`: which artifact the stack ran, since when, deployed by
+//! whom, newest first.
+
+use crate::access::{Through, artifact_bucket, service, stack_names};
+use crate::config::Environments;
+use crate::error::Error;
+use crate::history::Entry;
+use serde::Serialize;
+
+/// List the artifacts a stack ran, newest first (what `rollback` chooses from).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    at: super::StackArgs,
+    /// How many entries, newest first.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryReport {
+    pub stack: String,
+    pub entries: Vec<Entry>,
+}
+
+impl crate::output::Report for HistoryReport {
+    fn human(&self) -> String {
+        if self.entries.is_empty() {
+            return format!("{}: no deploys recorded\n", self.stack);
+        }
+        let mut out = format!(
+            "{}\n{:<24}  {:<12}  {:<11}  by\n",
+            self.stack, "time (UTC)", "artifact", "outcome"
+        );
+        for (i, e) in self.entries.iter().enumerate() {
+            out += &format!(
+                "{:<24}  {:<12}  {:<11}  {}{}\n",
+                e.time,
+                &e.manifest.sha256[..12],
+                e.outcome,
+                e.by,
+                if i == 0 { "  (running now)" } else { "" }
+            );
+        }
+        out
+    }
+}
+
+pub async fn history(
+    envs: &Environments,
+    at: &super::StackArgs,
+    limit: usize,
+    through: Through,
+) -> Result<(crate::aws::Session, HistoryReport), Error> {
+    let env = envs.env(&at.env)?;
+    let kind = service(envs, env, at.stack.as_deref(), None, "history")?;
+    let (stack, _) = stack_names(envs, env, kind, None)?;
+    let session = crate::access::session_in(envs, env, through).await?;
+    let entries =
+        crate::history::list(&session.s3(), &artifact_bucket(envs, env), &stack, limit).await?;
+    Ok((session, HistoryReport { stack, entries }))
+}
+
+pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
+    let (_, report) = history(envs, &args.at, args.limit, Through::ReadRole).await?;
+    crate::output::emit(g.output, &report);
+    Ok(0)
+}
