@@ -36,6 +36,7 @@ pub enum Command {
     Logs(commands::logs::Args),
     History(commands::history::Args),
     Rollback(commands::rollback::Args),
+    Verify(commands::verify::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]

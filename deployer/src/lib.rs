@@ -22,6 +22,7 @@ pub mod schema;
 pub mod settings;
 pub mod stack;
 pub mod suggest;
+pub mod verify;
 
 use cli::{Cli, Command};
 use config::{EnvName, Environments};
@@ -75,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Logs(args) => commands::logs::run(g, envs, args).await,
         Command::History(args) => commands::history::run(g, envs, args).await,
         Command::Rollback(args) => commands::rollback::run(g, envs, args).await,
+        Command::Verify(args) => commands::verify::run(g, envs, args).await,
         Command::Completions { .. } => unreachable!("handled before the environments load"),
     }
 }

@@ -17,6 +17,7 @@ pub mod reject;
 pub mod rollback;
 pub mod status;
 pub mod synth;
+pub mod verify;
 
 use crate::output::Format;
 use clap::Args;

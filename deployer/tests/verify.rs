@@ -1,0 +1,154 @@
+//! `deployer verify`: the smoke test, run against the real catalog app on localhost (the
+//! emulator runs no API Gateway or Lambda), with a verifier who may write and without one.
+
+mod common;
+use common::Project;
+use std::io::BufRead;
+
+/// The `app` binary beside the deployer's (the workspace builds both into one directory), serving
+/// an in-memory catalog; its base URL.
+struct App(std::process::Child, String);
+
+impl App {
+    fn start(signup: &str) -> App {
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_deployer")).with_file_name("app");
+        assert!(
+            bin.exists(),
+            "{} is missing: build the workspace",
+            bin.display()
+        );
+        let mut child = std::process::Command::new(bin)
+            .args(["serve", "--port", "0"])
+            .env(
+                "CATALOG_JWT_SECRET",
+                "verify-test-secret-that-is-32-bytes-long",
+            )
+            .env("CATALOG_ADMINS", "ann@example.com")
+            .env("CATALOG_SIGNUP", signup)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = lines
+            .find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_string))
+            .expect("the app says where it listens");
+        App(child, url)
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+fn post(url: &str, path: &str, body: &str) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            body,
+        ])
+        .arg(format!("{url}{path}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "POST {path}: {out:?}");
+}
+
+#[test]
+fn a_verifier_makes_reads_changes_and_deletes_a_throwaway_product() {
+    let app = App::start("open");
+    post(
+        &app.1,
+        "/signup",
+        r#"{"email":"ann@example.com","password":"correct horse battery staple"}"#,
+    );
+    let p = Project::new();
+    let run = p
+        .run_with(
+            &[
+                "verify",
+                "sandbox",
+                "--url",
+                &app.1,
+                "--email",
+                "ann@example.com",
+                "--output",
+                "json",
+            ],
+            &[("DEPLOYER_VERIFY_PASSWORD", "correct horse battery staple")],
+        )
+        .expect(0);
+    let report = run.json();
+    assert_eq!(report["passed"], true, "{report}");
+    let checks: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks.len(), 9, "{checks:?}");
+    assert!(checks.contains(&"DELETE /products/{id} removes it (needs an admin)"));
+    // Cleaned up: the catalog holds nothing the check made.
+    let list = std::process::Command::new("curl")
+        .args(["-sf", &format!("{}/products", app.1)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout),
+        r#"{"items":[],"next_cursor":null}"#
+    );
+}
+
+#[test]
+fn without_a_verifier_a_new_reader_is_refused_a_write_and_a_failure_exits_1() {
+    let app = App::start("open");
+    let p = Project::new();
+    let text = p
+        .run(&["verify", "sandbox", "--url", &app.1])
+        .expect(0)
+        .stdout();
+    assert!(
+        text.contains("ok   POST /products as a new reader answers 403")
+            && text.contains("every check passed"),
+        "{text}"
+    );
+    // A wrong password: the login check fails, the command exits 1 naming it.
+    let run = p
+        .run_with(
+            &[
+                "verify",
+                "sandbox",
+                "--url",
+                &app.1,
+                "--email",
+                "ann@example.com",
+            ],
+            &[("DEPLOYER_VERIFY_PASSWORD", "wrong")],
+        )
+        .expect(1);
+    assert!(
+        run.stdout().contains("FAIL POST /login as ann@example.com"),
+        "{}",
+        run.stdout()
+    );
+    // A dead endpoint fails each check instead of waiting.
+    let dead = p
+        .run(&["verify", "sandbox", "--url", "http://127.0.0.1:9"])
+        .expect(1);
+    assert!(
+        dead.stdout().contains("FAIL GET /health answers 200"),
+        "{}",
+        dead.stdout()
+    );
+    let err = p
+        .run(&["verify", "sandbox", "--url", "ftp://x"])
+        .expect(2)
+        .stderr();
+    assert!(err.contains("is not an http(s) URL"), "{err}");
+}
