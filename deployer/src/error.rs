@@ -1,6 +1,6 @@
 //! The one error type commands return, with the exit status it maps to.
 
-use crate::{artifact, aws, config, local_pipeline, render, stack};
+use crate::{artifact, aws, config, hotswap, local_pipeline, render, stack};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,8 @@ pub enum Error {
     Artifact(#[from] artifact::Error),
     #[error(transparent)]
     Local(#[from] local_pipeline::Error),
+    #[error(transparent)]
+    Hotswap(#[from] hotswap::Error),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -67,10 +69,12 @@ impl Error {
             Error::Artifact(_) => 2,
             Error::Local(
                 local_pipeline::Error::Refused(_) | local_pipeline::Error::Definition(_),
-            ) => 2,
+            )
+            | Error::Hotswap(hotswap::Error::NotHotswappable(_)) => 2,
             Error::Aws(_)
             | Error::Stack(_)
             | Error::Local(_)
+            | Error::Hotswap(_)
             | Error::Write { .. }
             | Error::Random(_) => 1,
         }

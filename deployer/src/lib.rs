@@ -13,6 +13,7 @@ pub mod drift;
 pub mod error;
 pub mod events;
 pub mod history;
+pub mod hotswap;
 pub mod local_pipeline;
 pub mod logs;
 pub mod output;

@@ -184,6 +184,66 @@ pub struct Request {
     pub history_outcome: &'static str,
 }
 
+/// Refused where the environment holds no branch stacks, naming the one that does.
+fn branches_allowed(envs: &Environments, env: EnvName) -> Result<(), Error> {
+    if envs.target(env).is_some_and(|t| t.branches.enabled) {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "branch stacks are off in {env} (branches.enabled = false in {}){}",
+        envs.file(env).display(),
+        envs.branch_env()
+            .map(|(host, _)| format!("; they belong in {host}"))
+            .unwrap_or_default()
+    )))
+}
+
+/// `--hotswap`: the branch stack's functions take the new artifact directly, when nothing but
+/// the artifact changed (branch stacks only: never a protected environment's).
+async fn hotswap(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+    branch: &str,
+    artifact: &Artifact<'_>,
+) -> Result<crate::hotswap::HotswapReport, Error> {
+    let kind = service(envs, env, None, Some(branch), "deploy")?;
+    branches_allowed(envs, env)?;
+    let target = envs.target(env).expect("checked above");
+    let (_, resource_name) = crate::access::stack_names(envs, env, kind, Some(branch))?;
+    let p = prepare(
+        envs,
+        renderer,
+        env,
+        kind,
+        Some(branch),
+        artifact,
+        Through::DeployRole,
+    )
+    .await?;
+    let Some((manifest, zip)) = p.artifact else {
+        return Err(Error::Refused(format!(
+            "{}'s template takes no artifact (no ArtifactKey parameter): there is no code to hotswap",
+            p.spec.name
+        )));
+    };
+    crate::hotswap::only_code_changed(
+        &p.session,
+        &p.spec.name,
+        &p.spec.template_body,
+        &p.spec.parameters,
+    )
+    .await?;
+    check_marker(envs, env, &p.session).await?;
+    crate::artifact::upload(&p.session.s3(), &p.bucket, &manifest, zip).await?;
+    let functions: Vec<String> = target
+        .functions()
+        .iter()
+        .map(|f| format!("{resource_name}-{f}"))
+        .collect();
+    Ok(crate::hotswap::swap(&p.session, &p.spec.name, &functions, &p.bucket, &manifest).await?)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn deploy(
     envs: &Environments,
@@ -197,14 +257,8 @@ pub async fn deploy(
 ) -> Result<DeployReport, Error> {
     let kind = service(envs, env, stack, branch, "deploy")?;
     let target = envs.target(env).expect("checked above");
-    if branch.is_some() && !target.branches.enabled {
-        return Err(Error::Refused(format!(
-            "branch stacks are off in {env} (branches.enabled = false in {}){}",
-            envs.file(env).display(),
-            envs.branch_env()
-                .map(|(host, _)| format!("; they belong in {host}"))
-                .unwrap_or_default()
-        )));
+    if branch.is_some() {
+        branches_allowed(envs, env)?;
     }
     // A protected environment takes only what the pipeline promoted. CodeBuild sets
     // CODEBUILD_BUILD_ID, which anyone can set: the trust of its deploy role (only the pipeline's
@@ -349,6 +403,11 @@ pub struct Args {
     /// approval, for a stack its Prepare found nothing to change in.
     #[arg(long, conflicts_with_all = ["change_set", "no_execute", "force", "continue_rollback"])]
     unchanged: bool,
+    /// Only code changed: put the artifact straight into the branch stack's functions, without
+    /// a change set (seconds, not minutes); the stack differs from its template until the next
+    /// full deploy. Refused when the template or settings changed too.
+    #[arg(long, requires = "branch", conflicts_with_all = ["no_execute", "change_set", "unchanged", "force", "continue_rollback", "outputs_file"])]
+    hotswap: bool,
     /// Also write the stack's outputs to this file, as one JSON object.
     #[arg(long, value_name = "FILE")]
     outputs_file: Option<PathBuf>,
@@ -360,6 +419,15 @@ pub struct Args {
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
     let renderer = Renderer::load(&g.templates)?;
+    if let (true, Some(branch)) = (args.hotswap, args.branch.as_deref()) {
+        let artifact = Artifact {
+            path: &args.artifact,
+            expect_sha256: args.expect_sha256.as_deref(),
+        };
+        let report = hotswap(envs, &renderer, envs.env(&args.at.env)?, branch, &artifact).await?;
+        crate::output::emit(g.output, &report);
+        return Ok(0);
+    }
     let mut progress = Progress::new(g.no_progress);
     let report = deploy(
         envs,
