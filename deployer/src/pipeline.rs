@@ -89,6 +89,10 @@ pub struct Pending {
     #[serde(skip)]
     pub token: String,
     pub artifact_sha256: Option<String>,
+    /// A newer execution that has finished the stage before the approval (its Prepare) and
+    /// waits behind this one: approving this would promote a stale build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
 }
 
 pub async fn status(cp: &Client, pipeline: &str) -> Result<StatusReport, Error> {
@@ -146,8 +150,18 @@ pub async fn status(cp: &Client, pipeline: &str) -> Result<StatusReport, Error> 
 fn find_pending(
     state: &aws_sdk_codepipeline::operation::get_pipeline_state::GetPipelineStateOutput,
 ) -> Option<Pending> {
-    state.stage_states().iter().find_map(|st| {
+    let stages = state.stage_states();
+    stages.iter().enumerate().find_map(|(i, st)| {
         let execution_id = st.latest_execution()?.pipeline_execution_id().to_string();
+        // The stage before it finished a newer execution, which now waits to enter this one.
+        let superseded_by = i
+            .checked_sub(1)
+            .and_then(|before| stages[before].latest_execution())
+            .filter(|e| {
+                e.pipeline_execution_id() != execution_id
+                    && e.status() == &aws_sdk_codepipeline::types::StageExecutionStatus::Succeeded
+            })
+            .map(|e| e.pipeline_execution_id().to_string());
         st.action_states().iter().find_map(|a| {
             let latest = a.latest_execution()?;
             (latest.status() == Some(&ActionExecutionStatus::InProgress))
@@ -159,6 +173,7 @@ fn find_pending(
                     execution_id: execution_id.clone(),
                     token: token.into(),
                     artifact_sha256: None,
+                    superseded_by: superseded_by.clone(),
                 })
         })
     })
@@ -246,6 +261,12 @@ pub async fn decide(
     approve: bool,
     comment: &str,
 ) -> Result<ApprovalReport, Error> {
+    if let (true, Some(newer)) = (approve, &p.superseded_by) {
+        return Err(Error::Refused(format!(
+            "execution {} waits at {}, but the newer execution {newer} has since been prepared and waits behind it: approving {} would promote a stale build. Reject it (`deployer reject --comment superseded`) and {newer} comes up for approval",
+            p.execution_id, p.stage, p.execution_id
+        )));
+    }
     let result = ApprovalResult::builder()
         .status(if approve {
             ApprovalStatus::Approved

@@ -299,3 +299,61 @@ async fn an_answer_without_an_aws_error_code_shows_what_the_endpoint_said() {
         "{err}"
     );
 }
+
+/// e-1 waits at the approval; the newer e-3 has finished PrepareProd and waits behind it.
+fn state_superseded() -> GetPipelineStateOutput {
+    GetPipelineStateOutput::builder()
+        .pipeline_name(PIPELINE)
+        .stage_states(stage(
+            "PrepareProd",
+            "e-3",
+            StageExecutionStatus::Succeeded,
+            action("PrepareProd", ActionExecutionStatus::Succeeded, None),
+        ))
+        .stage_states(stage(
+            "ApproveProd",
+            "e-1",
+            StageExecutionStatus::InProgress,
+            action(
+                "PromoteToProd",
+                ActionExecutionStatus::InProgress,
+                Some("token-e1"),
+            ),
+        ))
+        .build()
+}
+
+#[tokio::test]
+async fn a_superseded_approval_cannot_promote_but_can_be_rejected() {
+    let state = mock!(Client::get_pipeline_state).then_output(state_superseded);
+    let outputs = build_outputs();
+    let put = mock!(Client::put_approval_result)
+        .match_requests(|r| {
+            r.result().map(|x| x.status()) == Some(&ApprovalStatus::Rejected)
+                && r.token() == Some("token-e1")
+        })
+        .then_output(|| PutApprovalResultOutput::builder().build());
+    let cp = mock_client!(
+        aws_sdk_codepipeline,
+        RuleMode::MatchAny,
+        [&state, &outputs, &put]
+    );
+    let pending = pipeline::pending(&cp, PIPELINE).await.unwrap();
+    assert_eq!(pending.superseded_by.as_deref(), Some("e-3"));
+    let err = pipeline::decide(&cp, PIPELINE, &pending, true, "ship it")
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string().contains(
+            "the newer execution e-3 has since been prepared and waits behind it: approving e-1 would promote a stale build"
+        ),
+        "{err}"
+    );
+    assert_eq!(put.num_calls(), 0, "nothing was sent");
+    let report = pipeline::decide(&cp, PIPELINE, &pending, false, "superseded")
+        .await
+        .unwrap();
+    assert!(!report.approved);
+    assert_eq!(put.num_calls(), 1);
+}

@@ -151,7 +151,10 @@ pub async fn answer(
         pending.artifact_sha256.as_deref().unwrap_or("unknown"),
         from.map_or("before it", |e| e.as_str()),
     );
-    confirm(approve, yes)?;
+    // An approval of a superseded execution is refused by `decide`: nothing to confirm.
+    if !(approve && pending.superseded_by.is_some()) {
+        confirm(approve, yes)?;
+    }
     pipeline::decide(&cp, name, &pending, approve, comment).await
 }
 
