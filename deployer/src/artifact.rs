@@ -324,26 +324,7 @@ pub async fn fetch(
     manifest: &Manifest,
 ) -> Result<Vec<u8>, Error> {
     let key = manifest.s3_key();
-    let call_error = |message| {
-        Error::Aws(crate::aws::Error::Call {
-            action: "s3:GetObject",
-            target: format!("s3://{bucket}/{key}"),
-            message,
-        })
-    };
-    let zip = s3
-        .get_object()
-        .bucket(bucket)
-        .key(&key)
-        .send()
-        .await
-        .map_err(|e| call_error(crate::aws::error_text(&e)))?
-        .body
-        .collect()
-        .await
-        .map_err(|e| call_error(e.to_string()))?
-        .into_bytes()
-        .to_vec();
+    let zip = read_object(s3, bucket, &key).await?;
     let actual = hex::encode(Sha256::digest(&zip));
     if actual != manifest.sha256 {
         return Err(Error::Replaced {
@@ -354,6 +335,34 @@ pub async fn fetch(
         });
     }
     Ok(zip)
+}
+
+/// The bytes of an object of `bucket`.
+pub(crate) async fn read_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<u8>, Error> {
+    let call_error = |message| {
+        Error::Aws(crate::aws::Error::Call {
+            action: "s3:GetObject",
+            target: format!("s3://{bucket}/{key}"),
+            message,
+        })
+    };
+    Ok(s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| call_error(crate::aws::error_text(&e)))?
+        .body
+        .collect()
+        .await
+        .map_err(|e| call_error(e.to_string()))?
+        .into_bytes()
+        .to_vec())
 }
 
 /// Writes `manifest` and its `zip` into `dir`, as `package` would; the manifest's path.
@@ -403,20 +412,7 @@ async fn put_once(
                 let actual = match o.checksum_sha256() {
                     Some(sum) => hex_of_base64(sum),
                     // Uploaded before checksums: read it and hash it ourselves.
-                    None => {
-                        let body = s3
-                            .get_object()
-                            .bucket(bucket)
-                            .key(&key)
-                            .send()
-                            .await
-                            .map_err(|e| call_error("s3:GetObject", crate::aws::error_text(&e)))?
-                            .body
-                            .collect()
-                            .await
-                            .map_err(|e| call_error("s3:GetObject", e.to_string()))?;
-                        hex::encode(Sha256::digest(body.into_bytes()))
-                    }
+                    None => hex::encode(Sha256::digest(read_object(s3, bucket, &key).await?)),
                 };
                 if actual != sha256 {
                     return Err(Error::Replaced {

@@ -73,19 +73,7 @@ pub async fn list(
     keys.sort();
     let mut entries = vec![];
     for key in keys.iter().rev().take(limit) {
-        let object = s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| call("GetObject", crate::aws::error_text(&e)))?;
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| call("GetObject", e.to_string()))?
-            .into_bytes();
+        let bytes = crate::artifact::read_object(s3, bucket, key).await?;
         let entry = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
             path: format!("s3://{bucket}/{key}").into(),
             message: e.to_string(),
