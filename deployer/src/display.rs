@@ -144,6 +144,44 @@ pub fn changes_text(changes: &[crate::stack::Change]) -> String {
     })
 }
 
+/// Resource types whose change widens or narrows who may do what: an approver reads these first.
+const SECURITY_TYPES: [&str; 8] = [
+    "AWS::IAM::",
+    "AWS::KMS::",
+    "AWS::Lambda::Permission",
+    "AWS::S3::BucketPolicy",
+    "AWS::SNS::TopicPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::EC2::SecurityGroup",
+    "AWS::ApiGatewayV2::Authorizer",
+];
+
+/// A change set for an approver: its name, every row, then the IAM and security rows again
+/// under their own heading.
+pub fn review_text(
+    env: &str,
+    stack: &str,
+    change_set: &str,
+    changes: &[crate::stack::Change],
+) -> String {
+    let mut text = format!("{env}'s change set for {stack}: {change_set}\n");
+    text += &changes_text(changes);
+    let security: Vec<crate::stack::Change> = changes
+        .iter()
+        .filter(|c| {
+            SECURITY_TYPES
+                .iter()
+                .any(|t| c.resource_type.starts_with(t))
+        })
+        .cloned()
+        .collect();
+    if !security.is_empty() {
+        text += "  IAM and security changes, read these first:\n";
+        text += &changes_text(&security);
+    }
+    text
+}
+
 pub fn outputs_text(outputs: &BTreeMap<String, String>) -> String {
     if outputs.is_empty() {
         // The emulator leaves Outputs empty after a change-set deploy; AWS fills them.

@@ -93,6 +93,8 @@ pub struct Pending {
     /// waits behind this one: approving this would promote a stale build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
+    /// The change sets its Prepare action made and exported (`CHANGE_SET_<STACK>` -> name).
+    pub change_sets: std::collections::BTreeMap<String, String>,
 }
 
 pub async fn status(cp: &Client, pipeline: &str) -> Result<StatusReport, Error> {
@@ -174,6 +176,7 @@ fn find_pending(
                     token: token.into(),
                     artifact_sha256: None,
                     superseded_by: superseded_by.clone(),
+                    change_sets: Default::default(),
                 })
         })
     })
@@ -198,12 +201,19 @@ async fn with_artifact(cp: &Client, pipeline: &str, mut p: Pending) -> Result<Pe
                 error_text(&e),
             )
         })?;
-    p.artifact_sha256 = actions
+    let variables = actions
         .action_execution_details()
         .iter()
-        .filter_map(|d| d.output()?.output_variables()?.get("ARTIFACT_SHA"))
-        .next()
-        .cloned();
+        .filter_map(|d| d.output()?.output_variables());
+    for vars in variables {
+        for (name, value) in vars {
+            if name == "ARTIFACT_SHA" {
+                p.artifact_sha256 = Some(value.clone());
+            } else if name.starts_with("CHANGE_SET_") && !value.is_empty() {
+                p.change_sets.insert(name.clone(), value.clone());
+            }
+        }
+    }
     Ok(p)
 }
 

@@ -413,6 +413,11 @@ pub fn template_path(dir: &Path, kind: StackKind) -> PathBuf {
     dir.join(format!("{}.json.hbs", kind.template_name()))
 }
 
+/// The variable a stage's Prepare action exports a stack's change set name in.
+pub fn change_set_var(stack: &str) -> String {
+    format!("CHANGE_SET_{}", stack.to_uppercase().replace('-', "_"))
+}
+
 /// What a template can use. Strict mode makes any other name an error.
 fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
     let names = envs.names();
@@ -432,7 +437,7 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
                 // Where a stage's Prepare action hands each stack's change set to its Deploy.
                 "change_sets": target.stacks.iter().map(|stack| json!({
                     "stack": stack,
-                    "var": format!("CHANGE_SET_{}", stack.to_uppercase().replace('-', "_")),
+                    "var": change_set_var(stack),
                 })).collect::<Vec<_>>(),
             })
         })

@@ -1348,6 +1348,23 @@ impl Stacks {
         }
     }
 
+    /// Every row of the change set `change_set` of `stack`, for a reviewer.
+    pub async fn change_set_rows(
+        &self,
+        stack: &str,
+        change_set: &str,
+    ) -> Result<Vec<Change>, Error> {
+        let first = self
+            .cfn
+            .describe_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .send()
+            .await
+            .map_err(|e| api("DescribeChangeSet", stack, &e))?;
+        self.all_rows(stack, change_set, &first).await
+    }
+
     /// Every row of a change set whose first page is `first`: a large one comes in pages.
     async fn all_rows(
         &self,

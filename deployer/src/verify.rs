@@ -33,7 +33,7 @@ impl crate::output::Report for VerifyReport {
         let mut out = format!("verify {}\n", self.url);
         for c in &self.checks {
             out += &format!(
-                "  {} {:<44} {}\n",
+                "  {} {:<50} {}\n",
                 if c.ok { "ok  " } else { "FAIL" },
                 c.check,
                 c.detail

@@ -357,3 +357,42 @@ async fn a_superseded_approval_cannot_promote_but_can_be_rejected() {
     assert!(!report.approved);
     assert_eq!(put.num_calls(), 1);
 }
+
+#[tokio::test]
+async fn the_pending_approval_names_the_change_sets_its_prepare_made() {
+    let state = mock!(Client::get_pipeline_state).then_output(state_waiting);
+    let outputs = mock!(Client::list_action_executions).then_output(|| {
+        let detail = |action: &str, vars: &[(&str, &str)]| {
+            let mut output = ActionExecutionOutput::builder();
+            for (k, v) in vars {
+                output = output.output_variables(*k, *v);
+            }
+            ActionExecutionDetail::builder()
+                .action_name(action)
+                .output(output.build())
+                .build()
+        };
+        ListActionExecutionsOutput::builder()
+            .action_execution_details(detail("Build", &[("ARTIFACT_SHA", SHA)]))
+            .action_execution_details(detail(
+                "PrepareProd",
+                &[
+                    ("CHANGE_SET_CATALOG", "deployer-review-1"),
+                    ("CHANGE_SET_ORDERS", ""),
+                ],
+            ))
+            .build()
+    });
+    let cp = mock_client!(aws_sdk_codepipeline, RuleMode::MatchAny, [&state, &outputs]);
+    let pending = pipeline::pending(&cp, PIPELINE).await.unwrap();
+    assert_eq!(pending.artifact_sha256.as_deref(), Some(SHA));
+    // An empty name: Prepare found nothing to change in that stack.
+    assert_eq!(
+        pending.change_sets,
+        [(
+            "CHANGE_SET_CATALOG".to_string(),
+            "deployer-review-1".to_string()
+        )]
+        .into()
+    );
+}

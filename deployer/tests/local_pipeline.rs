@@ -198,6 +198,19 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
         "{}",
         approved.stderr()
     );
+    // IAM and security rows again, under their own heading.
+    let security = approved
+        .stderr()
+        .split("IAM and security changes, read these first:")
+        .nth(1)
+        .and_then(|rest| rest.split("ApproveProd/PromoteToProd: approved").next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        security.contains("AWS::IAM::Role") && !security.contains("AWS::Lambda::Function"),
+        "{}",
+        approved.stderr()
+    );
     let approved = approved.json();
     assert_eq!(approved["id"], third["id"]);
     assert_eq!(approved["status"], "Succeeded", "{approved}");

@@ -58,6 +58,41 @@ pub async fn answer_local(
     Ok(runner.decide(approve, comment).await?)
 }
 
+/// The change sets the pending execution's Prepare made in `to`, read through `to`'s read role,
+/// as the rows the Deploy after the approval will execute.
+async fn change_sets_text(envs: &Environments, to: EnvName, pending: &pipeline::Pending) -> String {
+    let stacks = match crate::access::stacks_in(envs, to, crate::access::Through::ReadRole).await {
+        Ok(stacks) => stacks,
+        Err(e) => return format!("{to}'s change sets cannot be read: {e}\n"),
+    };
+    let mut text = String::new();
+    for stack in envs
+        .target(to)
+        .map(|t| t.stacks.as_slice())
+        .unwrap_or_default()
+    {
+        let kind = crate::render::StackKind::Service(crate::config::intern(stack));
+        let Ok((name, _)) = crate::access::stack_names(envs, to, kind, None) else {
+            continue;
+        };
+        match pending
+            .change_sets
+            .get(&crate::render::change_set_var(stack))
+        {
+            None => {
+                text += &format!("{name}: no change set (its Prepare found nothing to change)\n")
+            }
+            Some(change_set) => match stacks.change_set_rows(&name, change_set).await {
+                Ok(rows) => {
+                    text += &crate::display::review_text(to.as_str(), &name, change_set, &rows)
+                }
+                Err(e) => text += &format!("{name}: change set {change_set} cannot be read: {e}\n"),
+            },
+        }
+    }
+    text
+}
+
 /// The change sets the execution's Prepare action made (each stack's `deploy --no-execute
 /// --output json`, `prepared-<stack>.json` in its directory), as the rows a deploy shows.
 fn prepared_text(dir: &std::path::Path, env: &str) -> String {
@@ -88,10 +123,7 @@ fn prepared_text(dir: &std::path::Path, env: &str) -> String {
                 stack,
                 change_set: Some(name),
                 changes,
-            }) => {
-                text += &format!("{env}'s change set for {stack}: {name}\n");
-                text += &crate::display::changes_text(&changes);
-            }
+            }) => text += &crate::display::review_text(env, &stack, &name, &changes),
             Some(p) => text += &format!("{}: no change to make in {env}\n", p.stack),
             None => text += &format!("{} is not a prepared change set\n", path.display()),
         }
@@ -151,6 +183,9 @@ pub async fn answer(
         pending.artifact_sha256.as_deref().unwrap_or("unknown"),
         from.map_or("before it", |e| e.as_str()),
     );
+    if let Some(to) = to {
+        eprint!("{}", change_sets_text(envs, to, &pending).await);
+    }
     // An approval of a superseded execution is refused by `decide`: nothing to confirm.
     if !(approve && pending.superseded_by.is_some()) {
         confirm(approve, yes)?;
