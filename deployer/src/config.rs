@@ -762,11 +762,19 @@ impl Environments {
         principals
     }
 
-    /// Who may assume `env`'s read-only role.
+    /// Who may assume `env`'s read-only role: the pipeline's Verify action of that environment,
+    /// and the readers (by default the pipeline account's principals their policies allow).
     pub fn read_role_trust(&self, env: EnvName) -> Vec<String> {
-        self.target(env)
-            .map(|t| self.or_pipeline_account(&t.access.readers))
-            .unwrap_or_default()
+        let Some(target) = self.target(env) else {
+            return vec![];
+        };
+        let mut principals = vec![format!(
+            "arn:aws:iam::{}:role/{}-action-verify-{env}",
+            self.pipeline.account_id,
+            self.prefix().as_str()
+        )];
+        principals.extend(self.or_pipeline_account(&target.access.readers));
+        principals
     }
 
     fn or_pipeline_account(&self, principals: &Option<Vec<String>>) -> Vec<String> {

@@ -237,6 +237,10 @@ pub struct Execution {
     /// Where the waiting approval is, and what it promotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
+    /// The local stand-in the Verify actions check (`--verify-url`), kept for the stages run
+    /// after an approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_url: Option<String>,
     /// The next stage to run (index into the pipeline's stages).
     #[serde(skip)]
     next: usize,
@@ -279,6 +283,9 @@ pub struct Options {
     pub approve: bool,
     /// Build skips its test command (`scripts/test`), saying so.
     pub skip_tests: bool,
+    /// The API the Verify actions smoke-test (DEPLOYER_VERIFY_URL): the emulator runs no API
+    /// Gateway, so a local stand-in (the app on localhost) answers for every stage.
+    pub verify_url: Option<String>,
 }
 
 /// The command Build runs the project's tests with; `--skip-tests` leaves it out.
@@ -351,6 +358,14 @@ impl<'a> Runner<'a> {
 
     /// A new execution from the working tree: one still waiting for approval is superseded.
     pub async fn start(&self) -> Result<Execution, Error> {
+        let verifies = self.stages.iter().flat_map(|s| &s.actions).any(|(_, step)| {
+            matches!(step, Step::CodeBuild(b) if b.buildspec.phases.values().flat_map(|p| &p.commands).any(|c| c.contains("deployer verify ")))
+        });
+        if verifies && self.options.verify_url.is_none() {
+            return Err(Error::Refused(
+                "the pipeline's Verify actions smoke-test each stage's API, and the emulator runs no API Gateway: start the app on this machine (`app serve`) and pass its URL with --verify-url".into(),
+            ));
+        }
         let mut runs = self.load()?;
         let id = format!(
             "local-{}-{:04x}",
@@ -380,6 +395,7 @@ impl<'a> Runner<'a> {
             stages: vec![],
             variables: BTreeMap::new(),
             waiting: None,
+            verify_url: self.options.verify_url.clone(),
             next: 0,
         };
         runs.executions.push(execution.clone());
@@ -578,6 +594,12 @@ impl<'a> Runner<'a> {
             .env("AWS_ACCESS_KEY_ID", &credentials.0)
             .env("AWS_SECRET_ACCESS_KEY", &credentials.1)
             .env("AWS_SESSION_TOKEN", &credentials.2)
+            .envs(
+                execution
+                    .verify_url
+                    .iter()
+                    .map(|url| ("DEPLOYER_VERIFY_URL", url)),
+            )
             // Its output is the log; stdout stays this command's report.
             .stdout(std::io::stderr());
         for (name, value) in &build.variables {

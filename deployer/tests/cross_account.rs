@@ -737,11 +737,11 @@ fn trust_follows_the_config_whole() {
     let after = p.read("after/pipeline-bootstrap-pipeline.json");
     assert_eq!(
         before.matches(PROD).count(),
-        2,
-        "the prod Deploy and Prepare actions' assume-roles"
+        3,
+        "the prod Deploy, Prepare and Verify actions' assume-roles"
     );
     assert!(!after.contains(PROD), "{after}");
-    assert_eq!(after.matches("444444444444").count(), 2);
+    assert_eq!(after.matches("444444444444").count(), 3);
 }
 
 #[tokio::test]

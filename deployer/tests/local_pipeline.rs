@@ -3,7 +3,7 @@
 //! Build's variables handed on, a stop at the approval, and prod changed only after it.
 
 mod common;
-use common::{Emulator, PIPELINE, PROD, Project, SANDBOX, code_sha256s, lambda_sha};
+use common::{App, Emulator, PIPELINE, PROD, Project, SANDBOX, code_sha256s, lambda_sha};
 use serde_json::Value;
 
 /// Bootstrapped accounts and a project whose Build makes no release build: the deployer under
@@ -77,9 +77,19 @@ async fn prod_status(emu: &Emulator) -> Option<String> {
 async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbox_ran() {
     let emu = Emulator::start();
     let p = project(&emu);
+    // The Verify actions' stand-in API (the emulator runs none).
+    let app = App::start("open");
     merge(&p, "v1");
     let first = p
-        .run(&["pipeline", "run", "--local", "--output", "json"])
+        .run(&[
+            "pipeline",
+            "run",
+            "--local",
+            "--verify-url",
+            &app.1,
+            "--output",
+            "json",
+        ])
         .expect(0)
         .json();
     assert_eq!(first["status"], "WaitingForApproval", "{first}");
@@ -96,6 +106,7 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
             ("Build", "Succeeded"),
             ("UpdatePipeline", "Succeeded"),
             ("DeploySandbox", "Succeeded"),
+            ("VerifySandbox", "Succeeded"),
             ("PrepareProd", "Succeeded"),
             ("ApproveProd", "Waiting"),
         ]
@@ -135,7 +146,15 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
     // A newer merge supersedes the waiting execution: its artifact can no longer be promoted.
     merge(&p, "v2");
     let second = p
-        .run(&["pipeline", "run", "--local", "--output", "json"])
+        .run(&[
+            "pipeline",
+            "run",
+            "--local",
+            "--verify-url",
+            &app.1,
+            "--output",
+            "json",
+        ])
         .expect(0);
     assert!(
         second.stderr().contains(&format!(
@@ -175,7 +194,15 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
 
     merge(&p, "v2");
     let third = p
-        .run(&["pipeline", "run", "--local", "--output", "json"])
+        .run(&[
+            "pipeline",
+            "run",
+            "--local",
+            "--verify-url",
+            &app.1,
+            "--output",
+            "json",
+        ])
         .expect(0)
         .json();
     let v2 = sha(&third);
@@ -230,10 +257,19 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
 async fn a_failing_test_stops_the_run_before_sandbox() {
     let emu = Emulator::start();
     let p = project(&emu);
+    let app = App::start("open");
     merge(&p, "v1");
     tests_pass(&p, false);
     let run = p
-        .run(&["pipeline", "run", "--local", "--output", "json"])
+        .run(&[
+            "pipeline",
+            "run",
+            "--local",
+            "--verify-url",
+            &app.1,
+            "--output",
+            "json",
+        ])
         .expect(1);
     assert!(
         run.stderr()
@@ -248,6 +284,35 @@ async fn a_failing_test_stops_the_run_before_sandbox() {
         .send()
         .await;
     assert!(sandbox.is_err(), "sandbox was deployed after a red test");
+
+    // A failing smoke test stops the run after sandbox, before prod is prepared.
+    tests_pass(&p, true);
+    let run = p
+        .run(&[
+            "pipeline",
+            "run",
+            "--local",
+            "--verify-url",
+            "http://127.0.0.1:9",
+            "--output",
+            "json",
+        ])
+        .expect(1);
+    assert!(
+        run.stderr().contains("VerifySandbox/VerifySandbox failed")
+            && run.stderr().contains("FAIL GET /health answers 200"),
+        "{}",
+        run.stderr()
+    );
+    let prod = common::cloudformation(&emu, PROD)
+        .describe_stacks()
+        .stack_name("catalog-prod")
+        .send()
+        .await;
+    assert!(prod.is_err(), "prod was prepared after a failed smoke test");
+    // Without a stand-in API the run does not start: the emulator runs no API Gateway.
+    let err = p.run(&["pipeline", "run", "--local"]).expect(2).stderr();
+    assert!(err.contains("pass its URL with --verify-url"), "{err}");
 
     // Against AWS (no emulator endpoint) the local runner does not start.
     let err = p

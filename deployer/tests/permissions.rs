@@ -165,9 +165,11 @@ fn operators_read_prod_through_a_role_that_changes_nothing() {
     let p = Project::new();
     let prod = &synth(&p, "prod")["bootstrap-target"];
     let read = resource(prod, "ReadRole");
+    // The pipeline's prod Verify action (the stack's outputs) and the readers.
+    let verify = format!("arn:aws:iam::{PIPELINE}:role/catalog-action-verify-prod");
     assert_eq!(
         trusted(read, PROD),
-        BTreeSet::from([format!("arn:aws:iam::{PIPELINE}:root")])
+        BTreeSet::from([verify.clone(), format!("arn:aws:iam::{PIPELINE}:root")])
     );
     let st = statements(read);
     for action in [
@@ -198,7 +200,7 @@ fn operators_read_prod_through_a_role_that_changes_nothing() {
     let prod = &synth(&p, "prod")["bootstrap-target"];
     assert_eq!(
         trusted(resource(prod, "ReadRole"), PROD),
-        BTreeSet::from(["arn:aws:iam::444444444444:role/auditor".to_string()])
+        BTreeSet::from([verify, "arn:aws:iam::444444444444:role/auditor".to_string()])
     );
 }
 

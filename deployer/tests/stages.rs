@@ -98,10 +98,13 @@ fn a_new_environment_and_a_new_stack_are_rendered_in_order_with_their_own_roles(
             "Build",
             "UpdatePipeline",
             "DeploySandbox",
+            "VerifySandbox",
             "DeployStaging",
+            "VerifyStaging",
             "PrepareProd",
             "ApproveProd",
-            "DeployProd"
+            "DeployProd",
+            "VerifyProd"
         ]
     );
     let buildspec =
@@ -120,7 +123,7 @@ fn a_new_environment_and_a_new_stack_are_rendered_in_order_with_their_own_roles(
             && staging_deploy_lines[1].contains("deploy staging --stack orders "),
         "{staging_deploy_lines:?}"
     );
-    let approval = props["Stages"][6]["Actions"][0]["Configuration"]["CustomData"]
+    let approval = props["Stages"][8]["Actions"][0]["Configuration"]["CustomData"]
         .as_str()
         .unwrap();
     assert!(

@@ -133,19 +133,22 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
             "Build",
             "UpdatePipeline",
             "DeploySandbox",
+            "VerifySandbox",
             "PrepareProd",
             "ApproveProd",
-            "DeployProd"
+            "DeployProd",
+            "VerifyProd"
         ]
     );
     let action = |i: usize| &stages[i]["Actions"][0];
-    assert_eq!(action(5)["ActionTypeId"]["Provider"], "Manual");
-    // The self-update, the prepare and both deploys take the one Build output, and nothing else.
+    assert_eq!(action(6)["ActionTypeId"]["Provider"], "Manual");
+    // The self-update, the prepare, the deploys and verifies take the one Build output, and
+    // nothing else.
     assert_eq!(
         action(3)["InputArtifacts"],
         serde_json::json!([{"Name": "Build"}])
     );
-    for i in [2, 4, 6] {
+    for i in [2, 4, 5, 7, 8] {
         assert_eq!(action(i)["InputArtifacts"], action(3)["InputArtifacts"]);
     }
     assert_eq!(
@@ -166,9 +169,12 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
     assert!(spec("PrepareProdProject").contains(
         "deployer deploy prod --stack catalog --no-execute --no-progress --artifact dist/manifest.json --expect-sha256 \"$ARTIFACT_SHA\" --output json > prepared-catalog.json"
     ));
-    assert_eq!(action(4)["Namespace"], "PrepareProdVariables");
+    assert_eq!(action(5)["Namespace"], "PrepareProdVariables");
+    // Each deploy is followed by its smoke test, whose failure stops the pipeline.
+    assert!(spec("VerifySandboxProject").contains("deployer verify sandbox --stack catalog"));
+    assert!(spec("VerifyProdProject").contains("deployer verify prod --stack catalog"));
     assert!(
-        action(5)["Configuration"]["CustomData"]
+        action(6)["Configuration"]["CustomData"]
             .as_str()
             .unwrap()
             .ends_with("catalog=#{PrepareProdVariables.CHANGE_SET_CATALOG}")
@@ -180,14 +186,14 @@ fn the_pipeline_promotes_one_build_artifact_through_an_approval() {
     // Every deploy ships exactly the sha256 Build exported (and the approval names).
     let sha =
         r##"{"name":"ARTIFACT_SHA","value":"#{BuildVariables.ARTIFACT_SHA}","type":"PLAINTEXT"}"##;
-    for i in [3, 4] {
+    for i in [3, 5] {
         assert_eq!(
             action(i)["Configuration"]["EnvironmentVariables"],
             format!("[{sha}]")
         );
     }
     assert_eq!(
-        action(6)["Configuration"]["EnvironmentVariables"],
+        action(7)["Configuration"]["EnvironmentVariables"],
         format!(
             r##"[{sha},{{"name":"CHANGE_SET_CATALOG","value":"#{{PrepareProdVariables.CHANGE_SET_CATALOG}}","type":"PLAINTEXT"}}]"##
         )
@@ -231,7 +237,7 @@ fn builds_run_in_the_pinned_toolchain_s_image_on_the_functions_architecture() {
     };
     let p = Project::new();
     let all = projects(&p);
-    assert_eq!(all.len(), 5);
+    assert_eq!(all.len(), 7);
     for project in &all {
         let env = &project["Properties"]["Environment"];
         assert_eq!(
@@ -265,7 +271,7 @@ fn approval_notifications_are_an_sns_topic_only_when_emails_are_named() {
     p.run(&["synth", "pipeline"]).expect(0);
     let t: serde_json::Value = serde_json::from_str(&p.read("out/pipeline-pipeline.json")).unwrap();
     let approval = |t: &serde_json::Value| {
-        t["Resources"]["Pipeline"]["Properties"]["Stages"][5]["Actions"][0]["Configuration"].clone()
+        t["Resources"]["Pipeline"]["Properties"]["Stages"][6]["Actions"][0]["Configuration"].clone()
     };
     assert!(approval(&t).get("NotificationArn").is_none());
     assert!(t["Resources"].get("ApprovalTopic").is_none());

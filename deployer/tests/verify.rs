@@ -2,46 +2,7 @@
 //! emulator runs no API Gateway or Lambda), with a verifier who may write and without one.
 
 mod common;
-use common::Project;
-use std::io::BufRead;
-
-/// The `app` binary beside the deployer's (the workspace builds both into one directory), serving
-/// an in-memory catalog; its base URL.
-struct App(std::process::Child, String);
-
-impl App {
-    fn start(signup: &str) -> App {
-        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_deployer")).with_file_name("app");
-        assert!(
-            bin.exists(),
-            "{} is missing: build the workspace",
-            bin.display()
-        );
-        let mut child = std::process::Command::new(bin)
-            .args(["serve", "--port", "0"])
-            .env(
-                "CATALOG_JWT_SECRET",
-                "verify-test-secret-that-is-32-bytes-long",
-            )
-            .env("CATALOG_ADMINS", "ann@example.com")
-            .env("CATALOG_SIGNUP", signup)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = lines
-            .find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_string))
-            .expect("the app says where it listens");
-        App(child, url)
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
+use common::{App, Project};
 
 fn post(url: &str, path: &str, body: &str) {
     let out = std::process::Command::new("curl")

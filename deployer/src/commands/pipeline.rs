@@ -36,6 +36,10 @@ struct RunArgs {
     /// Build leaves out the project's tests (scripts/test), saying so: for a quick demo.
     #[arg(long)]
     skip_tests: bool,
+    /// The API the Verify actions smoke-test: the emulator runs no API Gateway, so give a
+    /// stand-in on this machine (`app serve`); the same one answers for every stage.
+    #[arg(long, value_name = "URL")]
+    verify_url: Option<String>,
 }
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
@@ -63,6 +67,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
                 crate::local_pipeline::Options {
                     approve: run.approve,
                     skip_tests: run.skip_tests,
+                    verify_url: run.verify_url,
                 },
             )?;
             let execution = runner.start().await?;

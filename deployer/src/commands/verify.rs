@@ -11,7 +11,7 @@ pub struct Args {
     at: super::StackArgs,
     /// The API's base URL, instead of the stack's output ApiUrl (e.g. `app serve` on this
     /// machine, since the local emulator runs no API Gateway).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "DEPLOYER_VERIFY_URL")]
     url: Option<String>,
     /// A user who may write (an admin, for the delete) that the checks log in as; the password
     /// comes from DEPLOYER_VERIFY_PASSWORD. Without it, a throwaway sign-up is checked instead.
