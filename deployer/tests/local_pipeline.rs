@@ -55,6 +55,19 @@ fn merge(p: &Project, version: &str) {
     std::fs::write(p.path("app-binary"), common::stand_in_binary(version)).unwrap();
 }
 
+/// `pipeline run --local` with `url` standing in for every stage's API, as JSON.
+fn run_local(p: &Project, url: &str) -> common::Run {
+    p.run(&[
+        "pipeline",
+        "run",
+        "--local",
+        "--verify-url",
+        url,
+        "--output",
+        "json",
+    ])
+}
+
 fn sha(execution: &Value) -> String {
     execution["variables"]["BuildVariables.ARTIFACT_SHA"]
         .as_str()
@@ -80,18 +93,7 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
     // The Verify actions' stand-in API (the emulator runs none).
     let app = App::start("open");
     merge(&p, "v1");
-    let first = p
-        .run(&[
-            "pipeline",
-            "run",
-            "--local",
-            "--verify-url",
-            &app.1,
-            "--output",
-            "json",
-        ])
-        .expect(0)
-        .json();
+    let first = run_local(&p, &app.1).expect(0).json();
     assert_eq!(first["status"], "WaitingForApproval", "{first}");
     let stages: Vec<(&str, &str)> = first["stages"]
         .as_array()
@@ -145,17 +147,7 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
 
     // A newer merge supersedes the waiting execution: its artifact can no longer be promoted.
     merge(&p, "v2");
-    let second = p
-        .run(&[
-            "pipeline",
-            "run",
-            "--local",
-            "--verify-url",
-            &app.1,
-            "--output",
-            "json",
-        ])
-        .expect(0);
+    let second = run_local(&p, &app.1).expect(0);
     assert!(
         second.stderr().contains(&format!(
             "execution {} (waiting for approval) is superseded by {}",
@@ -193,18 +185,7 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
     );
 
     merge(&p, "v2");
-    let third = p
-        .run(&[
-            "pipeline",
-            "run",
-            "--local",
-            "--verify-url",
-            &app.1,
-            "--output",
-            "json",
-        ])
-        .expect(0)
-        .json();
+    let third = run_local(&p, &app.1).expect(0).json();
     let v2 = sha(&third);
     let approved = p
         .run(&["approve", "--local", "--yes", "--output", "json"])
@@ -260,17 +241,7 @@ async fn a_failing_test_stops_the_run_before_sandbox() {
     let app = App::start("open");
     merge(&p, "v1");
     tests_pass(&p, false);
-    let run = p
-        .run(&[
-            "pipeline",
-            "run",
-            "--local",
-            "--verify-url",
-            &app.1,
-            "--output",
-            "json",
-        ])
-        .expect(1);
+    let run = run_local(&p, &app.1).expect(1);
     assert!(
         run.stderr()
             .contains("Build/Build failed: its commands exited with exit status: 1"),
@@ -287,17 +258,7 @@ async fn a_failing_test_stops_the_run_before_sandbox() {
 
     // A failing smoke test stops the run after sandbox, before prod is prepared.
     tests_pass(&p, true);
-    let run = p
-        .run(&[
-            "pipeline",
-            "run",
-            "--local",
-            "--verify-url",
-            "http://127.0.0.1:9",
-            "--output",
-            "json",
-        ])
-        .expect(1);
+    let run = run_local(&p, "http://127.0.0.1:9").expect(1);
     assert!(
         run.stderr().contains("VerifySandbox/VerifySandbox failed")
             && run.stderr().contains("FAIL GET /health answers 200"),
