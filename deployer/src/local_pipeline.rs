@@ -276,6 +276,39 @@ impl crate::output::Report for Execution {
     }
 }
 
+/// What `pipeline status --local` shows: the local runner's executions, newest first.
+#[derive(Debug, Serialize)]
+pub struct LocalStatus {
+    pub executions: Vec<Execution>,
+}
+
+impl crate::output::Report for LocalStatus {
+    fn human(&self) -> String {
+        if self.executions.is_empty() {
+            return "no local executions yet: `deployer pipeline run --local` starts one\n".into();
+        }
+        let mut out = String::new();
+        for (i, e) in self.executions.iter().enumerate() {
+            let stages: Vec<String> = e
+                .stages
+                .iter()
+                .map(|s| format!("{} {}", s.name, s.status))
+                .collect();
+            out += &format!(
+                "{:<24} {:<18} started {}\n  {}\n",
+                e.id,
+                e.status,
+                e.started,
+                stages.join(", ")
+            );
+            if let (0, Some(w)) = (i, &e.waiting) {
+                out += &format!("  waiting at {}/{}: {}\n", w.stage, w.action, w.summary);
+            }
+        }
+        out
+    }
+}
+
 /// How a run goes: what to skip, and whether the approval is given up front.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -447,6 +480,13 @@ impl<'a> Runner<'a> {
         execution.status = "InProgress".into();
         self.record(&execution)?;
         self.go_on(execution).await
+    }
+
+    /// The executions it keeps, newest first: `pipeline status --local`.
+    pub fn executions(&self) -> Result<LocalStatus, Error> {
+        let mut executions = self.load()?.executions;
+        executions.reverse();
+        Ok(LocalStatus { executions })
     }
 
     /// The pending approval, for `approve --local` to show before it asks.

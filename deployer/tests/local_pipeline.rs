@@ -226,6 +226,18 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
         code_sha256s(&emu, PROD, "catalog-prod").await,
         vec![lambda_sha(&v2); 3]
     );
+    // What CodePipeline would keep, the runner keeps: newest first.
+    let status = p
+        .run(&["pipeline", "status", "--local", "--output", "json"])
+        .expect(0)
+        .json();
+    let statuses: Vec<&str> = status["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["Succeeded", "Failed", "Superseded"]);
     // Nothing waits now; the superseded execution stays superseded.
     let err = p.run(&["approve", "--local", "--yes"]).expect(2).stderr();
     assert!(

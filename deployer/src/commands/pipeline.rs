@@ -17,7 +17,12 @@ enum Action {
     /// Create or update the pipeline stack (credentials in the pipeline account).
     Deploy,
     /// Each stage's latest state, and what waits for approval.
-    Status,
+    Status {
+        /// The executions `pipeline run --local` keeps instead (the emulator has no
+        /// GetPipelineState).
+        #[arg(long)]
+        local: bool,
+    },
     /// Run the pipeline's stages on this machine against the local emulator (needs --local):
     /// the rendered definition's actions in order, each with its own role, stopping at each
     /// approval until `deployer approve --local`.
@@ -73,7 +78,11 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
             let execution = runner.start().await?;
             crate::output::emit(g.output, &execution);
         }
-        Action::Status => {
+        Action::Status { local: true } => {
+            let runner = local_runner(g, envs, Default::default())?;
+            crate::output::emit(g.output, &runner.executions()?);
+        }
+        Action::Status { local: false } => {
             let cp = crate::access::codepipeline(envs, "pipeline status").await?;
             crate::output::emit(
                 g.output,
