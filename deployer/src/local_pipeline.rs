@@ -221,6 +221,10 @@ fn step(resources: &Value, roles: &BTreeMap<&str, &str>, action: &Value) -> Resu
 /// What the runner keeps of its executions, as CodePipeline would.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Runs {
+    /// The emulator they ran against: another one (a new emulator holds none of their stacks)
+    /// starts an empty record.
+    #[serde(default)]
+    endpoint: String,
     executions: Vec<Execution>,
 }
 
@@ -360,16 +364,24 @@ impl<'a> Runner<'a> {
 
     fn load(&self) -> Result<Runs, Error> {
         let path = self.state_path();
-        match std::fs::read_to_string(&path) {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+        let runs: Runs = match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| {
                 Error::Refused(format!(
                     "{} is not the local runner's state ({e}); remove it to start afresh",
                     path.display()
                 ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Runs::default()),
-            Err(source) => Err(Error::Io { path, source }),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Runs::default(),
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        if runs.endpoint == endpoint {
+            return Ok(runs);
         }
+        Ok(Runs {
+            endpoint,
+            executions: vec![],
+        })
     }
 
     fn save(&self, runs: &Runs) -> Result<(), Error> {
@@ -417,10 +429,9 @@ impl<'a> Runner<'a> {
             old.status = "Superseded".into();
             old.waiting = None;
         }
-        // Older executions' output artifacts go; their records stay.
-        for old in &runs.executions {
-            let _ = std::fs::remove_dir_all(self.execution_dir(&old.id));
-        }
+        // Older executions' output artifacts go (a superseded one is never promoted); their
+        // records stay.
+        let _ = std::fs::remove_dir_all(self.root.join(".deployer/runs"));
         let execution = Execution {
             id,
             status: "InProgress".into(),
