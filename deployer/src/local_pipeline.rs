@@ -630,7 +630,8 @@ impl<'a> Runner<'a> {
             script +=
                 &format!("printf '%s=%s\\n' {name} \"${{{name}-}}\" >> \"$DEPLOYER_EXPORTS\"\n");
         }
-        let mut command = std::process::Command::new("bash");
+        // Awaited, not blocking: Ctrl-C stays heard while the commands run.
+        let mut command = tokio::process::Command::new("bash");
         command
             .args(["-o", "pipefail", "-c", &script])
             .current_dir(&dir)
@@ -658,7 +659,9 @@ impl<'a> Runner<'a> {
         }
         eprintln!("{action}: as {}, in {}", credentials.3, dir.display());
         let status = command
+            .kill_on_drop(true)
             .status()
+            .await
             .map_err(|e| format!("cannot run bash: {e}"))?;
         if !status.success() {
             return Err(format!(

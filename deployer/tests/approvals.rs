@@ -52,6 +52,20 @@ fn action(name: &str, status: ActionExecutionStatus, token: Option<&str>) -> Act
         .build()
 }
 
+/// ApproveProd, where execution e-1 waits with its token.
+fn e1_waiting_for_approval() -> StageState {
+    stage(
+        "ApproveProd",
+        "e-1",
+        StageExecutionStatus::InProgress,
+        action(
+            "PromoteToProd",
+            ActionExecutionStatus::InProgress,
+            Some("token-e1"),
+        ),
+    )
+}
+
 /// Execution e-1 waits at the approval while the newer e-2 is deploying sandbox.
 fn state_waiting() -> GetPipelineStateOutput {
     GetPipelineStateOutput::builder()
@@ -68,16 +82,7 @@ fn state_waiting() -> GetPipelineStateOutput {
             StageExecutionStatus::InProgress,
             action("DeploySandbox", ActionExecutionStatus::InProgress, None),
         ))
-        .stage_states(stage(
-            "ApproveProd",
-            "e-1",
-            StageExecutionStatus::InProgress,
-            action(
-                "PromoteToProd",
-                ActionExecutionStatus::InProgress,
-                Some("token-e1"),
-            ),
-        ))
+        .stage_states(e1_waiting_for_approval())
         .stage_states(stage(
             "DeployProd",
             "e-0",
@@ -310,16 +315,7 @@ fn state_superseded() -> GetPipelineStateOutput {
             StageExecutionStatus::Succeeded,
             action("PrepareProd", ActionExecutionStatus::Succeeded, None),
         ))
-        .stage_states(stage(
-            "ApproveProd",
-            "e-1",
-            StageExecutionStatus::InProgress,
-            action(
-                "PromoteToProd",
-                ActionExecutionStatus::InProgress,
-                Some("token-e1"),
-            ),
-        ))
+        .stage_states(e1_waiting_for_approval())
         .build()
 }
 

@@ -4,31 +4,15 @@
 mod common;
 use common::{App, Project};
 
-fn post(url: &str, path: &str, body: &str) {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            body,
-        ])
-        .arg(format!("{url}{path}"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "POST {path}: {out:?}");
-}
-
 #[test]
 fn a_verifier_makes_reads_changes_and_deletes_a_throwaway_product() {
     let app = App::start("open");
-    post(
-        &app.1,
+    let (status, _) = app.request(
+        "POST",
         "/signup",
         r#"{"email":"ann@example.com","password":"correct horse battery staple"}"#,
     );
+    assert_eq!(status, 201);
     let p = Project::new();
     let run = p
         .run_with(
@@ -56,13 +40,9 @@ fn a_verifier_makes_reads_changes_and_deletes_a_throwaway_product() {
     assert_eq!(checks.len(), 9, "{checks:?}");
     assert!(checks.contains(&"DELETE /products/{id} removes it (needs an admin)"));
     // Cleaned up: the catalog holds nothing the check made.
-    let list = std::process::Command::new("curl")
-        .args(["-sf", &format!("{}/products", app.1)])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&list.stdout),
-        r#"{"items":[],"next_cursor":null}"#
+        app.request("GET", "/products", ""),
+        (200, r#"{"items":[],"next_cursor":null}"#.to_string())
     );
 }
 

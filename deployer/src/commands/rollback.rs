@@ -76,8 +76,14 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
     );
     let bucket = artifact_bucket(envs, env);
     let zip = crate::artifact::fetch(&session.s3(), &bucket, &target.manifest).await?;
-    let dir = std::env::temp_dir().join(format!("deployer-rollback-{}", std::process::id()));
-    let manifest = crate::artifact::write(&dir, &target.manifest, &zip)?;
+    let dir = tempfile::Builder::new()
+        .prefix("deployer-rollback-")
+        .tempdir()
+        .map_err(|source| Error::Write {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let manifest = crate::artifact::write(dir.path(), &target.manifest, &zip)?;
     let renderer = Renderer::load(&g.templates)?;
     let mut progress = crate::display::Progress::new(g.no_progress);
     let deployed = super::deploy::deploy(
@@ -102,7 +108,6 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         &mut progress,
     )
     .await;
-    let _ = std::fs::remove_dir_all(&dir);
     drop(progress);
     crate::output::emit(g.output, &deployed?);
     Ok(0)
