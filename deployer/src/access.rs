@@ -268,9 +268,54 @@ pub async fn deploy_as_operator(
     Ok((report, session))
 }
 
-/// The SSM parameter holding the app's token signing secret in `env`.
-pub fn secret_name(envs: &Environments, env: EnvName) -> String {
-    format!("/{}/{env}/jwt-secret", envs.prefix().as_str())
+/// Creates a signing secret once (an environment's at bootstrap, a branch stack's before its
+/// first deploy), as a SecureString (CloudFormation cannot make those).
+/// An existing secret is never read or replaced: rotating it signs everyone out.
+pub async fn ensure_signing_secret(session: &Session, name: &str) -> Result<(), Error> {
+    let mut bytes = [0u8; 48];
+    getrandom::fill(&mut bytes).map_err(Error::Random)?;
+    let result = session
+        .ssm()
+        .put_parameter()
+        .name(name)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .value(hex::encode(bytes))
+        .overwrite(false)
+        .description("Signs one stack's login tokens; made once by the deployer")
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_parameter_already_exists()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::Aws(aws::Error::Call {
+            action: "ssm:PutParameter",
+            target: name.to_string(),
+            message: aws::error_text(&e),
+        })),
+    }
+}
+
+/// Deletes a branch stack's signing secret once its stack is gone; one already gone is fine.
+pub async fn delete_signing_secret(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<(), Error> {
+    match ssm.delete_parameter().name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_parameter_not_found()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::Aws(aws::Error::Call {
+            action: "ssm:DeleteParameter",
+            target: name.to_string(),
+            message: aws::error_text(&e),
+        })),
+    }
 }
 
 /// Refuses targets whose bootstrap is missing or older than this deployer needs.

@@ -50,9 +50,11 @@ pub fn validate(branch: &str) -> Result<(), BadBranch> {
     Ok(())
 }
 
+const DIGEST_LEN: usize = 10;
+
 /// A short digest of the full name: `feat/A` and `feat-a` slug alike but differ here.
 pub fn digest(branch: &str) -> String {
-    hex::encode(Sha256::digest(branch.as_bytes()))[..10].to_string()
+    hex::encode(Sha256::digest(branch.as_bytes()))[..DIGEST_LEN].to_string()
 }
 
 /// The branch lowered to `[a-z0-9-]`, runs of anything else as one '-'.
@@ -88,6 +90,13 @@ pub fn stack_name(prefix: &str, branch: &str) -> Result<String, BadBranch> {
 /// because a Lambda function name holds at most 64 characters.
 pub fn resource_name(prefix: &str, branch: &str) -> String {
     format!("{prefix}-br-{}", digest(branch))
+}
+
+/// The base name of a branch stack's resources, read back from the stack's name (which ends in
+/// the same digest): what gc has when the branch is known only by its tag.
+pub fn resource_name_of_stack(prefix: &str, stack: &str) -> String {
+    let digest = &stack[stack.len().saturating_sub(DIGEST_LEN)..];
+    format!("{prefix}-br-{digest}")
 }
 
 /// The tag that marks a branch stack and names its branch.
@@ -187,6 +196,7 @@ mod tests {
         let row = |branch: &str, age_hours| crate::commands::branches::BranchStack {
             stack: stack_name("catalog", branch).unwrap(),
             id: String::new(),
+            secret: String::new(),
             branch: branch.into(),
             tag: tag_value(branch),
             status: "CREATE_COMPLETE".into(),
@@ -240,6 +250,7 @@ mod tests {
         let row = crate::commands::branches::BranchStack {
             stack: stack_name("catalog", "feat/ñandú-🚀").unwrap(),
             id: String::new(),
+            secret: String::new(),
             branch: "feat/ñandú-🚀".into(),
             tag: tag_value("feat/ñandú-🚀"),
             status: "CREATE_COMPLETE".into(),
@@ -261,6 +272,18 @@ mod tests {
         name.len() <= STACK_NAME_MAX
             && name.starts_with(|c: char| c.is_ascii_alphabetic())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    }
+
+    #[test]
+    fn the_resource_name_is_read_back_from_the_stack_name() {
+        for branch in ["feat/a", "🚀", &"x".repeat(300)] {
+            let stack = stack_name("catalog", branch).unwrap();
+            assert_eq!(
+                resource_name_of_stack("catalog", &stack),
+                resource_name("catalog", branch),
+                "{branch}"
+            );
+        }
     }
 
     #[test]

@@ -21,7 +21,10 @@ mod compact;
 /// 3: least privilege: the app boundary the catalog's roles need, a branch execution role, deploy
 /// roles trusting only the pipeline's Deploy action of their environment (and named operators),
 /// a read-only role for status, outputs, logs and drift, write-once artifacts.
-pub const BOOTSTRAP_VERSION: u32 = 3;
+/// 4: branch stacks' roles under their own boundary (`{prefix}-br-*` and branch signing secrets
+/// only), the environment's boundary narrowed to `{prefix}-{env}-*`; deploy roles make and delete
+/// branch signing secrets; the propose role, verify and history reads.
+pub const BOOTSTRAP_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -286,6 +289,18 @@ impl Renderer {
         let (stack_name, resource_name) = names(envs, env, kind, options.branch.as_deref())?;
         let mut ctx = context(envs, env, &stack_name);
         ctx["resource_name"] = json!(resource_name);
+        // A branch stack's roles live under their own boundary, with their own secret.
+        let branch_base = options.branch.is_some().then_some(resource_name.as_str());
+        ctx["signing_secret"] = json!(signing_secret(envs, env, branch_base));
+        ctx["boundary"] = json!(format!(
+            "{}-{env}-{}-boundary",
+            envs.prefix().as_str(),
+            if branch_base.is_some() {
+                "branch"
+            } else {
+                "app"
+            }
+        ));
         ctx["options"] = json!(options);
         ctx["stack"] = json!(kind.template_name());
         ctx["settings"] = match (kind, envs.target(env)) {
@@ -355,6 +370,17 @@ impl Renderer {
             })
             .map(|(env, kind)| self.render(envs, env, kind))
             .collect()
+    }
+}
+
+/// The SSM parameter holding the signing secret of `env`'s stacks, or of one branch stack (named
+/// by its resources' base name): each branch its own, so code on a branch never holds a secret
+/// that sandbox trusts.
+pub fn signing_secret(envs: &Environments, env: EnvName, branch_resources: Option<&str>) -> String {
+    let prefix = envs.prefix().as_str();
+    match branch_resources {
+        Some(base) => format!("/{prefix}/{env}/{base}/jwt-secret"),
+        None => format!("/{prefix}/{env}/jwt-secret"),
     }
 }
 

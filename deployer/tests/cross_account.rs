@@ -517,7 +517,7 @@ fn a_stale_bootstrap_is_refused() {
     package(&p, "v1");
     let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
     assert!(
-        err.contains("has bootstrap version 1 but this deployer needs 3"),
+        err.contains("has bootstrap version 1 but this deployer needs 4"),
         "{err}"
     );
     assert!(err.contains("run `deployer bootstrap sandbox`"), "{err}");
@@ -856,6 +856,29 @@ async fn approval_notifications_subscribe_the_named_addresses() {
     );
 }
 
+/// The signing secrets in sandbox's account, by name, with their values.
+async fn secrets(emu: &Emulator) -> std::collections::BTreeMap<String, String> {
+    let ssm = aws_sdk_ssm::Client::new(&common::sdk_config(emu, SANDBOX));
+    let found = ssm
+        .get_parameters_by_path()
+        .path("/catalog/sandbox")
+        .recursive(true)
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap();
+    found
+        .parameters()
+        .iter()
+        .map(|p| {
+            (
+                p.name().unwrap_or_default().to_string(),
+                p.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 fn branch_names(report: &serde_json::Value) -> Vec<String> {
     let mut names: Vec<String> = report["stacks"]
         .as_array()
@@ -916,6 +939,26 @@ async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
         template.contains("\"DeletionPolicy\":\"Delete\""),
         "{template}"
     );
+    // Each branch stack signs with its own secret, which only it names: code on a branch never
+    // holds one that sandbox (or another branch) trusts.
+    let made = secrets(&emu).await;
+    assert_eq!(made.len(), 4, "sandbox's and three branches': {made:?}");
+    let values: std::collections::BTreeSet<&String> = made.values().collect();
+    assert_eq!(values.len(), 4, "every secret differs");
+    let feat_a = p
+        .run(&[
+            "outputs", "sandbox", "--branch", "feat-a", "--output", "json",
+        ])
+        .expect(0)
+        .json();
+    let feat_a = template_of(&emu, SANDBOX, feat_a["stack"].as_str().unwrap()).await;
+    let named: Vec<&String> = made
+        .keys()
+        .filter(|name| feat_a.contains(&format!("\"{name}\"")))
+        .collect();
+    assert_eq!(named.len(), 1, "one secret of its own: {named:?}");
+    let own = named[0].clone();
+    assert_ne!(own, "/catalog/sandbox/jwt-secret");
 
     let gone = p
         .run(&[
@@ -956,6 +999,10 @@ async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
         .expect(0)
         .stdout();
     assert!(again.contains("there was no such stack"), "{again}");
+    assert!(
+        !secrets(&emu).await.contains_key(&own),
+        "feat-a's secret went with its stack"
+    );
     let listed = p
         .run(&["branches", "list", "--output", "json"])
         .expect(0)
@@ -999,6 +1046,11 @@ async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
     let mut left = stack_names(&cloudformation(&emu, SANDBOX)).await;
     left.sort();
     assert_eq!(left, ["catalog-bootstrap", "catalog-sandbox"]);
+    assert_eq!(
+        secrets(&emu).await.into_keys().collect::<Vec<_>>(),
+        ["/catalog/sandbox/jwt-secret"],
+        "gc removes the branches' secrets with their stacks"
+    );
 }
 
 #[test]

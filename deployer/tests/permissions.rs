@@ -661,7 +661,10 @@ fn execution_roles_create_roles_only_under_the_boundary_and_never_touch_the_boot
     let p = Project::new();
     let out = synth(&p, "sandbox");
     let boot = &out["bootstrap-target"];
-    for role in ["ExecutionRole", "BranchExecutionRole"] {
+    for (role, boundary) in [
+        ("ExecutionRole", "AppBoundary"),
+        ("BranchExecutionRole", "BranchBoundary"),
+    ] {
         let st = execution_policy(boot, role);
         let create = st
             .iter()
@@ -669,7 +672,7 @@ fn execution_roles_create_roles_only_under_the_boundary_and_never_touch_the_boot
             .unwrap();
         assert_eq!(
             create["Condition"]["StringEquals"]["iam:PermissionsBoundary"],
-            json!({ "Ref": "AppBoundary" }),
+            json!({ "Ref": boundary }),
             "{role}"
         );
         assert!(
@@ -684,6 +687,18 @@ fn execution_roles_create_roles_only_under_the_boundary_and_never_touch_the_boot
             .flat_map(|s| list(&s["Resource"]))
             .map(|r| text(&r, SANDBOX))
             .collect();
+        let boundaries: BTreeSet<String> = st
+            .iter()
+            .filter(|s| s["Effect"] == "Deny" && list(&s["Action"]).contains(&json!("iam:*")))
+            .flat_map(|s| list(&s["Resource"]))
+            .filter(|r| r.get("Ref").is_some())
+            .map(|r| r["Ref"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            boundaries,
+            BTreeSet::from(["AppBoundary".to_string(), "BranchBoundary".to_string()]),
+            "{role} may change a boundary"
+        );
         for own in [
             "catalog-sandbox-deploy",
             "catalog-sandbox-read",
@@ -702,30 +717,81 @@ fn execution_roles_create_roles_only_under_the_boundary_and_never_touch_the_boot
             "{role} may read SSM parameters"
         );
     }
-    // Every role the catalog makes carries the boundary, and asks for nothing it does not allow.
-    let boundary =
-        list(&resource(boot, "AppBoundary")["Properties"]["PolicyDocument"]["Statement"]);
-    let catalog = &out["catalog"];
-    let roles: Vec<(&String, &Value)> = catalog["Resources"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
-        .collect();
-    assert_eq!(roles.len(), 3);
-    for (name, role) in roles {
-        assert_eq!(
-            text(&role["Properties"]["PermissionsBoundary"], SANDBOX),
-            format!("arn:aws:iam::{SANDBOX}:policy/catalog-sandbox-app-boundary"),
-            "{name}"
-        );
-        for s in statements(role) {
-            for a in list(&s["Action"]) {
-                assert!(
-                    allows(&boundary, a.as_str().unwrap()),
-                    "{name} asks for {a}, the boundary does not allow it"
-                );
+    // Every role the catalog makes carries its boundary (a branch stack's, its own), and asks for
+    // nothing it does not allow.
+    p.run(&["synth", "sandbox", "--branch", "feat/x"]).expect(0);
+    let branch: Value = serde_json::from_str(&p.read("out/sandbox-branch-catalog.json")).unwrap();
+    for (catalog, boundary, policy) in [
+        (
+            &out["catalog"],
+            "AppBoundary",
+            "catalog-sandbox-app-boundary",
+        ),
+        (&branch, "BranchBoundary", "catalog-sandbox-branch-boundary"),
+    ] {
+        let allowed = list(&resource(boot, boundary)["Properties"]["PolicyDocument"]["Statement"]);
+        let roles: Vec<(&String, &Value)> = catalog["Resources"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+            .collect();
+        assert_eq!(roles.len(), 3);
+        for (name, role) in roles {
+            assert_eq!(
+                text(&role["Properties"]["PermissionsBoundary"], SANDBOX),
+                format!("arn:aws:iam::{SANDBOX}:policy/{policy}"),
+                "{name}"
+            );
+            for s in statements(role) {
+                for a in list(&s["Action"]) {
+                    assert!(
+                        allows(&allowed, a.as_str().unwrap()),
+                        "{name} asks for {a}, the boundary does not allow it"
+                    );
+                }
             }
+        }
+    }
+    // IAM's `*` crosses `/` and `-`: the branch boundary names nothing of sandbox's own (its
+    // table, logs, queues, signing secret), and sandbox's names nothing of the branches'.
+    let reach = |boundary: &str| -> Vec<String> {
+        list(&resource(boot, boundary)["Properties"]["PolicyDocument"]["Statement"])
+            .iter()
+            .flat_map(|s| list(&s["Resource"]))
+            .map(|r| text(&r, SANDBOX))
+            .collect()
+    };
+    let sandbox_own = [
+        format!("arn:aws:dynamodb:us-east-1:{SANDBOX}:table/catalog-sandbox-Table-X1"),
+        format!("arn:aws:ssm:us-east-1:{SANDBOX}:parameter/catalog/sandbox/jwt-secret"),
+        format!("arn:aws:logs:us-east-1:{SANDBOX}:log-group:/aws/lambda/catalog-sandbox-query"),
+    ];
+    let branch_own = [
+        format!("arn:aws:dynamodb:us-east-1:{SANDBOX}:table/catalog-br-feat-x-0a1b2c3d4e-Table-X1"),
+        format!(
+            "arn:aws:ssm:us-east-1:{SANDBOX}:parameter/catalog/sandbox/catalog-br-0a1b2c3d4e/jwt-secret"
+        ),
+        format!(
+            "arn:aws:logs:us-east-1:{SANDBOX}:log-group:/aws/lambda/catalog-br-0a1b2c3d4e-query"
+        ),
+    ];
+    for (boundary, own, other) in [
+        ("AppBoundary", &sandbox_own, &branch_own),
+        ("BranchBoundary", &branch_own, &sandbox_own),
+    ] {
+        let patterns = reach(boundary);
+        for arn in own {
+            assert!(
+                patterns.iter().any(|p| action_matches(p, arn)),
+                "{boundary} does not reach {arn}: {patterns:?}"
+            );
+        }
+        for arn in other {
+            assert!(
+                !patterns.iter().any(|p| action_matches(p, arn)),
+                "{boundary} reaches {arn}: {patterns:?}"
+            );
         }
     }
 }
@@ -878,10 +944,12 @@ fn every_call_the_deployer_makes_in_a_target_is_allowed_by_its_role() {
     let mut through_deploy = calls_in("stack.rs", "cloudformation");
     through_deploy.extend(calls_in("events.rs", "cloudformation"));
     through_deploy.extend(calls_in("artifact.rs", "s3"));
-    // The marker check; the bootstrap's own PutParameter (commands/bootstrap.rs) runs with the
-    // operator's credentials.
+    // The marker check, and branch stacks' signing secrets (made and deleted); the environment's
+    // own secret is made at bootstrap, with the operator's credentials.
     through_deploy.extend(calls_in("access.rs", "ssm"));
     assert!(through_deploy.contains("ssm:GetParameter"));
+    assert!(through_deploy.contains("ssm:PutParameter"));
+    assert!(through_deploy.contains("ssm:DeleteParameter"));
     assert!(through_deploy.contains("cloudformation:UpdateTerminationProtection"));
     assert!(through_deploy.contains("cloudformation:ContinueUpdateRollback"));
     assert!(through_deploy.contains("s3:PutObject"));

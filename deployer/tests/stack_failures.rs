@@ -1011,9 +1011,20 @@ async fn branches_gc_goes_on_past_a_stack_it_cannot_delete_and_reports_it() {
             &stack_events
         ]
     );
+    // The secret of the stack that went goes after it; the other's stays with its stack.
+    let secret_deleted = mock!(aws_sdk_ssm::Client::delete_parameter)
+        .match_requests(|r| r.name() == Some("/catalog/sandbox/gone/jwt-secret"))
+        .then_output(|| {
+            aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput::builder().build()
+        });
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&secret_deleted]);
     let row = |stack: &str, branch: &str| BranchStack {
         stack: stack.into(),
         id: stack.into(),
+        secret: format!(
+            "/catalog/sandbox/{}/jwt-secret",
+            branch.trim_start_matches("feat/")
+        ),
         branch: branch.into(),
         tag: branch.into(),
         status: "CREATE_COMPLETE".into(),
@@ -1022,6 +1033,7 @@ async fn branches_gc_goes_on_past_a_stack_it_cannot_delete_and_reports_it() {
     };
     let report = remove(
         &stacks(client),
+        &ssm,
         vec![row(STUCK, "feat/stuck"), row(GONE, "feat/gone")],
         &["main".to_string()],
         168,
@@ -1046,6 +1058,7 @@ async fn branches_gc_goes_on_past_a_stack_it_cannot_delete_and_reports_it() {
         0,
         "no second look before deleting"
     );
+    assert_eq!(secret_deleted.num_calls(), 1, "the removed branch's secret");
 }
 
 #[tokio::test]

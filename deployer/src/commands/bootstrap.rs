@@ -1,8 +1,7 @@
 //! `deployer bootstrap ENV`: the stack that prepares an account (roles, artifact bucket, KMS key,
 //! ECR repository, version marker), and the app's signing secret.
 
-use crate::access::{deploy_as_operator, secret_name};
-use crate::aws::{self, Session};
+use crate::access::{deploy_as_operator, ensure_signing_secret};
 use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use crate::render::{Options, Renderer, StackKind};
@@ -21,45 +20,10 @@ pub async fn bootstrap(
     let (report, session) =
         deploy_as_operator(envs, renderer, env, kind, options, "bootstrap", on_event).await?;
     if kind == StackKind::BootstrapTarget {
-        ensure_signing_secret(envs, env, &session).await?;
+        let name = crate::render::signing_secret(envs, env, None);
+        ensure_signing_secret(&session, &name).await?;
     }
     Ok(report)
-}
-
-/// Creates the app's signing secret once, as a SecureString (CloudFormation cannot make those).
-/// An existing secret is never read or replaced: rotating it signs everyone out.
-async fn ensure_signing_secret(
-    envs: &Environments,
-    env: EnvName,
-    session: &Session,
-) -> Result<(), Error> {
-    let name = secret_name(envs, env);
-    let mut bytes = [0u8; 48];
-    getrandom::fill(&mut bytes).map_err(Error::Random)?;
-    let result = session
-        .ssm()
-        .put_parameter()
-        .name(&name)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .value(hex::encode(bytes))
-        .overwrite(false)
-        .description("Signs the catalog's login tokens; made once by deployer bootstrap")
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|se| se.is_parameter_already_exists()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(Error::Aws(aws::Error::Call {
-            action: "ssm:PutParameter",
-            target: name,
-            message: aws::error_text(&e),
-        })),
-    }
 }
 
 /// Create or update an account's bootstrap stack: roles, artifact bucket, version marker (and for

@@ -1,11 +1,13 @@
 //! `deployer branches list|gc`: the feature-branch stacks of the environment that holds them.
 
-use crate::access::{Through, stacks_in};
-use crate::branch::{branch_from_tag, branch_of, branch_stacks, tag_value};
+use crate::access::{Through, delete_signing_secret, session_in};
+use crate::aws::Session;
+use crate::branch::{branch_from_tag, branch_of, branch_stacks, resource_name_of_stack, tag_value};
 use crate::config::{EnvName, Environments, Target};
 use crate::display::Progress;
 use crate::error::Error;
 use crate::output::Report;
+use crate::render::signing_secret;
 use crate::stack::{Observer, Stacks};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -21,6 +23,9 @@ pub struct BranchStack {
     /// The stack's id, which gc deletes by.
     #[serde(skip)]
     pub id: String,
+    /// Its signing secret (an SSM parameter), which gc deletes once the stack is gone.
+    #[serde(skip)]
+    pub secret: String,
     pub status: String,
     pub created: String,
     pub age_hours: i64,
@@ -62,9 +67,11 @@ fn host(envs: &Environments) -> Result<(EnvName, &Target), Error> {
     })
 }
 
-async fn listed(envs: &Environments) -> Result<(Stacks, Vec<BranchStack>), Error> {
+async fn listed(envs: &Environments) -> Result<(Session, Stacks, Vec<BranchStack>), Error> {
     let (env, _) = host(envs)?;
-    let stacks = stacks_in(envs, env, Through::DeployRole).await?;
+    let session = session_in(envs, env, Through::DeployRole).await?;
+    let stacks = Stacks::new(session.cloudformation());
+    let prefix = envs.prefix().as_str();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -74,8 +81,10 @@ async fn listed(envs: &Environments) -> Result<(Stacks, Vec<BranchStack>), Error
         .map(|s| {
             let created = s.creation_time();
             let tag = branch_of(s).unwrap_or_default();
+            let name = s.stack_name().unwrap_or_default();
             BranchStack {
-                stack: s.stack_name().unwrap_or_default().into(),
+                stack: name.into(),
+                secret: signing_secret(envs, env, Some(&resource_name_of_stack(prefix, name))),
                 id: s.stack_id().or(s.stack_name()).unwrap_or_default().into(),
                 branch: branch_from_tag(tag),
                 tag: tag.into(),
@@ -87,12 +96,12 @@ async fn listed(envs: &Environments) -> Result<(Stacks, Vec<BranchStack>), Error
             }
         })
         .collect();
-    Ok((stacks, rows))
+    Ok((session, stacks, rows))
 }
 
 pub async fn list(envs: &Environments) -> Result<ListReport, Error> {
     Ok(ListReport {
-        stacks: listed(envs).await?.1,
+        stacks: listed(envs).await?.2,
     })
 }
 
@@ -166,8 +175,17 @@ pub async fn gc(
     progress: &mut Progress,
 ) -> Result<GcReport, Error> {
     let ttl_hours = i64::from(host(envs)?.1.branches.ttl_days) * 24;
-    let (stacks, rows) = listed(envs).await?;
-    Ok(remove(&stacks, rows, keep, ttl_hours, dry_run, progress).await)
+    let (session, stacks, rows) = listed(envs).await?;
+    Ok(remove(
+        &stacks,
+        &session.ssm(),
+        rows,
+        keep,
+        ttl_hours,
+        dry_run,
+        progress,
+    )
+    .await)
 }
 
 /// How many deletions gc has running at once: N stacks take about the time of the slowest,
@@ -176,9 +194,11 @@ const AT_ONCE: usize = 10;
 
 /// Deletes the rows that should go, several at once and each whatever became of the others:
 /// one stack that cannot be deleted stops nothing, and is reported with its reason. The
-/// listing described them already: each is deleted by its id without a second look.
+/// listing described them already: each is deleted by its id without a second look, then its
+/// signing secret.
 pub async fn remove(
     stacks: &Stacks,
+    ssm: &aws_sdk_ssm::Client,
     rows: Vec<BranchStack>,
     keep: &[String],
     ttl_hours: i64,
@@ -200,9 +220,13 @@ pub async fn remove(
                 let why = verdict(&row, keep, ttl_hours);
                 let result = match &why {
                     Some(_) if !dry_run => {
-                        stacks
+                        let deleted = stacks
                             .delete_listed(&row.stack, &row.id, &row.status, &mut Shared(shared))
-                            .await
+                            .await;
+                        match deleted {
+                            Ok(()) => delete_signing_secret(ssm, &row.secret).await,
+                            Err(e) => Err(e.into()),
+                        }
                     }
                     _ => Ok(()),
                 };

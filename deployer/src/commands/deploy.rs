@@ -185,7 +185,7 @@ pub struct Request {
 }
 
 /// Refused where the environment holds no branch stacks, naming the one that does.
-fn branches_allowed(envs: &Environments, env: EnvName) -> Result<(), Error> {
+pub fn branches_allowed(envs: &Environments, env: EnvName) -> Result<(), Error> {
     if envs.target(env).is_some_and(|t| t.branches.enabled) {
         return Ok(());
     }
@@ -320,6 +320,12 @@ pub async fn deploy(
         false
     } else {
         check_marker(envs, env, &p.session).await?;
+        if branch.is_some() {
+            // Each branch stack signs with its own secret, made before its first deploy.
+            let (_, resources) = crate::access::stack_names(envs, env, kind, branch)?;
+            let secret = crate::render::signing_secret(envs, env, Some(&resources));
+            crate::access::ensure_signing_secret(&p.session, &secret).await?;
+        }
         send_large_template(envs, env, &mut p).await?;
         match p.artifact.as_mut() {
             Some((manifest, zip)) => {

@@ -1,11 +1,12 @@
 //! `deployer destroy ENV [--stack NAME] [--branch B]`: removes a stack; a protected
 //! environment's never.
 
-use crate::access::{Through, service, stack_names, stacks_in};
+use crate::access::{Through, delete_signing_secret, service, session_in, stack_names};
 use crate::config::{EnvName, Environments};
 use crate::display::Progress;
 use crate::error::Error;
 use crate::output::Report;
+use crate::stack::Stacks;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -40,11 +41,16 @@ pub async fn destroy(
             envs.file(env).display()
         )));
     }
-    let (name, _) = stack_names(envs, env, kind, branch)?;
-    let deleted = stacks_in(envs, env, Through::DeployRole)
-        .await?
+    let (name, resources) = stack_names(envs, env, kind, branch)?;
+    let session = session_in(envs, env, Through::DeployRole).await?;
+    let deleted = Stacks::new(session.cloudformation())
         .delete(&name, retain, progress)
         .await?;
+    // A branch's secret goes with its stack (also when the stack was gone already).
+    if branch.is_some() {
+        let secret = crate::render::signing_secret(envs, env, Some(&resources));
+        delete_signing_secret(&session.ssm(), &secret).await?;
+    }
     Ok(DestroyReport {
         stack: name,
         deleted,

@@ -48,7 +48,36 @@ pub fn synth(
     out: &Path,
 ) -> Result<SynthReport, Error> {
     // Render everything before writing anything: a bad template leaves no half-written DIR.
-    let rendered = renderer.render_all(envs, which)?;
+    write(renderer.render_all(envs, which)?, out, "")
+}
+
+/// A feature branch's stack in `env`, as `deploy --branch` would make it (its own names,
+/// boundary and secret; no data kept), written as `{env}-branch-{template}.json`.
+pub fn synth_branch(
+    envs: &Environments,
+    renderer: &Renderer,
+    env: EnvName,
+    branch: &str,
+    out: &Path,
+) -> Result<SynthReport, Error> {
+    let kind = crate::access::service(envs, env, None, Some(branch), "synth")?;
+    super::deploy::branches_allowed(envs, env)?;
+    let options = crate::render::Options {
+        branch: Some(branch.to_string()),
+        ..Default::default()
+    };
+    write(
+        vec![renderer.render_with(envs, env, kind, &options)?],
+        out,
+        "branch-",
+    )
+}
+
+fn write(
+    rendered: Vec<crate::render::Rendered>,
+    out: &Path,
+    infix: &str,
+) -> Result<SynthReport, Error> {
     std::fs::create_dir_all(out).map_err(|source| Error::Write {
         path: out.to_path_buf(),
         source,
@@ -56,7 +85,7 @@ pub fn synth(
     let files = rendered
         .into_iter()
         .map(|r| {
-            let path = out.join(format!("{}-{}.json", r.env, r.kind.template_name()));
+            let path = out.join(format!("{}-{infix}{}.json", r.env, r.kind.template_name()));
             let text = r.to_pretty();
             std::fs::write(&path, &text).map_err(|source| Error::Write {
                 path: path.clone(),
@@ -88,10 +117,18 @@ pub struct Args {
     /// Where the JSON files go.
     #[arg(long, default_value = "out")]
     out: PathBuf,
+    /// Render this feature branch's stack instead, as `deploy ENV --branch B` would make it.
+    #[arg(long, conflicts_with = "all")]
+    branch: Option<String>,
 }
 
 pub fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
     let renderer = Renderer::load(&g.templates)?;
+    if let (Some(env), Some(branch)) = (args.env.as_deref(), args.branch.as_deref()) {
+        let report = synth_branch(envs, &renderer, envs.env(env)?, branch, &args.out)?;
+        crate::output::emit(g.output, &report);
+        return Ok(0);
+    }
     let which = super::one_or_all(envs, args.env.as_deref())?;
     crate::output::emit(g.output, &synth(envs, &renderer, &which, &args.out)?);
     Ok(0)
