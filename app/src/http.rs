@@ -1,12 +1,14 @@
 //! The HTTP layer: routes, request parsing with errors that name what was wrong, JSON errors,
 //! and one log line per request.
 
-use crate::domain::product::Product;
 use crate::domain::{
-    Actor, DomainError, NewProduct, PAGE_DEFAULT, PAGE_MAX, PageRequest, Price, ProductId, Role,
-    UserId,
+    Actor, DomainError, NewProduct, PAGE_DEFAULT, PAGE_MAX, PageRequest, ProductId, Role, UserId,
 };
 use crate::service::{Catalog, Error as ServiceError};
+use crate::wire::{
+    Credentials, ErrorBody, ErrorDetail, Health, InvitationBody, Invited, ProductBody, ProductList,
+    ProductView, RoleBody, SignedUp, Token,
+};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{
     DefaultBodyLimit, FromRef, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request,
@@ -22,10 +24,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::time::Instant;
+use utoipa::{IntoParams, OpenApi};
 
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -92,6 +94,132 @@ fn query_routes() -> Router<Api> {
         .route("/health", get(health))
         .route("/products", get(list_products))
         .route("/products/{id}", get(get_product))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}
+
+/// The API document, generated from the handlers and the wire types: `GET /openapi.json`, shown
+/// at `/docs` (Swagger UI, built into the binary: no internet needed).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Product catalog", description = "Anyone lists and reads products; editors create and update them, admins delete them and grant roles. Users sign up and log in for a bearer token."),
+    paths(health, list_products, get_product, create_product, update_product, delete_product, signup, login, grant_role, invite),
+    modifiers(&CommonAnswers),
+    tags((name = "products"), (name = "users"), (name = "service"))
+)]
+pub struct ApiDoc;
+
+/// What any route may answer besides its own: the body's problems where it takes one, 401 where
+/// it needs a token, and 500 and 503 everywhere. And PUT's body: POST's with the version read.
+struct CommonAnswers;
+
+impl utoipa::Modify for CommonAnswers {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::{RefOr, ResponseBuilder, Schema, content::ContentBuilder};
+        let components = doc.components.get_or_insert_with(Default::default);
+        // The currencies the domain takes, listed rather than described.
+        if let Some(RefOr::T(Schema::Object(price))) = components.schemas.get_mut("PriceBody")
+            && let Some(RefOr::T(Schema::Object(currency))) = price.properties.get_mut("currency")
+        {
+            currency.enum_values = Some(
+                crate::domain::product::currencies()
+                    .map(Into::into)
+                    .collect(),
+            );
+            currency.pattern = None;
+        }
+        // One Rust type reads both bodies (so a misplaced version gets the app's words); the
+        // document states each as it is.
+        if let Some(RefOr::T(Schema::Object(post))) = components.schemas.get_mut("ProductBody") {
+            let mut put = post.clone();
+            put.required.push("version".into());
+            put.properties.insert(
+                "version".into(),
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .description(Some(
+                        "The version read: the update applies only if the product is still at it",
+                    ))
+                    .into(),
+            );
+            put.description = Some(
+                "The body of PUT /products/{id}: the product's fields and the version read".into(),
+            );
+            post.properties.remove("version");
+            components
+                .schemas
+                .insert("ProductUpdate".into(), RefOr::T(Schema::Object(put)));
+        }
+        if let Some(body) = doc
+            .paths
+            .paths
+            .get_mut("/products/{id}")
+            .and_then(|item| item.put.as_mut())
+            .and_then(|op| op.request_body.as_mut())
+        {
+            for content in body.content.values_mut() {
+                content.schema =
+                    Some(utoipa::openapi::Ref::from_schema_name("ProductUpdate").into());
+            }
+        }
+        components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some("From POST /login (or the identity provider's token where the environment has [auth])"))
+                        .build(),
+                ),
+            );
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut add = |status: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description));
+                };
+                if op.request_body.is_some() {
+                    add("400", "The body is not JSON");
+                    add("413", "The body is over 64 KiB");
+                    add("415", "The body is not sent as application/json");
+                    add("422", "A field breaks a rule; `field` names it");
+                }
+                if op.security.is_some() {
+                    add("401", "No valid bearer token");
+                }
+                add("500", "Internal error");
+                add(
+                    "503",
+                    "The store is busy; try again after Retry-After seconds",
+                );
+            }
+        }
+    }
 }
 
 fn command_routes() -> Router<Api> {
@@ -163,11 +291,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"code": self.code, "message": self.message});
-        if let Some(field) = self.field {
-            body["field"] = json!(field);
-        }
-        let mut response = (self.status, Json(json!({ "error": body }))).into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -368,20 +499,24 @@ async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// Whether the function answers (it reads nothing).
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, description = "It answers", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
-#[derive(Deserialize)]
+/// Read as text, so that a bad value gets the app's words rather than serde's.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Products per page.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page, unchanged.
+    #[param(min_length = 1)]
     cursor: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ProductList {
-    items: Vec<Product>,
-    next_cursor: Option<String>,
 }
 
 fn encode_cursor(id: ProductId) -> String {
@@ -417,6 +552,9 @@ fn page_request(q: ListQuery) -> Result<PageRequest, ApiError> {
     Ok(PageRequest { limit, after })
 }
 
+/// Every product, oldest first, a page at a time; anyone may list.
+#[utoipa::path(get, path = "/products", tag = "products", params(ListQuery),
+    responses((status = 200, description = "One page", body = ProductList), (status = 400, body = ErrorBody, description = "A bad limit or cursor")))]
 async fn list_products(
     State(catalog): State<Catalog>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -425,7 +563,7 @@ async fn list_products(
     let page = catalog.list(page_request(q)?).await?;
     Ok(Json(ProductList {
         next_cursor: page.next.map(encode_cursor),
-        items: page.items,
+        items: page.items.into_iter().map(ProductView::from).collect(),
     }))
 }
 
@@ -434,34 +572,37 @@ fn product_id(raw: &str) -> Result<ProductId, ApiError> {
     Ok(raw.parse::<ProductId>()?)
 }
 
+/// One product; anyone may read it.
+#[utoipa::path(get, path = "/products/{id}", tag = "products", params(ProductPath),
+    responses((status = 200, description = "The product", body = ProductView), (status = 404, description = "No such product", body = ErrorBody)))]
 async fn get_product(
     State(catalog): State<Catalog>,
     Path(id): Path<String>,
-) -> Result<Json<Product>, ApiError> {
-    Ok(Json(catalog.get(product_id(&id)?).await?))
+) -> Result<Json<ProductView>, ApiError> {
+    Ok(Json(catalog.get(product_id(&id)?).await?.into()))
 }
 
-/// The body of POST and PUT /products; PUT also carries the version it read.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProductBody {
-    name: String,
-    #[serde(default)]
-    description: String,
-    price: Price,
-    version: Option<u64>,
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // only its description is used: the path is read as text, and 404s
+struct ProductPath {
+    /// The product's id, a ULID in its one written form (other spellings are not found).
+    id: String,
 }
 
-impl ProductBody {
-    fn fields(self) -> Result<NewProduct, ApiError> {
-        Ok(NewProduct::parse(
-            &self.name,
-            &self.description,
-            self.price,
-        )?)
-    }
+fn fields(body: ProductBody) -> Result<NewProduct, ApiError> {
+    Ok(NewProduct::parse(
+        &body.name,
+        &body.description,
+        body.price.into(),
+    )?)
 }
 
+/// Add a product: editors and admins.
+#[utoipa::path(post, path = "/products", tag = "products", request_body = ProductBody,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Made", body = ProductView, headers(("Location" = String, description = "The product's URL"))),
+        (status = 403, body = ErrorBody, description = "Readers may not")))]
 async fn create_product(
     State(catalog): State<Catalog>,
     SignedIn(actor): SignedIn,
@@ -473,31 +614,43 @@ async fn create_product(
             "is set by the server; send it only with PUT",
         ));
     }
-    let product = catalog.create(&actor, body.fields()?).await?;
+    let product = catalog.create(&actor, fields(body)?).await?;
     let location = format!("/products/{}", product.id);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(product),
+        Json(ProductView::from(product)),
     )
         .into_response())
 }
 
+/// Change a product, naming the version read: editors and admins.
+#[utoipa::path(put, path = "/products/{id}", tag = "products", params(ProductPath), request_body = ProductBody,
+    security(("bearer" = [])),
+    responses((status = 200, description = "Changed", body = ProductView), (status = 403, body = ErrorBody, description = "Readers may not"),
+        (status = 404, description = "No such product", body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The product changed since that version")))]
 async fn update_product(
     State(catalog): State<Catalog>,
     SignedIn(actor): SignedIn,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ProductBody>,
-) -> Result<Json<Product>, ApiError> {
+) -> Result<Json<ProductView>, ApiError> {
     let id = product_id(&id)?;
     let version = body
         .version
         .ok_or_else(|| ApiError::invalid("version", "is required: send the version you read"))?;
+    let fields = fields(body)?;
     Ok(Json(
-        catalog.update(&actor, id, body.fields()?, version).await?,
+        catalog.update(&actor, id, fields, version).await?.into(),
     ))
 }
 
+/// Remove a product: admins.
+#[utoipa::path(delete, path = "/products/{id}", tag = "products", params(ProductPath),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody, description = "Only admins may"),
+        (status = 404, description = "No such product", body = ErrorBody)))]
 async fn delete_product(
     State(catalog): State<Catalog>,
     SignedIn(actor): SignedIn,
@@ -507,13 +660,12 @@ async fn delete_product(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RoleBody {
-    role: String,
-}
-
-/// `PUT /users/{email}/role {"role": "editor"}`: an admin gives a user a role.
+/// Give a signed-up user a role: admins.
+#[utoipa::path(put, path = "/users/{email}/role", tag = "users", request_body = RoleBody,
+    params(("email" = String, Path, format = Email, description = "The user's email")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Granted"), (status = 403, body = ErrorBody, description = "Only admins may"),
+        (status = 404, body = ErrorBody, description = "No such user")))]
 async fn grant_role(
     State(catalog): State<Catalog>,
     SignedIn(actor): SignedIn,
@@ -526,14 +678,11 @@ async fn grant_role(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InvitationBody {
-    email: String,
-}
-
-/// `POST /invitations {"email": ...}`: an admin lets someone sign up where sign-up is by
-/// invitation.
+/// Let someone sign up where sign-up is by invitation: admins.
+#[utoipa::path(post, path = "/invitations", tag = "users", request_body = InvitationBody,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Invited", body = Invited), (status = 403, body = ErrorBody, description = "Only admins may"),
+        (status = 409, body = ErrorBody, description = "Already a user")))]
 async fn invite(
     State(catalog): State<Catalog>,
     SignedIn(actor): SignedIn,
@@ -543,21 +692,19 @@ async fn invite(
     let invitation = catalog.invite(&actor, email).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "email": invitation.email,
-            "invited_by": invitation.invited_by,
-        })),
+        Json(Invited {
+            email: invitation.email.as_str().to_string(),
+            invited_by: invitation.invited_by.0,
+        }),
     )
         .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Credentials {
-    email: String,
-    password: String,
-}
-
+/// Make an account (a reader), where the environment's sign-up policy lets this email.
+#[utoipa::path(post, path = "/signup", tag = "users", request_body = Credentials,
+    responses((status = 201, description = "Signed up, as a reader", body = SignedUp),
+        (status = 403, body = ErrorBody, description = "Sign-up is closed, or by invitation and this email has none"),
+        (status = 409, body = ErrorBody, description = "The email has an account")))]
 async fn signup(
     State(catalog): State<Catalog>,
     JsonBody(body): JsonBody<Credentials>,
@@ -567,19 +714,26 @@ async fn signup(
     let user = catalog.signup(email, password).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": user.id, "email": user.email})),
+        Json(SignedUp {
+            id: user.id.0,
+            email: user.email.as_str().to_string(),
+        }),
     )
         .into_response())
 }
 
+/// A bearer token for an email and password.
+#[utoipa::path(post, path = "/login", tag = "users", request_body = Credentials,
+    responses((status = 200, description = "Logged in", body = Token),
+        (status = 401, body = ErrorBody, description = "Wrong email or password (which, it does not say)")))]
 async fn login(
     State(catalog): State<Catalog>,
     JsonBody(body): JsonBody<Credentials>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Token>, ApiError> {
     let session = catalog.login(&body.email, body.password).await?;
-    Ok(Json(json!({
-        "token": session.token,
-        "token_type": "Bearer",
-        "expires_in": session.expires_in,
-    })))
+    Ok(Json(Token {
+        token: session.token,
+        token_type: "Bearer".into(),
+        expires_in: session.expires_in,
+    }))
 }

@@ -9,3 +9,4 @@ pub mod http;
 pub mod import;
 pub mod ports;
 pub mod service;
+pub mod wire;

@@ -261,8 +261,13 @@ MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF 
 SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES \
 VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG";
 
+/// The currencies a price may be in.
+pub fn currencies() -> impl Iterator<Item = &'static str> {
+    ISO4217.split_ascii_whitespace()
+}
+
 fn is_iso4217(code: &str) -> bool {
-    code.len() == 3 && ISO4217.split_ascii_whitespace().any(|c| c == code)
+    code.len() == 3 && currencies().any(|c| c == code)
 }
 
 #[cfg(test)]
