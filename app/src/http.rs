@@ -9,6 +9,7 @@ use crate::wire::{
     Credentials, ErrorBody, ErrorDetail, Health, InvitationBody, Invited, ProductBody, ProductList,
     ProductView, RoleBody, SignedUp, Token,
 };
+use axum::Router;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{
     DefaultBodyLimit, FromRef, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request,
@@ -18,7 +19,6 @@ use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
@@ -30,6 +30,29 @@ use std::time::Instant;
 use utoipa::{IntoParams, OpenApi};
 
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON answer, written by sonic-rs: its SIMD string escaping is most of the work of a page of
+/// products, which is mostly strings. (Bodies are read with serde_json, for its error paths.)
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        match sonic_rs::to_vec(&self.0) {
+            Ok(body) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "writing an answer");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
+    }
+}
 
 /// Who the caller is, as the routes that need a signed-in user learn it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +84,8 @@ impl Default for Scopes {
 #[derive(Clone)]
 pub struct Api {
     catalog: Catalog,
-    identity: Identity,
+    /// Shared: every request clones the state.
+    identity: std::sync::Arc<Identity>,
 }
 
 impl FromRef<Api> for Catalog {
@@ -94,7 +118,29 @@ fn query_routes() -> Router<Api> {
         .route("/health", get(health))
         .route("/products", get(list_products))
         .route("/products/{id}", get(get_product))
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .route("/openapi.json", get(openapi_json))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .config(utoipa_swagger_ui::Config::from("/openapi.json")),
+        )
+}
+
+/// The document, made on first ask: a cold start that serves no one the document pays nothing.
+async fn openapi_json() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .expect("the document is made of JSON values")
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text.as_str(),
+    )
+        .into_response()
 }
 
 /// The API document, generated from the handlers and the wire types: `GET /openapi.json`, shown
@@ -244,7 +290,10 @@ fn finish(routes: Router<Api>, catalog: Catalog, identity: Identity) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(log_request))
-        .with_state(Api { catalog, identity })
+        .with_state(Api {
+            catalog,
+            identity: std::sync::Arc::new(identity),
+        })
 }
 
 /// The one error shape clients see: `{"error": {"code", "message", "field"?}}`.
@@ -425,7 +474,7 @@ impl FromRequestParts<Api> for SignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
-        if let Identity::Authorizer(roles) = &api.identity {
+        if let Identity::Authorizer(roles) = api.identity.as_ref() {
             let Some(RequestContext::ApiGatewayV2(ctx)) = parts.extensions.request_context_ref()
             else {
                 return Err(ApiError::unauthenticated());

@@ -36,7 +36,9 @@ impl From<StoreError> for Error {
 pub struct Catalog {
     products: Arc<dyn ProductStore>,
     users: Arc<dyn UserStore>,
-    tokens: Tokens,
+    /// Shared: a request clones the catalog, and the keys and validation rules are many
+    /// allocations.
+    tokens: Arc<Tokens>,
     /// Users who are admins whatever their record says: how the first admin comes to be.
     admins: Arc<Vec<Email>>,
     signup: Signup,
@@ -64,7 +66,7 @@ impl Catalog {
         Catalog {
             products,
             users,
-            tokens,
+            tokens: Arc::new(tokens),
             admins: Arc::new(vec![]),
             signup: Signup::Open,
         }

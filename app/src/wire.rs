@@ -3,8 +3,9 @@
 //! them) cannot drift from the answers. The domain stays free of both. The limits written here
 //! are the domain's (schema attributes take only literals; a test keeps them equal).
 
-use crate::domain::{Price, Product};
+use crate::domain::{Price, Product, ProductId};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// An amount in the currency's minor units (cents for EUR), so no float ever rounds a price.
@@ -50,17 +51,20 @@ pub struct ProductBody {
 pub struct ProductView {
     /// A ULID in its one written form.
     #[schema(
+        value_type = String,
         pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$",
         example = "01JDQ3Z8Q9S6X1V2W3Y4Z5A6B7"
     )]
-    pub id: String,
+    pub id: ProductId,
     pub name: String,
     pub description: String,
     pub price: PriceBody,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
     /// Starts at 1 and grows by one with each update; PUT must name the version it read.
     #[schema(minimum = 1)]
     pub version: u64,
@@ -73,24 +77,18 @@ pub struct ProductView {
     pub source_version: Option<u64>,
 }
 
-/// RFC 3339, as the products' times are written.
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 impl From<Product> for ProductView {
     fn from(p: Product) -> ProductView {
         ProductView {
-            id: p.id.to_string(),
+            id: p.id,
             name: p.name,
             description: p.description,
             price: PriceBody {
                 amount: p.price.amount,
                 currency: p.price.currency,
             },
-            created_at: rfc3339(p.created_at),
-            updated_at: rfc3339(p.updated_at),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
             version: p.version,
             created_by: p.created_by.map(|u| u.0),
             updated_by: p.updated_by.map(|u| u.0),

@@ -86,6 +86,11 @@ fn clean_text(field: &str, raw: &str, multiline: bool) -> Result<String, DomainE
             ),
         ));
     }
+    // Most text arrives in NFC already: the quick check spares it a rewrite.
+    if unicode_normalization::is_nfc_quick(raw.chars()) == unicode_normalization::IsNormalized::Yes
+    {
+        return Ok(raw.to_string());
+    }
     Ok(raw.nfc().collect())
 }
 
