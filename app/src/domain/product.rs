@@ -69,6 +69,12 @@ impl FromStr for ProductId {
 /// may keep line breaks and tabs.
 fn clean_text(field: &str, raw: &str, multiline: bool) -> Result<String, DomainError> {
     use unicode_normalization::UnicodeNormalization;
+    // Printable ASCII is NFC and shows what it holds: most text, spared the checks below.
+    let plain =
+        |b: u8| (0x20..0x7f).contains(&b) || (multiline && matches!(b, b'\n' | b'\r' | b'\t'));
+    if raw.bytes().all(plain) {
+        return Ok(raw.to_string());
+    }
     let hidden = |c: char| {
         matches!(c,
             '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
