@@ -29,6 +29,10 @@ pub enum Error {
     /// The input was understood but the deployer will not do it; the message says what instead.
     #[error("{0}")]
     Refused(String),
+    /// A comparison (drift, `diff --fail`) that failed, so nobody can tell whether anything
+    /// differs: exit 3, apart from 1, which there means "it differs".
+    #[error("{0}")]
+    Undecided(Box<Error>),
 }
 
 impl Error {
@@ -52,7 +56,17 @@ impl Error {
         }
     }
 
-    /// 1: the operation failed; 2: bad input or refused (as clap does for bad flags).
+    /// A failure of a comparison whose exit status 1 means "it differs": a failure that is not
+    /// the caller's input becomes exit 3.
+    pub fn undecided(self) -> Error {
+        match self.exit_code() {
+            1 => Error::Undecided(Box::new(self)),
+            _ => self,
+        }
+    }
+
+    /// 1: the operation failed; 2: bad input or refused (as clap does for bad flags); 3: a
+    /// comparison could not be made (1 is then "it differs").
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_)
@@ -77,6 +91,7 @@ impl Error {
             | Error::Hotswap(_)
             | Error::Write { .. }
             | Error::Random(_) => 1,
+            Error::Undecided(_) => 3,
         }
     }
 }

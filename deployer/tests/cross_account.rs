@@ -554,9 +554,28 @@ async fn diff_shows_changes_and_leaves_nothing_behind() {
     names.retain(|n| n == "catalog-sandbox");
     assert!(names.is_empty(), "diff left {names:?}");
 
+    // For CI: --fail exits 1 while there are changes, 0 once there are none.
+    let failing = p
+        .run(&["diff", "sandbox", "--fail", "-o", "json"])
+        .expect(1);
+    assert_eq!(failing.json()["changed"], true);
+
     p.run(&["deploy", "sandbox"]).expect(0);
     let after = p.run(&["diff", "sandbox"]).expect(0).stdout();
     assert_eq!(after, "catalog-sandbox: no changes\n");
+    p.run(&["diff", "sandbox", "--fail"]).expect(0);
+    // Drift: the emulator has no drift detection, so nobody can tell: 3, not 1 ("drifted").
+    let err = p.run(&["drift", "sandbox"]).expect(3).stderr();
+    assert!(err.contains("DetectStackDrift"), "{err}");
+    // Nor can diff --fail with no AWS to ask: 3, never 1 or 0.
+    let err = p
+        .run_with(
+            &["diff", "sandbox", "--fail"],
+            &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")],
+        )
+        .expect(3)
+        .stderr();
+    assert!(err.contains("127.0.0.1:9"), "{err}");
 }
 
 #[tokio::test]

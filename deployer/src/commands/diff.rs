@@ -69,6 +69,9 @@ pub struct Args {
     /// The manifest the deploy would ship.
     #[arg(long, default_value = "dist/manifest.json")]
     artifact: std::path::PathBuf,
+    /// For CI: exit 1 when the stack would change, 3 when that cannot be told (0: no changes).
+    #[arg(long)]
+    fail: bool,
 }
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
@@ -85,8 +88,9 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         },
         &mut progress,
     )
-    .await?;
+    .await
+    .map_err(|e| if args.fail { e.undecided() } else { e })?;
     drop(progress);
     crate::output::emit(g.output, &report);
-    Ok(0)
+    Ok(u8::from(args.fail && report.changed))
 }

@@ -26,7 +26,7 @@ pub async fn drift(
 }
 
 /// Compare a stack's resources with its template (CloudFormation drift detection). Exit status
-/// 0 in sync, 1 drifted.
+/// 0 in sync, 1 drifted, 2 bad input, 3 detection failed (nobody can tell).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -46,7 +46,8 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         args.branch.as_deref(),
         &mut progress,
     )
-    .await?;
+    .await
+    .map_err(Error::undecided)?;
     drop(progress);
     crate::output::emit(g.output, &report);
     Ok(if report.in_sync() { 0 } else { 1 })

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 #[derive(Debug, Args)]
 pub struct Global {
     /// Human-readable text, or one JSON document on stdout (progress still goes to stderr).
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
     /// Directory holding pipeline.toml and a file for each environment its stages name.
     #[arg(
