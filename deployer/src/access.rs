@@ -132,7 +132,7 @@ pub async fn session_in(
         Through::ProposeRole => &[&propose],
     };
     let operator = aws::operator().await?;
-    operator
+    let session = operator
         .session_in(envs.account(env), envs.region(env), roles)
         .await
         .map_err(|e| match e {
@@ -154,7 +154,21 @@ pub async fn session_in(
                 }
             )),
             other => other.into(),
-        })
+        })?;
+    announce(env, &session);
+    Ok(session)
+}
+
+/// Says once on stderr where a command acts in `env` and as whom, before it does: a mistyped
+/// variable must not send a deploy to an account nobody meant without a word.
+fn announce(env: EnvName, session: &aws::Session) {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let line = format!("{env}: {}", session.whereabouts());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.contains(&line) {
+        eprintln!("{line}");
+        said.push(line);
+    }
 }
 
 /// The caller's own credentials, which must be in `env`'s account (`verb` names the command for
@@ -173,7 +187,9 @@ pub async fn operator_session(
             envs.file(env).display()
         )));
     }
-    Ok(operator.session_here(envs.region(env)))
+    let session = operator.session_here(envs.region(env));
+    announce(env, &session);
+    Ok(session)
 }
 
 /// What the stack is made from: the same template, parameters and artifact give the same

@@ -165,9 +165,24 @@ impl HttpConnector for CountingConnector {
 pub struct Session {
     pub config: SdkConfig,
     pub account: String,
+    /// Whose rights the session's calls have: the role assumed, or the caller's own ARN.
+    pub acting_as: String,
 }
 
 impl Session {
+    /// Where the session's calls go and as whom, in one line: what a command is about to act on.
+    pub fn whereabouts(&self) -> String {
+        let region = self.config.region().map_or("no region", |r| r.as_ref());
+        let endpoint = match self.config.endpoint_url() {
+            Some(url) => format!(", at {url} (not AWS)"),
+            None => String::new(),
+        };
+        format!(
+            "account {}, {region}, as {}{endpoint}",
+            self.account, self.acting_as
+        )
+    }
+
     pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
         aws_sdk_cloudformation::Client::new(&self.config)
     }
@@ -226,6 +241,7 @@ impl Operator {
                 .region(aws_config::Region::new(region.as_str().to_string()))
                 .build(),
             account: self.account.clone(),
+            acting_as: self.arn.clone(),
         }
     }
 
@@ -302,6 +318,7 @@ impl Operator {
                 }))
                 .build(),
             account: account.to_string(),
+            acting_as: role_arn,
         })
     }
 }

@@ -180,6 +180,15 @@ async fn deploy_assumes_a_role_in_sandbox_and_the_stack_stays_there() {
     assert!(run.stderr().contains("CREATE_COMPLETE"), "{}", run.stderr());
     // Not a terminal: plain lines, no progress display.
     assert!(!run.stderr().contains('\x1b'), "{:?}", run.stderr());
+    // Before acting, one line says where and as whom, and that the endpoint is not AWS.
+    let first = run.stderr().lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.starts_with(&format!(
+            "sandbox: account {SANDBOX}, us-east-1, as arn:aws:iam::{SANDBOX}:role/catalog-sandbox-deploy, at {}",
+            emu.url
+        )) && first.ends_with("(not AWS)"),
+        "{first}"
+    );
 
     let mut sandbox = stack_names(&cloudformation(&emu, SANDBOX)).await;
     sandbox.sort();
@@ -579,12 +588,48 @@ async fn diff_shows_changes_and_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn destroy_asks_on_a_terminal_and_needs_yes_elsewhere() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    p.run(&["deploy", "sandbox"]).expect(0);
+    let still_there = || async {
+        stack_names(&cloudformation(&emu, SANDBOX))
+            .await
+            .contains(&"catalog-sandbox".to_string())
+    };
+    // A script without --yes deletes nothing.
+    let err = p.run(&["destroy", "sandbox"]).expect(2).stderr();
+    assert!(err.contains("pass --yes"), "{err}");
+    assert!(still_there().await);
+    // At a terminal, the question names the stack, the account and the data it takes along;
+    // anything but yes keeps it.
+    let no = p
+        .run_on_terminal(&["destroy", "sandbox"], "n\n")
+        .expect(2)
+        .stdout();
+    assert!(
+        no.contains(&format!(
+            "Delete stack catalog-sandbox in sandbox (account {SANDBOX}), its data included (safety.retain_data = false)? [y/N]"
+        )),
+        "{no}"
+    );
+    assert!(no.contains("nothing was deleted"), "{no}");
+    assert!(still_there().await);
+    let yes = p
+        .run_on_terminal(&["destroy", "sandbox"], "y\n")
+        .expect(0)
+        .stdout();
+    assert!(yes.contains("catalog-sandbox: deleted"), "{yes}");
+    assert!(!still_there().await);
+}
+
+#[tokio::test]
 async fn destroy_removes_sandbox_and_refuses_prod() {
     let emu = Emulator::start();
     let p = bootstrapped(&emu);
     p.run(&["deploy", "sandbox"]).expect(0);
     let gone = p
-        .run(&["destroy", "sandbox", "--output", "json"])
+        .run(&["destroy", "sandbox", "--yes", "--output", "json"])
         .expect(0)
         .json();
     assert_eq!(gone["deleted"], true);
@@ -592,7 +637,7 @@ async fn destroy_removes_sandbox_and_refuses_prod() {
         stack_names(&cloudformation(&emu, SANDBOX)).await,
         ["catalog-bootstrap"]
     );
-    let again = p.run(&["destroy", "sandbox"]).expect(0).stdout();
+    let again = p.run(&["destroy", "sandbox", "--yes"]).expect(0).stdout();
     assert!(again.contains("there was no such stack"), "{again}");
     let err = p.run(&["destroy", "prod"]).expect(2).stderr();
     assert!(err.contains("never destroys prod"), "{err}");
@@ -981,7 +1026,7 @@ async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
 
     let gone = p
         .run(&[
-            "destroy", "sandbox", "--branch", "feat-a", "--output", "json",
+            "destroy", "sandbox", "--branch", "feat-a", "--yes", "--output", "json",
         ])
         .expect(0)
         .json();
@@ -1014,7 +1059,7 @@ async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
             .contains(&outputs["stack"].as_str().unwrap().to_string())
     );
     let again = p
-        .run(&["destroy", "sandbox", "--branch", "feat-a"])
+        .run(&["destroy", "sandbox", "--branch", "feat-a", "--yes"])
         .expect(0)
         .stdout();
     assert!(again.contains("there was no such stack"), "{again}");
@@ -1050,7 +1095,26 @@ async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
         .len(),
         2
     );
-    p.run(&["branches", "gc", "--keep", "feat/A"]).expect(0);
+    // Without a terminal to ask at, gc shows what would go and removes nothing without --yes.
+    let err = p
+        .run(&["branches", "gc", "--keep", "feat/A"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("would remove") && err.contains("pass --yes"),
+        "{err}"
+    );
+    assert_eq!(
+        branch_names(
+            &p.run(&["branches", "list", "--output", "json"])
+                .expect(0)
+                .json()
+        )
+        .len(),
+        2
+    );
+    p.run(&["branches", "gc", "--keep", "feat/A", "--yes"])
+        .expect(0);
     assert_eq!(
         branch_names(
             &p.run(&["branches", "list", "--output", "json"])
@@ -1060,7 +1124,7 @@ async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
         ["feat/A"]
     );
     // Nothing but branch stacks is ever a candidate: sandbox and its bootstrap survive.
-    p.run(&["branches", "gc", "--keep", "nothing-left"])
+    p.run(&["branches", "gc", "--keep", "nothing-left", "--yes"])
         .expect(0);
     let mut left = stack_names(&cloudformation(&emu, SANDBOX)).await;
     left.sort();
@@ -1145,6 +1209,7 @@ fn the_github_branch_role_runs_the_workflows_commands() {
         "--keep",
         "main",
         "--no-progress",
+        "--yes",
         "--output",
         "json",
     ])
@@ -1153,7 +1218,15 @@ fn the_github_branch_role_runs_the_workflows_commands() {
         .expect(0)
         .json();
     assert_eq!(branch_names(&listed), Vec::<String>::new());
-    run(&["destroy", "sandbox", "--branch", "feat/ci", "--no-progress"]).expect(0);
+    run(&[
+        "destroy",
+        "sandbox",
+        "--branch",
+        "feat/ci",
+        "--no-progress",
+        "--yes",
+    ])
+    .expect(0);
     // Nothing but branch stacks: the role may not read the bootstrap marker's neighbours or
     // assume the deploy role (on the emulator, resource scoping of CloudFormation calls is
     // asserted on the templates instead; it checks S3 and STS resources itself).

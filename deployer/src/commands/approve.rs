@@ -53,7 +53,11 @@ pub async fn answer_local(
                 to.map_or("the next stage", EnvName::as_str)
             )
         );
-        confirm(approve, yes)?;
+        super::confirm(
+            &format!("{} it?", if approve { "Approve" } else { "Reject" }),
+            yes,
+            "nothing was sent",
+        )?;
     }
     Ok(runner.decide(approve, comment).await?)
 }
@@ -131,26 +135,6 @@ fn prepared_text(dir: &std::path::Path, env: &str) -> String {
     text
 }
 
-/// Asks on a terminal; `--yes` answers for a script.
-fn confirm(approve: bool, yes: bool) -> Result<(), Error> {
-    use std::io::IsTerminal;
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::Refused(
-            "not a terminal, so nothing can be confirmed: pass --yes".into(),
-        ));
-    }
-    eprint!("{} it? [y/N] ", if approve { "Approve" } else { "Reject" });
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-    if !matches!(line.trim(), "y" | "Y" | "yes") {
-        return Err(Error::Refused("not confirmed; nothing was sent".into()));
-    }
-    Ok(())
-}
-
 /// Finds the pending approval, shows what the stage after it would receive, confirms, answers.
 pub async fn answer(
     envs: &Environments,
@@ -188,7 +172,11 @@ pub async fn answer(
     }
     // An approval of a superseded execution is refused by `decide`: nothing to confirm.
     if !(approve && pending.superseded_by.is_some()) {
-        confirm(approve, yes)?;
+        super::confirm(
+            &format!("{} it?", if approve { "Approve" } else { "Reject" }),
+            yes,
+            "nothing was sent",
+        )?;
     }
     pipeline::decide(&cp, name, &pending, approve, comment).await
 }

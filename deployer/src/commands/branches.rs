@@ -12,7 +12,7 @@ use crate::stack::{Observer, Stacks};
 use serde::Serialize;
 use std::fmt::Write as _;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct BranchStack {
     pub stack: String,
     /// The branch, as readable as its tag allows.
@@ -168,24 +168,36 @@ pub fn remote_branches() -> Result<Vec<String>, Error> {
 
 /// Removes branch stacks whose branch is not in `keep`, and those older than the TTL. Only
 /// stacks named and tagged as branch stacks are ever considered.
+/// Unless `dry_run`, what would go is shown and confirmed first (`yes` answers for a script).
 pub async fn gc(
     envs: &Environments,
     keep: &[String],
     dry_run: bool,
+    yes: bool,
     progress: &mut Progress,
 ) -> Result<GcReport, Error> {
     let ttl_hours = i64::from(host(envs)?.1.branches.ttl_days) * 24;
     let (session, stacks, rows) = listed(envs).await?;
-    Ok(remove(
-        &stacks,
-        &session.ssm(),
-        rows,
-        keep,
-        ttl_hours,
-        dry_run,
-        progress,
-    )
-    .await)
+    let ssm = session.ssm();
+    if !dry_run && !yes {
+        let mut preview =
+            remove(&stacks, &ssm, rows.clone(), keep, ttl_hours, true, progress).await;
+        if preview.removed.is_empty() {
+            // Nothing to remove: the same as removing it.
+            preview.dry_run = false;
+            return Ok(preview);
+        }
+        eprint!("{}", preview.human());
+        super::confirm(
+            &format!(
+                "Delete these {} branch stacks and their data?",
+                preview.removed.len()
+            ),
+            yes,
+            "nothing was deleted",
+        )?;
+    }
+    Ok(remove(&stacks, &ssm, rows, keep, ttl_hours, dry_run, progress).await)
 }
 
 /// How many deletions gc has running at once: N stacks take about the time of the slowest,
@@ -287,6 +299,9 @@ enum Action {
         /// Say what would be removed, remove nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Do not ask (a terminal asks; anything else needs this to remove).
+        #[arg(long, conflicts_with = "dry_run")]
+        yes: bool,
     },
 }
 
@@ -297,6 +312,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
             keep,
             keep_from_git,
             dry_run,
+            yes,
         } => {
             let keep = if keep_from_git {
                 remote_branches()?
@@ -304,7 +320,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
                 keep
             };
             let mut progress = Progress::new(g.no_progress);
-            let report = gc(envs, &keep, dry_run, &mut progress).await?;
+            let report = gc(envs, &keep, dry_run, yes, &mut progress).await?;
             drop(progress);
             crate::output::emit(g.output, &report);
             return Ok(if report.failed.is_empty() { 0 } else { 1 });

@@ -32,6 +32,7 @@ pub async fn destroy(
     stack: Option<&str>,
     branch: Option<&str>,
     retain: &[String],
+    yes: bool,
     progress: &mut Progress,
 ) -> Result<DestroyReport, Error> {
     let kind = service(envs, env, stack, branch, "destroy")?;
@@ -43,6 +44,19 @@ pub async fn destroy(
     }
     let (name, resources) = stack_names(envs, env, kind, branch)?;
     let session = session_in(envs, env, Through::DeployRole).await?;
+    let data = if branch.is_none() && envs.target(env).is_some_and(|t| !t.safety.retain_data) {
+        ", its data included (safety.retain_data = false)"
+    } else {
+        ""
+    };
+    super::confirm(
+        &format!(
+            "Delete stack {name} in {env} (account {}){data}?",
+            session.account
+        ),
+        yes,
+        "nothing was deleted",
+    )?;
     let deleted = Stacks::new(session.cloudformation())
         .delete(&name, retain, progress)
         .await?;
@@ -69,6 +83,9 @@ pub struct Args {
     /// ones the failure names; remove them by hand afterwards.
     #[arg(long, num_args = 1.., value_name = "ID")]
     retain: Vec<String>,
+    /// Do not ask (a terminal asks; anything else needs this).
+    #[arg(long)]
+    yes: bool,
 }
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
@@ -79,6 +96,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         args.at.stack.as_deref(),
         args.branch.as_deref(),
         &args.retain,
+        args.yes,
         &mut progress,
     )
     .await?;

@@ -62,6 +62,29 @@ pub struct Global {
     pub timeout: std::time::Duration,
 }
 
+/// Asks `question` on a terminal; `--yes` answers for a script, and without it nothing that
+/// cannot ask goes ahead. `nothing_done` says what a "no" left alone.
+pub fn confirm(question: &str, yes: bool, nothing_done: &str) -> Result<(), crate::error::Error> {
+    use std::io::IsTerminal;
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(crate::error::Error::Refused(format!(
+            "not a terminal, so nothing can be confirmed ({question}): pass --yes; {nothing_done}"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    if !matches!(line.trim(), "y" | "Y" | "yes") {
+        return Err(crate::error::Error::Refused(format!(
+            "not confirmed; {nothing_done}"
+        )));
+    }
+    Ok(())
+}
+
 /// Which stack a command acts on: the environment, and the stack where it holds several.
 #[derive(Debug, Args)]
 pub struct StackArgs {

@@ -280,6 +280,39 @@ impl Project {
             .expect("deployer runs"))
     }
 
+    /// Runs on a pseudo-terminal (util-linux `script`), typing `input`: what a person at a
+    /// terminal sees and answers. Both streams come back as stdout, as a terminal shows them.
+    pub fn run_on_terminal(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let inner = self.command(args, &[], &[]);
+        let quote =
+            |a: &std::ffi::OsStr| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''"));
+        let line: Vec<String> = std::iter::once(inner.get_program())
+            .chain(inner.get_args())
+            .map(quote)
+            .collect();
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line.join(" "), "/dev/null"])
+            .current_dir(self.dir.path())
+            .env_clear()
+            .envs(
+                inner
+                    .get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("script runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        Run(child.wait_with_output().expect("script ends"))
+    }
+
     /// Starts a run without waiting for it; its stderr is piped.
     pub fn spawn_with(&self, args: &[&str], extra: &[(&str, &str)]) -> std::process::Child {
         self.command(args, extra, &[])
