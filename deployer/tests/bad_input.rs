@@ -648,3 +648,33 @@ fn functions_are_the_environment_s_lambda_tables_and_a_stray_key_is_named() {
         ],
     );
 }
+
+#[test]
+fn from_inside_the_project_the_root_is_named() {
+    let p = Project::new();
+    let err = p
+        .run_from("app/src", &["synth", "--all"])
+        .expect(2)
+        .stderr();
+    let root = p.path("").canonicalize().unwrap();
+    assert!(
+        err.contains(&format!(
+            "this is inside the project at {}; run the deployer there",
+            root.display()
+        )),
+        "{err}"
+    );
+    // Outside any project: said so, with what to do.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(["synth", "--all"])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("or any directory above it: run the deployer from the project's root"),
+        "{err}"
+    );
+}

@@ -266,6 +266,17 @@ impl Project {
         self.run_with(args, &env)
     }
 
+    /// Runs from `sub`, a directory inside the project (made if missing).
+    pub fn run_from(&self, sub: &str, args: &[&str]) -> Run {
+        let dir = self.dir.path().join(sub);
+        std::fs::create_dir_all(&dir).unwrap();
+        Run(self
+            .command(args, &[], &[])
+            .current_dir(dir)
+            .output()
+            .expect("deployer runs"))
+    }
+
     /// Runs with extra environment variables on top of the project's.
     pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         self.run_unset(args, extra, &[])
