@@ -51,8 +51,28 @@ impl Error {
         if format == crate::output::Format::Json {
             println!(
                 "{}",
-                serde_json::json!({"error": {"message": self.to_string(), "exit_code": self.exit_code()}})
+                serde_json::json!({"error": {
+                    "kind": self.kind(),
+                    "message": self.to_string(),
+                    "exit_code": self.exit_code(),
+                }})
             );
+        }
+    }
+
+    /// What went wrong, as a word scripts can match on (stable; the message is for people).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) | Error::Render(render::Error::Settings(_)) => "config",
+            Error::Render(_) => "template",
+            Error::Aws(_) => "aws",
+            Error::Stack(stack::Error::Refused(_)) | Error::Refused(_) => "refused",
+            Error::Stack(_) => "stack",
+            Error::Artifact(_) => "artifact",
+            Error::Local(_) => "local-pipeline",
+            Error::Hotswap(_) => "hotswap",
+            Error::Write { .. } | Error::Random(_) => "local-system",
+            Error::Undecided(_) => "undecided",
         }
     }
 

@@ -1,13 +1,45 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// A command line clap refused: its message (and help) as clap prints it, and, where the line
+/// asked for JSON, also one JSON document on stdout, as every other error gives.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().enumerate().any(|(i, a)| {
+        matches!(a.as_str(), "--output=json" | "-ojson" | "-o=json")
+            || (matches!(a.as_str(), "--output" | "-o")
+                && args.get(i + 1).map(String::as_str) == Some("json"))
+    });
+    let _ = e.print();
+    if json {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        println!(
+            "{}",
+            serde_json::json!({"error": {
+                "kind": "usage",
+                "message": first.trim_start_matches("error: "),
+                "exit_code": 2,
+            }})
+        );
+    }
+    ExitCode::from(2)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DEPLOYER_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let cli = deployer::cli::Cli::parse();
+    let cli = match deployer::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let format = cli.global.output;
     let result = tokio::select! {
         // Ctrl-C's handler is installed when it is first polled: first, before any request.

@@ -514,8 +514,27 @@ fn with_json_output_an_error_is_also_a_json_document_on_stdout() {
     let run = p.run(&["synth", "--all", "--output", "json"]).expect(2);
     let doc = run.json();
     assert_eq!(doc["error"]["exit_code"], 2);
+    assert_eq!(doc["error"]["kind"], "config");
     let message = doc["error"]["message"].as_str().unwrap();
     assert!(message.contains("missing key `region`"), "{message}");
+    // A command line clap refuses is one JSON document too, with its own kind.
+    for json in [&["-o", "json"][..], &["--output=json"][..]] {
+        let run = p
+            .run(&[&["deploy", "sandbox", "--nope"][..], json].concat())
+            .expect(2);
+        let doc = run.json();
+        assert_eq!(doc["error"]["kind"], "usage");
+        assert_eq!(
+            doc["error"]["message"],
+            "unexpected argument '--nope' found"
+        );
+        assert!(
+            run.stderr().contains("Usage: deployer deploy"),
+            "{}",
+            run.stderr()
+        );
+    }
+    assert_eq!(p.run(&["deploy", "--nope"]).expect(2).stdout(), "");
     assert!(run.stderr().contains(message), "{}", run.stderr());
     // Text output keeps stdout empty on failure.
     assert_eq!(p.run(&["synth", "--all"]).expect(2).stdout(), "");
