@@ -293,6 +293,8 @@ pub async fn serve(host: &str, port: u16, store: Store) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal, never escape codes in a redirected log.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let audience = std::env::var(AUDIENCE_VAR).unwrap_or_else(|_| LOCAL_AUDIENCE.into());
     let tokens = match std::env::var(SECRET_VAR) {

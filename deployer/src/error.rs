@@ -29,6 +29,9 @@ pub enum Error {
     /// The input was understood but the deployer will not do it; the message says what instead.
     #[error("{0}")]
     Refused(String),
+    /// The person at the terminal said no: nothing went wrong, and nothing was done (exit 1).
+    #[error("{0}")]
+    Declined(String),
     /// A comparison (drift, `diff --fail`) that failed, so nobody can tell whether anything
     /// differs: exit 3, apart from 1, which there means "it differs".
     #[error("{0}")]
@@ -40,7 +43,10 @@ impl Error {
     /// JSON document on stdout, so a script reading stdout always gets JSON.
     pub fn report(&self, format: crate::output::Format) {
         use std::io::IsTerminal;
-        eprintln!("error: {self}");
+        match self {
+            Error::Declined(message) => eprintln!("{message}"),
+            _ => eprintln!("error: {self}"),
+        }
         let config = match self {
             Error::Config(e) | Error::Render(render::Error::Settings(e)) => Some(e),
             _ => None,
@@ -73,6 +79,7 @@ impl Error {
             Error::Hotswap(_) => "hotswap",
             Error::Write { .. } | Error::Random(_) => "local-system",
             Error::Undecided(_) => "undecided",
+            Error::Declined(_) => "declined",
         }
     }
 
@@ -110,7 +117,8 @@ impl Error {
             | Error::Local(_)
             | Error::Hotswap(_)
             | Error::Write { .. }
-            | Error::Random(_) => 1,
+            | Error::Random(_)
+            | Error::Declined(_) => 1,
             Error::Undecided(_) => 3,
         }
     }

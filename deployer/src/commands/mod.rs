@@ -78,7 +78,7 @@ pub fn confirm(question: &str, yes: bool, nothing_done: &str) -> Result<(), crat
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
     if !matches!(line.trim(), "y" | "Y" | "yes") {
-        return Err(crate::error::Error::Refused(format!(
+        return Err(crate::error::Error::Declined(format!(
             "not confirmed; {nothing_done}"
         )));
     }
