@@ -17,6 +17,9 @@ pub struct Progress {
     plan: Option<(String, usize)>,
     /// Resources that reached a final state in this operation.
     done: HashSet<String>,
+    /// Ask on a terminal before a change set that adds or modifies IAM or security resources
+    /// runs (`deploy` without `--yes`).
+    ask_before_security: bool,
 }
 
 impl Progress {
@@ -32,6 +35,21 @@ impl Progress {
             bar,
             plan: None,
             done: HashSet::new(),
+            ask_before_security: false,
+        }
+    }
+
+    /// On a terminal, ask before IAM or security changes run (CDK's `--require-approval
+    /// broadening`); elsewhere (CI) nothing asks.
+    pub fn asking_before_security_changes(mut self, ask: bool) -> Self {
+        self.ask_before_security = ask;
+        self
+    }
+
+    fn say(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprint!("{text}")),
+            None => eprint!("{text}"),
         }
     }
 }
@@ -90,9 +108,27 @@ impl Observer for Progress {
         }
     }
 
-    fn planned(&mut self, stack: &str, changes: usize) {
-        self.plan = Some((stack.to_string(), changes));
+    fn planned(&mut self, stack: &str, changes: &[crate::stack::Change]) -> bool {
+        // The plan before it runs, on stderr (the report on stdout repeats it at the end).
+        self.say(&format!("{stack} will change:\n{}", changes_text(changes)));
+        let widening = security_rows(changes)
+            .into_iter()
+            .filter(|c| c.action != "Remove")
+            .collect::<Vec<_>>();
+        if self.ask_before_security && !widening.is_empty() && std::io::stdin().is_terminal() {
+            self.say(&format!(
+                "  IAM and security changes:\n{}Deploy them? [y/N] ",
+                changes_text(&widening)
+            ));
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            if !matches!(line.trim(), "y" | "Y" | "yes") {
+                return false;
+            }
+        }
+        self.plan = Some((stack.to_string(), changes.len()));
         self.done.clear();
+        true
     }
 }
 
@@ -156,6 +192,19 @@ const SECURITY_TYPES: [&str; 8] = [
     "AWS::ApiGatewayV2::Authorizer",
 ];
 
+/// The rows of `changes` that touch who may do what.
+fn security_rows(changes: &[crate::stack::Change]) -> Vec<crate::stack::Change> {
+    changes
+        .iter()
+        .filter(|c| {
+            SECURITY_TYPES
+                .iter()
+                .any(|t| c.resource_type.starts_with(t))
+        })
+        .cloned()
+        .collect()
+}
+
 /// A change set for an approver: its name, every row, then the IAM and security rows again
 /// under their own heading.
 pub fn review_text(
@@ -166,15 +215,7 @@ pub fn review_text(
 ) -> String {
     let mut text = format!("{env}'s change set for {stack}: {change_set}\n");
     text += &changes_text(changes);
-    let security: Vec<crate::stack::Change> = changes
-        .iter()
-        .filter(|c| {
-            SECURITY_TYPES
-                .iter()
-                .any(|t| c.resource_type.starts_with(t))
-        })
-        .cloned()
-        .collect();
+    let security = security_rows(changes);
     if !security.is_empty() {
         text += "  IAM and security changes, read these first:\n";
         text += &changes_text(&security);
@@ -214,8 +255,18 @@ mod tests {
             bar: Some(ProgressBar::hidden()),
             plan: None,
             done: HashSet::new(),
+            ask_before_security: false,
         };
-        p.planned("catalog-sandbox", 3);
+        let change = |id: &str| crate::stack::Change {
+            action: "Modify".into(),
+            logical_id: id.into(),
+            resource_type: "AWS::SNS::Topic".into(),
+            replacement: None,
+        };
+        assert!(p.planned(
+            "catalog-sandbox",
+            &[change("Topic"), change("Queue"), change("Table")]
+        ));
         p.event(&event("catalog-sandbox", "UPDATE_IN_PROGRESS"));
         p.event(&event("Topic", "CREATE_IN_PROGRESS"));
         p.event(&event("Topic", "CREATE_COMPLETE"));

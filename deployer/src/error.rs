@@ -44,7 +44,9 @@ impl Error {
     pub fn report(&self, format: crate::output::Format) {
         use std::io::IsTerminal;
         match self {
-            Error::Declined(message) => eprintln!("{message}"),
+            Error::Declined(_) | Error::Stack(stack::Error::Declined { .. }) => {
+                eprintln!("{self}")
+            }
             _ => eprintln!("error: {self}"),
         }
         let config = match self {
@@ -73,13 +75,13 @@ impl Error {
             Error::Render(_) => "template",
             Error::Aws(_) => "aws",
             Error::Stack(stack::Error::Refused(_)) | Error::Refused(_) => "refused",
+            Error::Stack(stack::Error::Declined { .. }) | Error::Declined(_) => "declined",
             Error::Stack(_) => "stack",
             Error::Artifact(_) => "artifact",
             Error::Local(_) => "local-pipeline",
             Error::Hotswap(_) => "hotswap",
             Error::Write { .. } | Error::Random(_) => "local-system",
             Error::Undecided(_) => "undecided",
-            Error::Declined(_) => "declined",
         }
     }
 

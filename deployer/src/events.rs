@@ -14,8 +14,11 @@ use std::time::Duration;
 pub trait Observer {
     fn event(&mut self, event: &Event);
     fn waiting(&mut self, _stack: &str, _status: &str, _elapsed: Duration) {}
-    /// A change set of `changes` resource changes is about to run on `stack`.
-    fn planned(&mut self, _stack: &str, _changes: usize) {}
+    /// A change set of `changes` is about to run on `stack`: false stops it (the change set is
+    /// deleted, nothing runs).
+    fn planned(&mut self, _stack: &str, _changes: &[crate::stack::Change]) -> bool {
+        true
+    }
 }
 
 /// Any closure over events observes; it ignores the waiting.

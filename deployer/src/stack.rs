@@ -58,6 +58,9 @@ pub enum Error {
     Refused(String),
     #[error("drift detection on stack {stack} failed: {reason}")]
     DriftFailed { stack: String, reason: String },
+    /// The person at the terminal did not confirm the plan.
+    #[error("not confirmed; nothing was changed in {stack} (its change set is deleted)")]
+    Declined { stack: String },
     #[error(
         "gave up waiting for {what} of stack {stack} after {} (--timeout): it is still {status}; the operation goes on in AWS: `deployer status` shows it, and the next deploy waits for it",
         humantime::format_duration(*limit)
@@ -685,7 +688,11 @@ impl Stacks {
                 };
                 return Ok((report, existing));
             }
-            on_event.planned(name, proposal.changes.len());
+            if !on_event.planned(name, &proposal.changes) {
+                pending().take();
+                self.discard(name, &proposal.made).await?;
+                return Err(Error::Declined { stack: name.into() });
+            }
             // The token makes an SDK retry of a call that timed out harmless while the update
             // runs.
             let executed = self

@@ -588,6 +588,47 @@ async fn diff_shows_changes_and_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn deploy_shows_its_plan_and_asks_on_a_terminal_before_iam_changes() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    // The first deploy makes roles: at a terminal it shows the plan, the IAM rows again, and
+    // asks; a "no" runs nothing and leaves no stack behind.
+    let no = p
+        .run_on_terminal(&["deploy", "sandbox"], "n\n")
+        .expect(1)
+        .stdout();
+    assert!(no.contains("catalog-sandbox will change:"), "{no}");
+    assert!(no.contains("IAM and security changes:"), "{no}");
+    assert!(no.contains("AWS::IAM::Role"), "{no}");
+    assert!(no.contains("Deploy them? [y/N]"), "{no}");
+    assert!(no.contains("not confirmed; nothing was changed"), "{no}");
+    assert!(
+        !stack_names(&cloudformation(&emu, SANDBOX))
+            .await
+            .contains(&"catalog-sandbox".to_string())
+    );
+    // --yes asks nothing; and a run without a terminal (CI) never asks.
+    let yes = p
+        .run_on_terminal(&["deploy", "sandbox", "--yes"], "")
+        .expect(0)
+        .stdout();
+    assert!(
+        yes.contains("catalog-sandbox will change:") && !yes.contains("[y/N]"),
+        "{yes}"
+    );
+    p.edit(
+        "templates/catalog.json.hbs",
+        "\"Timeout\": 10,",
+        "\"Timeout\": 11,",
+    );
+    let ci = p.run(&["deploy", "sandbox"]).expect(0).stderr();
+    assert!(
+        ci.contains("catalog-sandbox will change:") && !ci.contains("[y/N]"),
+        "{ci}"
+    );
+}
+
+#[tokio::test]
 async fn destroy_asks_on_a_terminal_and_needs_yes_elsewhere() {
     let emu = Emulator::start();
     let p = bootstrapped(&emu);

@@ -421,6 +421,9 @@ pub struct Args {
     /// Build exported, which the approval names).
     #[arg(long, value_name = "SHA256")]
     expect_sha256: Option<String>,
+    /// Do not ask before IAM or security changes run (a terminal asks; elsewhere nothing does).
+    #[arg(long)]
+    yes: bool,
 }
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
@@ -434,7 +437,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         crate::output::emit(g.output, &report);
         return Ok(0);
     }
-    let mut progress = Progress::new(g.no_progress);
+    let mut progress = Progress::new(g.no_progress).asking_before_security_changes(!args.yes);
     let report = deploy(
         envs,
         &renderer,
