@@ -695,6 +695,11 @@ fn status_lists_every_stack_of_every_account() {
     let v1 = package(&p, "v1");
     p.run(&["deploy", "sandbox"]).expect(0);
     let report = p.run(&["status", "--output", "json"]).expect(0).json();
+    // The text has a header row over its columns.
+    let text = p.run(&["status"]).expect(0).stdout();
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ENV", "STACK", "STATUS", "UPDATED"], "{text}");
+    assert!(text.contains("catalog-sandbox"), "{text}");
     let rows: Vec<(&str, &str, Option<&str>)> = report["stacks"]
         .as_array()
         .unwrap()
@@ -1016,6 +1021,9 @@ async fn branch_stacks_live_side_by_side_and_gc_removes_only_orphans() {
         .expect(0)
         .json();
     assert_eq!(branch_names(&listed), ["feat-a", "feat/A", "фича/поиск"]);
+    let text = p.run(&["branches", "list"]).expect(0).stdout();
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["BRANCH", "STATUS", "AGE", "STACK"], "{text}");
     // Stack tags propagate to SNS, SQS, IAM, Lambda and DynamoDB, whose tag values take only
     // letters, digits, spaces and `_.:/=+-@`, at most 256 (the emulator checks none of it).
     let described = cloudformation(&emu, SANDBOX)

@@ -41,7 +41,11 @@ impl Report for ListReport {
         if self.stacks.is_empty() {
             return "no branch stacks\n".into();
         }
-        self.stacks.iter().fold(String::new(), |mut s, b| {
+        let header = format!(
+            "{:<40} {:<28} {:>6}  {}\n",
+            "BRANCH", "STATUS", "AGE", "STACK"
+        );
+        self.stacks.iter().fold(header, |mut s, b| {
             let _ = writeln!(
                 s,
                 "{:<40} {:<28} {:>5}h  {}",

@@ -31,7 +31,11 @@ pub struct StatusReport {
 
 impl Report for StatusReport {
     fn human(&self) -> String {
-        self.stacks.iter().fold(String::new(), |mut s, st| {
+        let header = format!(
+            "{:<8} {:<24} {:<24} {}\n",
+            "ENV", "STACK", "STATUS", "UPDATED"
+        );
+        self.stacks.iter().fold(header, |mut s, st| {
             let _ = writeln!(
                 s,
                 "{:<8} {:<24} {:<24} {}{}",
