@@ -57,7 +57,8 @@ pub async fn answer_local(
             &format!("{} it?", if approve { "Approve" } else { "Reject" }),
             yes,
             "nothing was sent",
-        )?;
+        )
+        .await?;
     }
     Ok(runner.decide(approve, comment).await?)
 }
@@ -176,7 +177,8 @@ pub async fn answer(
             &format!("{} it?", if approve { "Approve" } else { "Reject" }),
             yes,
             "nothing was sent",
-        )?;
+        )
+        .await?;
     }
     pipeline::decide(&cp, name, &pending, approve, comment).await
 }

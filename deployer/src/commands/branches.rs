@@ -199,7 +199,8 @@ pub async fn gc(
             ),
             yes,
             "nothing was deleted",
-        )?;
+        )
+        .await?;
     }
     Ok(remove(&stacks, &ssm, rows, keep, ttl_hours, dry_run, progress).await)
 }

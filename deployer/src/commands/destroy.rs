@@ -56,7 +56,8 @@ pub async fn destroy(
         ),
         yes,
         "nothing was deleted",
-    )?;
+    )
+    .await?;
     let deleted = Stacks::new(session.cloudformation())
         .delete(&name, retain, progress)
         .await?;

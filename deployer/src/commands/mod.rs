@@ -63,8 +63,13 @@ pub struct Global {
 }
 
 /// Asks `question` on a terminal; `--yes` answers for a script, and without it nothing that
-/// cannot ask goes ahead. `nothing_done` says what a "no" left alone.
-pub fn confirm(question: &str, yes: bool, nothing_done: &str) -> Result<(), crate::error::Error> {
+/// cannot ask goes ahead. `nothing_done` says what a "no" left alone. The answer is read on a
+/// thread of its own and awaited, so Ctrl-C at the question still stops the command at once.
+pub async fn confirm(
+    question: &str,
+    yes: bool,
+    nothing_done: &str,
+) -> Result<(), crate::error::Error> {
     use std::io::IsTerminal;
     if yes {
         return Ok(());
@@ -75,8 +80,14 @@ pub fn confirm(question: &str, yes: bool, nothing_done: &str) -> Result<(), crat
         )));
     }
     eprint!("{question} [y/N] ");
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // Detached: a process that exits on Ctrl-C does not wait for it.
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.await.unwrap_or_default();
     if !matches!(line.trim(), "y" | "Y" | "yes") {
         return Err(crate::error::Error::Declined(format!(
             "not confirmed; {nothing_done}"
