@@ -85,7 +85,7 @@ pub fn admins() -> anyhow::Result<Vec<Email>> {
         .collect()
 }
 
-/// Who may sign up: open, invite or closed (the environment's `[users] signup`).
+/// Who may sign up: open, invite or closed (the environment's `[settings.catalog.users] signup`).
 pub const SIGNUP_VAR: &str = "CATALOG_SIGNUP";
 
 /// The sign-up policy `CATALOG_SIGNUP` names; open when unset (localhost).
@@ -97,7 +97,7 @@ pub fn signup() -> anyhow::Result<Signup> {
     }
 }
 
-/// Behind the JWT authorizer: the scopes that make an admin and an editor (`[auth]` in the
+/// Behind the JWT authorizer: the scopes that make an admin and an editor (`[settings.catalog.auth]` in the
 /// environment's file; the routes ask API Gateway for them too).
 pub const ADMIN_SCOPE_VAR: &str = "CATALOG_ADMIN_SCOPE";
 pub const EDITOR_SCOPE_VAR: &str = "CATALOG_EDITOR_SCOPE";

@@ -216,7 +216,7 @@ impl utoipa::Modify for CommonAnswers {
                     HttpBuilder::new()
                         .scheme(HttpAuthScheme::Bearer)
                         .bearer_format("JWT")
-                        .description(Some("From POST /login (or the identity provider's token where the environment has [auth])"))
+                        .description(Some("From POST /login (or the identity provider's token where the environment has [settings.catalog.auth])"))
                         .build(),
                 ),
             );

@@ -15,13 +15,12 @@ pub fn role_name(envs: &Environments, env: EnvName, role: &str) -> String {
     format!("{}-{env}-{role}", envs.prefix().as_str())
 }
 
-/// The stack a command acts on: `--stack`, or the environment's only one. A branch stack is made
-/// of the environment's first stack.
+/// The stack a command acts on: `--stack`, or the environment's only one (for a branch too: a
+/// branch may have a stack of each of the environment's).
 pub fn service(
     envs: &Environments,
     env: EnvName,
     stack: Option<&str>,
-    branch: Option<&str>,
     verb: &str,
 ) -> Result<StackKind, Error> {
     let stages: Vec<&str> = envs.names().iter().skip(1).map(|e| e.as_str()).collect();
@@ -45,7 +44,7 @@ pub fn service(
                     envs.file(env).display()
                 ))
             })?,
-        None if services.len() == 1 || branch.is_some() => services[0],
+        None if services.len() == 1 => services[0],
         None => {
             return Err(Error::Refused(format!(
                 "{env} holds the stacks {}: name one with --stack, e.g. `deployer {verb} {env} --stack {}`",
@@ -54,13 +53,6 @@ pub fn service(
             )));
         }
     };
-    if branch.is_some() && kind != services[0] {
-        return Err(Error::Refused(format!(
-            "branch stacks are made of {env}'s first stack, {}; --stack {} has none",
-            names[0],
-            kind.template_name()
-        )));
-    }
     Ok(kind)
 }
 

@@ -70,14 +70,25 @@ fn slug(branch: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
+/// What a branch stack's names are made of: the branch, and for any stack of the environment but
+/// its first, the stack after a ':' (which no branch name holds, so `feat/x`'s orders stack never
+/// takes the names of a branch `feat/x/orders`).
+fn key(branch: &str, stack: Option<&str>) -> String {
+    match stack {
+        Some(stack) => format!("{branch}:{stack}"),
+        None => branch.to_string(),
+    }
+}
+
 /// `{prefix}-br-{slug}-{digest}`, the slug cut to fit 128 characters; `{prefix}-br-{digest}`
-/// when nothing of the name survives slugging.
-pub fn stack_name(prefix: &str, branch: &str) -> Result<String, BadBranch> {
+/// when nothing of the name survives slugging. `stack`: see [`key`].
+pub fn stack_name(prefix: &str, branch: &str, stack: Option<&str>) -> Result<String, BadBranch> {
     validate(branch)?;
-    let digest = digest(branch);
+    let key = key(branch, stack);
+    let digest = digest(&key);
     let fixed = format!("{prefix}-br-");
     let room = STACK_NAME_MAX - fixed.len() - digest.len() - 1;
-    let slug: String = slug(branch).chars().take(room).collect();
+    let slug: String = slug(&key).chars().take(room).collect();
     let slug = slug.trim_end_matches('-');
     Ok(if slug.is_empty() {
         format!("{fixed}{digest}")
@@ -88,8 +99,8 @@ pub fn stack_name(prefix: &str, branch: &str) -> Result<String, BadBranch> {
 
 /// The base of the names of resources in a branch stack (function, log group, API): short,
 /// because a Lambda function name holds at most 64 characters.
-pub fn resource_name(prefix: &str, branch: &str) -> String {
-    format!("{prefix}-br-{}", digest(branch))
+pub fn resource_name(prefix: &str, branch: &str, stack: Option<&str>) -> String {
+    format!("{prefix}-br-{}", digest(&key(branch, stack)))
 }
 
 /// The base name of a branch stack's resources, read back from the stack's name (which ends in
@@ -194,7 +205,7 @@ mod tests {
     #[test]
     fn gc_removes_gone_and_expired_branches_only() {
         let row = |branch: &str, age_hours| crate::commands::branches::BranchStack {
-            stack: stack_name("catalog", branch).unwrap(),
+            stack: stack_name("catalog", branch, None).unwrap(),
             id: String::new(),
             secret: String::new(),
             branch: branch.into(),
@@ -248,7 +259,7 @@ mod tests {
         assert!(head.len() % 3 == 0 && head.starts_with("=C3=BC"), "{value}");
         // gc keeps a stack whose stored value is the encoded form of a kept branch.
         let row = crate::commands::branches::BranchStack {
-            stack: stack_name("catalog", "feat/ñandú-🚀").unwrap(),
+            stack: stack_name("catalog", "feat/ñandú-🚀", None).unwrap(),
             id: String::new(),
             secret: String::new(),
             branch: "feat/ñandú-🚀".into(),
@@ -277,31 +288,46 @@ mod tests {
     #[test]
     fn the_resource_name_is_read_back_from_the_stack_name() {
         for branch in ["feat/a", "🚀", &"x".repeat(300)] {
-            let stack = stack_name("catalog", branch).unwrap();
-            assert_eq!(
-                resource_name_of_stack("catalog", &stack),
-                resource_name("catalog", branch),
-                "{branch}"
-            );
+            for part in [None, Some("orders")] {
+                let stack = stack_name("catalog", branch, part).unwrap();
+                assert_eq!(
+                    resource_name_of_stack("catalog", &stack),
+                    resource_name("catalog", branch, part),
+                    "{branch} {part:?}"
+                );
+            }
         }
     }
 
     #[test]
     fn names_keep_the_branch_readable() {
         assert_eq!(
-            stack_name("catalog", "feat/Add-Search").unwrap(),
+            stack_name("catalog", "feat/Add-Search", None).unwrap(),
             format!("catalog-br-feat-add-search-{}", digest("feat/Add-Search"))
         );
         assert_ne!(
-            stack_name("catalog", "feat/A"),
-            stack_name("catalog", "feat-a")
+            stack_name("catalog", "feat/A", None),
+            stack_name("catalog", "feat-a", None)
         );
-        let unicode = stack_name("catalog", "фича/поиск").unwrap();
+        let unicode = stack_name("catalog", "фича/поиск", None).unwrap();
         assert_eq!(unicode, format!("catalog-br-{}", digest("фича/поиск")));
-        let long = stack_name("catalog", &"x".repeat(300)).unwrap();
+        let long = stack_name("catalog", &"x".repeat(300), None).unwrap();
         assert_eq!(long.len(), STACK_NAME_MAX);
         // Lambda function names stop at 64 characters; "-command" is the longest suffix.
-        assert!(resource_name("catalog", &"x".repeat(300)).len() + "-command".len() <= 64);
+        assert!(resource_name("catalog", &"x".repeat(300), None).len() + "-command".len() <= 64);
+        // A branch's other stacks: their own names, which no other branch's stack takes.
+        assert_eq!(
+            stack_name("catalog", "feat/a", Some("orders")).unwrap(),
+            format!("catalog-br-feat-a-orders-{}", digest("feat/a:orders"))
+        );
+        assert_ne!(
+            stack_name("catalog", "feat/a", Some("orders")),
+            stack_name("catalog", "feat/a/orders", None)
+        );
+        assert_ne!(
+            resource_name("catalog", "feat/a", Some("orders")),
+            resource_name("catalog", "feat/a", None)
+        );
     }
 
     #[test]
@@ -309,7 +335,10 @@ mod tests {
         for bad in [
             "", "a..b", "a b", "-x", "x/", "/x", "x.lock", "a/.b", "x@{1}", "a~1", "x.",
         ] {
-            assert!(stack_name("catalog", bad).is_err(), "{bad:?} accepted");
+            assert!(
+                stack_name("catalog", bad, None).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 
@@ -327,14 +356,14 @@ mod tests {
 
         #[test]
         fn every_valid_branch_gets_a_valid_stack_name(b in branch()) {
-            let name = stack_name("catalog", &b).unwrap();
+            let name = stack_name("catalog", &b, None).unwrap();
             prop_assert!(is_stack_name(&name), "{name}");
         }
 
         #[test]
         fn distinct_branches_never_share_a_stack(a in branch(), b in branch()) {
             prop_assume!(a != b);
-            prop_assert_ne!(stack_name("catalog", &a).unwrap(), stack_name("catalog", &b).unwrap());
+            prop_assert_ne!(stack_name("catalog", &a, None).unwrap(), stack_name("catalog", &b, None).unwrap());
         }
     }
 }

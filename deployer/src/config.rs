@@ -426,39 +426,6 @@ pub struct Function {
     pub reserved_concurrency: Option<u32>,
 }
 
-/// Write routes guarded by an API Gateway JWT authorizer instead of the app's own tokens.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Auth {
-    pub oidc_issuer: String,
-    pub oidc_audience: Vec<String>,
-    /// The provider's scopes that make an admin and an editor: API Gateway asks for them on the
-    /// write routes, and the app maps them to roles.
-    #[serde(default = "admin_scope")]
-    pub admin_scope: String,
-    #[serde(default = "editor_scope")]
-    pub editor_scope: String,
-}
-
-fn admin_scope() -> String {
-    "catalog/admin".into()
-}
-
-fn editor_scope() -> String {
-    "catalog/write".into()
-}
-
-/// A custom domain name for the API.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Domain {
-    pub name: String,
-    pub certificate_arn: String,
-    /// When set, the stack writes the DNS alias record; otherwise the operator does.
-    #[serde(default)]
-    pub hosted_zone_id: Option<String>,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Safety {
@@ -523,7 +490,7 @@ pub struct Target {
     /// Per stack, the values of the settings its `templates/<name>.settings.toml` declares
     /// (the template sees them checked and resolved, as `settings`).
     #[serde(default, skip_serializing)]
-    pub settings: BTreeMap<String, BTreeMap<String, toml::Spanned<toml::Value>>>,
+    pub settings: BTreeMap<String, toml::Table>,
     /// Absent where no stack runs the artifact (its template declares no ArtifactKey).
     #[serde(default)]
     pub lambda: Option<Lambda>,
@@ -533,59 +500,6 @@ pub struct Target {
     pub branches: Branches,
     #[serde(default)]
     pub access: Access,
-    #[serde(default)]
-    pub auth: Option<Auth>,
-    #[serde(default)]
-    pub domain: Option<Domain>,
-    #[serde(default)]
-    pub users: Users,
-    #[serde(default)]
-    pub throttling: Throttling,
-}
-
-/// API Gateway's throttling of the API's stage: every route, and sign-up and login tighter
-/// (each login costs an argon2 hash). Requests past it get 429 before reaching a function.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Throttling {
-    /// Requests per second, steady, and the burst above it, for every route.
-    pub rate_limit: f64,
-    pub burst_limit: u32,
-    /// The same for POST /signup and POST /login (with the app's own tokens).
-    pub login_rate_limit: f64,
-    pub login_burst_limit: u32,
-}
-
-impl Default for Throttling {
-    fn default() -> Self {
-        Throttling {
-            rate_limit: 100.0,
-            burst_limit: 200,
-            login_rate_limit: 5.0,
-            login_burst_limit: 10,
-        }
-    }
-}
-
-/// The catalog's own users: who is an admin from the start (the app's CATALOG_ADMINS), and who
-/// may sign up (CATALOG_SIGNUP).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Users {
-    #[serde(default)]
-    pub admins: Vec<String>,
-    /// Absent: closed where safety.require_approval (prod), open elsewhere; set at load.
-    #[serde(default)]
-    pub signup: Option<Signup>,
-}
-
-/// Who may make an account in the catalog: anyone, whom an admin invited, or only the admins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Signup {
-    Open,
-    Invite,
-    Closed,
 }
 
 /// The pipeline and every environment its stages name, loaded together because their rules
@@ -638,17 +552,8 @@ impl Environments {
                     crate::suggest::did_you_mean(env.as_str(), toml_files(dir))
                 )));
             }
-            let mut target: Target = load_file(&path)?;
+            let target: Target = load_file(&path)?;
             target.check(&path, stage.approval)?;
-            // A protected environment takes no strangers unless its file says so.
-            target
-                .users
-                .signup
-                .get_or_insert(if target.safety.require_approval {
-                    Signup::Closed
-                } else {
-                    Signup::Open
-                });
             targets.push((env, target));
         }
         let used: Vec<String> = std::iter::once("pipeline".to_string())
@@ -889,102 +794,6 @@ impl Target {
             if f.reserved_concurrency == Some(0) {
                 return Err(invalid(format!(
                     "lambda.{name}.reserved_concurrency = 0 would stop the function from ever running; give at least 1, or remove the key to share the account's pool"
-                )));
-            }
-        }
-        let t = &self.throttling;
-        if !(t.rate_limit > 0.0
-            && t.login_rate_limit > 0.0
-            && t.burst_limit > 0
-            && t.login_burst_limit > 0)
-            || t.login_rate_limit > t.rate_limit
-        {
-            return Err(invalid(format!(
-                "throttling: every limit must be above 0, and login_rate_limit at most rate_limit; got rate_limit = {}, burst_limit = {}, login_rate_limit = {}, login_burst_limit = {}",
-                t.rate_limit, t.burst_limit, t.login_rate_limit, t.login_burst_limit
-            )));
-        }
-        if let Some(bad) = self.users.admins.iter().find(|a| {
-            let parts: Vec<&str> = a.split('@').collect();
-            parts.len() != 2
-                || parts.iter().any(|p| p.is_empty())
-                || !parts[1].contains('.')
-                || a.chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '"' | '\\'))
-        }) {
-            return Err(invalid(format!(
-                "users.admins holds {bad:?}, which is not an email address like \"ann@example.com\""
-            )));
-        }
-        if let Some(auth) = &self.auth {
-            if !auth.oidc_issuer.starts_with("https://") || auth.oidc_issuer.len() <= 8 {
-                return Err(invalid(format!(
-                    "auth.oidc_issuer must be the issuer's https URL, like \"https://example.eu.auth0.com/\"; got {:?}",
-                    auth.oidc_issuer
-                )));
-            }
-            for (key, scope) in [
-                ("auth.admin_scope", &auth.admin_scope),
-                ("auth.editor_scope", &auth.editor_scope),
-            ] {
-                // A scope is one token of the `scope` claim: no spaces.
-                if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(invalid(format!(
-                        "{key} must be one OAuth scope, without spaces, like \"catalog/write\"; got {scope:?}"
-                    )));
-                }
-            }
-            if auth.admin_scope == auth.editor_scope {
-                return Err(invalid(
-                    "auth.admin_scope and auth.editor_scope are the same scope: an editor would be an admin; give them different ones".into(),
-                ));
-            }
-            if auth.oidc_audience.is_empty()
-                || auth.oidc_audience.iter().any(|a| a.trim().is_empty())
-            {
-                return Err(invalid(
-                    "auth.oidc_audience must list at least one non-empty audience (the client id or API identifier tokens carry in `aud`)".into(),
-                ));
-            }
-        }
-        if let Some(domain) = &self.domain {
-            let label_ok = |l: &str| {
-                (1..=63).contains(&l.len())
-                    && l.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            };
-            if domain.name.len() > 253
-                || domain.name.split('.').count() < 2
-                || !domain.name.split('.').all(label_ok)
-            {
-                return Err(invalid(format!(
-                    "domain.name must be a lowercase DNS name like \"api.example.org\"; got {:?}",
-                    domain.name
-                )));
-            }
-            // A regional API needs its certificate in its own region.
-            let prefix = format!(
-                "arn:aws:acm:{}:{}:certificate/",
-                self.region.as_str(),
-                self.account_id
-            );
-            if !domain.certificate_arn.starts_with(&prefix) {
-                return Err(invalid(format!(
-                    "domain.certificate_arn must be an ACM certificate in this account and region ({prefix}...); got {:?}",
-                    domain.certificate_arn
-                )));
-            }
-            if let Some(zone) = &domain.hosted_zone_id
-                && !(zone.starts_with('Z')
-                    && zone.len() <= 32
-                    && zone
-                        .bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
-            {
-                return Err(invalid(format!(
-                    "domain.hosted_zone_id must be a Route 53 hosted zone id like \"Z0123456789ABCDEFGHIJ\"; got {zone:?}"
                 )));
             }
         }

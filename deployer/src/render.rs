@@ -309,6 +309,12 @@ impl Renderer {
                 name,
                 &envs.file(env),
                 target.settings.get(name),
+                &crate::settings::Scope {
+                    protected: target.safety.require_approval,
+                    branch: options.branch.is_some(),
+                    account_id: target.account_id.as_str(),
+                    region: target.region.as_str(),
+                },
             )?,
             _ => json!({}),
         };
@@ -316,8 +322,6 @@ impl Renderer {
             // Branch data is never retained: the stack goes with the branch.
             ctx["target"]["safety"]["retain_data"] = json!(false);
             ctx["target"]["safety"]["termination_protection"] = json!(false);
-            // The custom domain belongs to the environment's own stack; a branch would steal it.
-            ctx["target"]["domain"] = Value::Null;
         }
         let rendered = self
             .hb
@@ -393,10 +397,15 @@ pub fn names(
 ) -> Result<(String, String), crate::branch::BadBranch> {
     let prefix = envs.prefix().as_str();
     Ok(match branch {
-        Some(branch) => (
-            crate::branch::stack_name(prefix, branch)?,
-            crate::branch::resource_name(prefix, branch),
-        ),
+        Some(branch) => {
+            // The environment's first stack keeps the branch's plain names; others add their own.
+            let part = (StackKind::services(envs, env).first() != Some(&kind))
+                .then(|| kind.template_name());
+            (
+                crate::branch::stack_name(prefix, branch, part)?,
+                crate::branch::resource_name(prefix, branch, part),
+            )
+        }
         None => {
             let name = kind.stack_name(envs, env);
             (name.clone(), name)
@@ -697,8 +706,8 @@ mod tests {
                 .replace("retain_data = false", "retain_data = true");
             if env == "sandbox" {
                 text = text.replace(
-                    "# [domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
-                    "[domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/abc\"",
+                    "# [settings.catalog.domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
+                    "[settings.catalog.domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/abc\"",
                 );
             }
             std::fs::write(dir.path().join(file), text).unwrap();

@@ -1,12 +1,23 @@
 //! A stack's own settings: `templates/<stack>.settings.toml` declares each one (type, default, a
-//! line of documentation) and an environment gives values under `[settings.<stack>]`. Checked
-//! before anything is rendered, so a typo names its file, line and key, not a half-made stack.
+//! line of documentation, the values it may take) and an environment gives values under
+//! `[settings.<stack>]`. Checked before anything is rendered, so a typo names its file, line and
+//! key, not a half-made stack. Tables of settings nest (`type = "table"` with `fields`).
 
 use crate::config::ConfigError;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// What the settings of one stack are resolved for.
+pub struct Scope<'a> {
+    /// A protected environment (safety.require_approval): `protected_default` applies.
+    pub protected: bool,
+    /// A feature branch's stack: settings declared `branches = false` are left out.
+    pub branch: bool,
+    pub account_id: &'a str,
+    pub region: &'a str,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -16,6 +27,7 @@ enum Kind {
     Number,
     Boolean,
     List,
+    Table,
 }
 
 impl Kind {
@@ -30,6 +42,7 @@ impl Kind {
                 )
                 | (Kind::Boolean, toml::Value::Boolean(_))
                 | (Kind::List, toml::Value::Array(_))
+                | (Kind::Table, toml::Value::Table(_))
         )
     }
 
@@ -40,6 +53,85 @@ impl Kind {
             Kind::Number => "a number",
             Kind::Boolean => "true or false",
             Kind::List => "a list",
+            Kind::Table => "a table",
+        }
+    }
+}
+
+/// Shapes of strings that stacks on AWS keep needing, checked as AWS would take them (a list's
+/// format applies to each item).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Format {
+    Email,
+    HttpsUrl,
+    DnsName,
+    OauthScope,
+    Route53ZoneId,
+    /// An ACM certificate in the environment's own account and region (a regional endpoint's).
+    AcmCertificate,
+}
+
+impl Format {
+    fn fits(self, s: &str, scope: &Scope) -> bool {
+        let dns_label = |l: &str| {
+            (1..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        match self {
+            Format::Email => {
+                let parts: Vec<&str> = s.split('@').collect();
+                parts.len() == 2
+                    && parts.iter().all(|p| !p.is_empty())
+                    && parts[1].contains('.')
+                    && !s.chars().any(|c| {
+                        c.is_whitespace() || c.is_control() || matches!(c, ',' | '"' | '\\')
+                    })
+            }
+            Format::HttpsUrl => s
+                .strip_prefix("https://")
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace)),
+            Format::DnsName => {
+                s.len() <= 253 && s.split('.').count() >= 2 && s.split('.').all(dns_label)
+            }
+            Format::OauthScope => {
+                !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
+            Format::Route53ZoneId => {
+                s.starts_with('Z')
+                    && s.len() <= 32
+                    && s.bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            }
+            Format::AcmCertificate => s
+                .strip_prefix(&Format::certificate_prefix(scope))
+                .is_some_and(|id| !id.is_empty()),
+        }
+    }
+
+    fn certificate_prefix(scope: &Scope) -> String {
+        format!(
+            "arn:aws:acm:{}:{}:certificate/",
+            scope.region, scope.account_id
+        )
+    }
+
+    fn describe(self, scope: &Scope) -> String {
+        match self {
+            Format::Email => "an email address like \"ann@example.com\"".into(),
+            Format::HttpsUrl => "an https URL like \"https://example.eu.auth0.com/\"".into(),
+            Format::DnsName => "a lowercase DNS name like \"api.example.org\"".into(),
+            Format::OauthScope => "one OAuth scope, without spaces, like \"catalog/write\"".into(),
+            Format::Route53ZoneId => {
+                "a Route 53 hosted zone id like \"Z0123456789ABCDEFGHIJ\"".into()
+            }
+            Format::AcmCertificate => format!(
+                "an ACM certificate in this account and region ({}...)",
+                Format::certificate_prefix(scope)
+            ),
         }
     }
 }
@@ -49,10 +141,41 @@ impl Kind {
 #[serde(deny_unknown_fields)]
 struct Declaration {
     r#type: Kind,
-    /// Absent: every environment holding the stack must give a value.
+    doc: String,
+    /// Absent (and not optional): every environment holding the stack must give a value.
     #[serde(default)]
     default: Option<toml::Value>,
-    doc: String,
+    /// The default in a protected environment, where it should be the safer one.
+    #[serde(default)]
+    protected_default: Option<toml::Value>,
+    /// Absent unless given: the template sees null (`{{#if settings.x}}`).
+    #[serde(default)]
+    optional: bool,
+    /// Bounds of a number, or of a list's length.
+    #[serde(default)]
+    min: Option<f64>,
+    #[serde(default)]
+    max: Option<f64>,
+    #[serde(default)]
+    one_of: Option<Vec<toml::Value>>,
+    #[serde(default)]
+    format: Option<Format>,
+    /// Another setting of the same table this one may not exceed.
+    #[serde(default)]
+    at_most: Option<String>,
+    /// Another setting of the same table this one must differ from.
+    #[serde(default)]
+    differs_from: Option<String>,
+    /// false: feature branches' stacks leave it out (a custom domain, say, is the environment's).
+    #[serde(default = "yes")]
+    branches: bool,
+    /// A table's settings.
+    #[serde(default)]
+    fields: BTreeMap<String, Declaration>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Where a stack's settings are declared.
@@ -61,94 +184,331 @@ pub fn declarations_path(templates: &Path, stack: &str) -> PathBuf {
 }
 
 /// The settings `stack` sees in an environment: each declared one, from `values` (read from
-/// `env_file`) or its default, checked against its type. A stack without a declarations file
-/// takes none.
+/// `env_file`) or its default, checked against its declaration. A stack without a declarations
+/// file takes none.
 pub fn resolve(
     templates: &Path,
     stack: &str,
     env_file: &Path,
-    values: Option<&BTreeMap<String, toml::Spanned<toml::Value>>>,
+    values: Option<&toml::Table>,
+    scope: &Scope,
 ) -> Result<Value, ConfigError> {
     let path = declarations_path(templates, stack);
-    let declared: BTreeMap<String, Declaration> = match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| {
-            let message = format!(
-                "{}; each setting is a table with type (string, integer, number, boolean or list), doc and an optional default",
-                e.message().trim()
-            );
-            match e.span() {
-                Some(span) => ConfigError::at(&path, &text, span, message),
-                None => ConfigError::Invalid {
-                    path: path.clone(),
-                    line: None,
-                    message,
-                },
-            }
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(source) => return Err(ConfigError::Read { path, source }),
     };
-    let env_text = || std::fs::read_to_string(env_file).unwrap_or_default();
-    let at = |value: &toml::Spanned<toml::Value>, message: String| {
-        ConfigError::at(env_file, &env_text(), value.span(), message)
-    };
-    for (key, d) in &declared {
-        if let Some(default) = &d.default
-            && !d.r#type.accepts(default)
-        {
-            return Err(ConfigError::Invalid {
+    let declared: BTreeMap<String, Declaration> = toml::from_str(&text).map_err(|e| {
+        let message = format!(
+            "{}; each setting is a table with type (string, integer, number, boolean, list or table), doc and optionally default, protected_default, optional, min, max, one_of, format, at_most, differs_from, branches and (for a table) fields",
+            e.message().trim()
+        );
+        match e.span() {
+            Some(span) => ConfigError::at(&path, &text, span, message),
+            None => ConfigError::Invalid {
                 path: path.clone(),
                 line: None,
-                message: format!(
-                    "{key}: the default must be {}, as its type says",
-                    d.r#type.name()
-                ),
-            });
+                message,
+            },
         }
+    })?;
+    let resolver = Resolver {
+        stack,
+        scope,
+        declarations: &path,
+        declarations_text: &text,
+        env_file,
+    };
+    resolver.check_declarations(&declared, &mut vec![])?;
+    Ok(Value::Object(resolver.table(
+        &declared,
+        values,
+        &mut vec![],
+    )?))
+}
+
+struct Resolver<'a> {
+    stack: &'a str,
+    scope: &'a Scope<'a>,
+    declarations: &'a Path,
+    declarations_text: &'a str,
+    env_file: &'a Path,
+}
+
+impl Resolver<'_> {
+    /// `settings.<stack>.<keys>`, as the environment's file spells it.
+    fn key(&self, keys: &[String]) -> String {
+        format!("settings.{}.{}", self.stack, keys.join("."))
     }
-    let mut resolved = Map::new();
-    for (key, value) in values.into_iter().flatten() {
-        let Some(d) = declared.get(key) else {
-            return Err(at(
-                value,
+
+    /// A mistake in the environment's file, at `keys` (or the nearest table on the way).
+    fn in_env(&self, keys: &[String], message: String) -> ConfigError {
+        let text = std::fs::read_to_string(self.env_file).unwrap_or_default();
+        let path: Vec<&str> = ["settings", self.stack]
+            .into_iter()
+            .chain(keys.iter().map(String::as_str))
+            .collect();
+        at(self.env_file, &text, &path, message)
+    }
+
+    /// A mistake in the declarations file, at `attribute` of the declaration of `keys`.
+    fn in_declarations(&self, keys: &[String], attribute: &str, message: String) -> ConfigError {
+        let mut path = vec![];
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                path.push("fields");
+            }
+            path.push(key.as_str());
+        }
+        path.push(attribute);
+        at(
+            self.declarations,
+            self.declarations_text,
+            &path,
+            format!("{}: {message}", keys.join(".")),
+        )
+    }
+
+    /// The declarations agree with themselves: defaults fit, rules name real settings.
+    fn check_declarations(
+        &self,
+        declared: &BTreeMap<String, Declaration>,
+        keys: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
+        for (key, d) in declared {
+            keys.push(key.clone());
+            if d.r#type == Kind::Table {
+                self.check_declarations(&d.fields, keys)?;
+            }
+            let bad = |attribute: &str, message: String| {
+                Err(self.in_declarations(keys, attribute, message))
+            };
+            if d.r#type == Kind::Table {
+                if d.default.is_some() || d.protected_default.is_some() {
+                    return bad(
+                        "default",
+                        "a table takes its defaults from its fields; remove default".into(),
+                    );
+                }
+                if d.fields.is_empty() {
+                    return bad("type", "a table declares its settings under fields".into());
+                }
+            } else if !d.fields.is_empty() {
+                return bad(
+                    "fields",
+                    "only a table (type = \"table\") has fields".into(),
+                );
+            }
+            for (attribute, other) in [("at_most", &d.at_most), ("differs_from", &d.differs_from)] {
+                let Some(other) = other else { continue };
+                if !declared.contains_key(other) {
+                    return bad(
+                        attribute,
+                        format!(
+                            "names {other}, which is not a setting beside it{}",
+                            crate::suggest::did_you_mean(other, declared.keys())
+                        ),
+                    );
+                }
+            }
+            for (attribute, default) in [
+                ("default", &d.default),
+                ("protected_default", &d.protected_default),
+            ] {
+                let Some(default) = default else { continue };
+                if let Some(why) = self.misfit(d, default) {
+                    return bad(attribute, format!("the {attribute} {why}"));
+                }
+            }
+            keys.pop();
+        }
+        Ok(())
+    }
+
+    /// Why `value` does not fit `d` ("must be ...; got ..."), or None when it does.
+    fn misfit(&self, d: &Declaration, value: &toml::Value) -> Option<String> {
+        use toml::Value as T;
+        if !d.r#type.accepts(value) {
+            return Some(format!(
+                "must be {} ({}); got {value}",
+                d.r#type.name(),
+                d.doc
+            ));
+        }
+        // A number's bounds, or a list's length.
+        let (amount, verb, unit) = match value {
+            T::Integer(i) => (Some(*i as f64), "be", ""),
+            T::Float(f) => (Some(*f), "be", ""),
+            T::Array(items) => (Some(items.len() as f64), "have", " items"),
+            _ => (None, "", ""),
+        };
+        if let (Some(n), Some(min)) = (amount, d.min)
+            && n < min
+        {
+            return Some(format!("must {verb} at least {min}{unit}; got {value}"));
+        }
+        if let (Some(n), Some(max)) = (amount, d.max)
+            && n > max
+        {
+            return Some(format!("must {verb} at most {max}{unit}; got {value}"));
+        }
+        if let Some(allowed) = &d.one_of
+            && !allowed.contains(value)
+        {
+            let allowed: Vec<String> = allowed.iter().map(T::to_string).collect();
+            return Some(format!(
+                "must be one of {}; got {value}",
+                allowed.join(", ")
+            ));
+        }
+        let format = d.format?;
+        let strings: Vec<&T> = match value {
+            T::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        let bad = strings
+            .into_iter()
+            .find(|s| !s.as_str().is_some_and(|s| format.fits(s, self.scope)))?;
+        Some(if matches!(value, T::Array(_)) {
+            format!("holds {bad}, which is not {}", format.describe(self.scope))
+        } else {
+            format!("must be {}; got {bad}", format.describe(self.scope))
+        })
+    }
+
+    /// A table of settings resolved: each declared one from `given` or its default, checked.
+    fn table(
+        &self,
+        declared: &BTreeMap<String, Declaration>,
+        given: Option<&toml::Table>,
+        keys: &mut Vec<String>,
+    ) -> Result<Map<String, Value>, ConfigError> {
+        if let Some(key) = given
+            .into_iter()
+            .flat_map(|g| g.keys())
+            .find(|k| !declared.contains_key(*k))
+        {
+            keys.push(key.clone());
+            return Err(self.in_env(
+                keys,
                 format!(
-                    "settings.{stack}.{key} is not a setting {} declares{}; remove it or fix its spelling",
-                    path.display(),
+                    "{} is not a setting {} declares{}; remove it or fix its spelling",
+                    self.key(keys),
+                    self.declarations.display(),
                     crate::suggest::did_you_mean(key, declared.keys())
                 ),
             ));
-        };
-        if !d.r#type.accepts(value.get_ref()) {
-            return Err(at(
-                value,
-                format!(
-                    "settings.{stack}.{key} must be {} ({}); got {}",
-                    d.r#type.name(),
-                    d.doc,
-                    value.get_ref()
-                ),
-            ));
         }
-        resolved.insert(key.clone(), json(value.get_ref()));
-    }
-    for (key, d) in &declared {
-        if resolved.contains_key(key) {
-            continue;
+        let mut resolved = Map::new();
+        for (key, d) in declared {
+            keys.push(key.clone());
+            let value = match given.and_then(|g| g.get(key)) {
+                Some(value) => {
+                    if let Some(why) = self.misfit(d, value) {
+                        return Err(self.in_env(keys, format!("{} {why}", self.key(keys))));
+                    }
+                    match value {
+                        toml::Value::Table(t) => {
+                            Value::Object(self.table(&d.fields, Some(t), keys)?)
+                        }
+                        other => json(other),
+                    }
+                }
+                None if d.r#type == Kind::Table && !d.optional => {
+                    Value::Object(self.table(&d.fields, None, keys)?)
+                }
+                None => match d
+                    .protected_default
+                    .as_ref()
+                    .filter(|_| self.scope.protected)
+                    .or(d.default.as_ref())
+                {
+                    Some(default) => json(default),
+                    None if d.optional => Value::Null,
+                    None => {
+                        let table = ["settings", self.stack]
+                            .into_iter()
+                            .chain(keys[..keys.len() - 1].iter().map(String::as_str))
+                            .collect::<Vec<_>>()
+                            .join(".");
+                        return Err(self.in_env(
+                            keys,
+                            format!(
+                                "{} is missing and has no default: give it under [{table}] ({}, {})",
+                                self.key(keys),
+                                d.r#type.name(),
+                                d.doc
+                            ),
+                        ));
+                    }
+                },
+            };
+            // Checked all the same, so a bad value fails in every stack.
+            let value = if self.scope.branch && !d.branches {
+                Value::Null
+            } else {
+                value
+            };
+            resolved.insert(key.clone(), value);
+            keys.pop();
         }
-        let Some(default) = &d.default else {
-            return Err(ConfigError::Invalid {
-                path: env_file.to_path_buf(),
-                line: None,
-                message: format!(
-                    "settings.{stack}.{key} is missing and has no default: give it under [settings.{stack}] ({}, {})",
-                    d.r#type.name(),
+        // Rules between two settings of the table, once both are known.
+        for (key, d) in declared {
+            let this = &resolved[key];
+            let broken = if let Some(other) = &d.at_most
+                && let (Some(a), Some(b)) = (this.as_f64(), resolved[other].as_f64())
+                && a > b
+            {
+                Some(format!("must be at most {other} ({b}); got {a}"))
+            } else if let Some(other) = &d.differs_from
+                && !this.is_null()
+                && *this == resolved[other]
+            {
+                Some(format!(
+                    "and {other} are both {this}: they must differ ({})",
                     d.doc
-                ),
-            });
-        };
-        resolved.insert(key.clone(), json(default));
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = broken {
+                keys.push(key.clone());
+                return Err(self.in_env(keys, format!("{} {why}", self.key(keys))));
+            }
+        }
+        Ok(resolved)
     }
-    Ok(Value::Object(resolved))
+}
+
+/// A mistake at `path` of a TOML file (or the nearest table on the way to it).
+fn at(file: &Path, text: &str, path: &[&str], message: String) -> ConfigError {
+    match locate(text, path) {
+        Some(span) => ConfigError::at(file, text, span, message),
+        None => ConfigError::Invalid {
+            path: file.to_path_buf(),
+            line: None,
+            message,
+        },
+    }
+}
+
+/// Where the value at `path` is in a TOML text, or the nearest table on the way to it.
+fn locate(text: &str, path: &[&str]) -> Option<std::ops::Range<usize>> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut table = root.get_ref();
+    let mut span = None;
+    for key in path {
+        let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *key) else {
+            break;
+        };
+        span = Some(value.span());
+        match value.get_ref() {
+            toml::de::DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    span
 }
 
 fn json(value: &toml::Value) -> Value {
@@ -159,17 +519,39 @@ fn json(value: &toml::Value) -> Value {
 mod tests {
     use super::*;
 
+    const SANDBOX: Scope = Scope {
+        protected: false,
+        branch: false,
+        account_id: "222222222222",
+        region: "us-east-1",
+    };
+
     fn setup(declared: &str, env: &str) -> (tempfile::TempDir, Result<Value, ConfigError>) {
+        resolve_in(declared, env, &SANDBOX)
+    }
+
+    fn resolve_in(
+        declared: &str,
+        env: &str,
+        scope: &Scope,
+    ) -> (tempfile::TempDir, Result<Value, ConfigError>) {
         #[derive(Deserialize)]
         struct File {
-            settings: BTreeMap<String, BTreeMap<String, toml::Spanned<toml::Value>>>,
+            #[serde(default)]
+            settings: BTreeMap<String, toml::Table>,
         }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("orders.settings.toml"), declared).unwrap();
         let env_file = dir.path().join("staging.toml");
         std::fs::write(&env_file, env).unwrap();
         let file: File = toml::from_str(env).unwrap();
-        let result = resolve(dir.path(), "orders", &env_file, file.settings.get("orders"));
+        let result = resolve(
+            dir.path(),
+            "orders",
+            &env_file,
+            file.settings.get("orders"),
+            scope,
+        );
         (dir, result)
     }
 
@@ -177,6 +559,7 @@ mod tests {
 [capacity]
 type = "integer"
 default = 5
+min = 1
 doc = "read capacity units"
 
 [owner]
@@ -210,7 +593,7 @@ doc = "the team that answers for it"
         let (_dir, got) = setup(DECLARED, "[settings.orders]\ncapacity = 3\n");
         let err = got.unwrap_err().to_string();
         assert!(
-            err.contains("settings.orders.owner is missing and has no default"),
+            err.contains(":1: settings.orders.owner is missing and has no default: give it under [settings.orders]"),
             "{err}"
         );
 
@@ -220,17 +603,201 @@ doc = "the team that answers for it"
         );
         let err = got.unwrap_err().to_string();
         assert!(err.contains(":3: settings.orders.capacity must be an integer (read capacity units); got \"lots\""), "{err}");
+
+        let (_dir, got) = setup(DECLARED, "[settings.orders]\nowner = \"a\"\ncapacity = 0\n");
+        let err = got.unwrap_err().to_string();
+        assert!(
+            err.contains(":3: settings.orders.capacity must be at least 1; got 0"),
+            "{err}"
+        );
     }
 
     #[test]
-    fn a_default_of_the_wrong_type_is_the_declaration_s_fault() {
+    fn a_default_that_does_not_fit_is_the_declaration_s_fault() {
         let (_dir, got) = setup(
             "[capacity]\ntype = \"integer\"\ndefault = \"five\"\ndoc = \"d\"\n",
             "[settings.orders]\n",
         );
         let err = got.unwrap_err().to_string();
         assert!(
-            err.contains("orders.settings.toml: capacity: the default must be an integer"),
+            err.contains("orders.settings.toml:3: capacity: the default must be an integer"),
+            "{err}"
+        );
+        let (_dir, got) = setup(
+            "[mode]\ntype = \"string\"\ndefault = \"open\"\nprotected_default = \"shut\"\none_of = [\"open\", \"closed\"]\ndoc = \"d\"\n",
+            "[settings.orders]\n",
+        );
+        let err = got.unwrap_err().to_string();
+        assert!(
+            err.contains(
+                ":4: mode: the protected_default must be one of \"open\", \"closed\"; got \"shut\""
+            ),
+            "{err}"
+        );
+    }
+
+    const NESTED: &str = r#"
+[limits]
+type = "table"
+doc = "throttling"
+[limits.fields.rate]
+type = "number"
+default = 100.0
+min = 1
+doc = "requests per second"
+[limits.fields.login_rate]
+type = "number"
+default = 5.0
+at_most = "rate"
+doc = "logins per second"
+
+[auth]
+type = "table"
+optional = true
+doc = "an OIDC authorizer"
+[auth.fields.issuer]
+type = "string"
+format = "https-url"
+doc = "the issuer"
+[auth.fields.admin_scope]
+type = "string"
+default = "a/admin"
+format = "oauth-scope"
+differs_from = "editor_scope"
+doc = "the admins' scope"
+[auth.fields.editor_scope]
+type = "string"
+default = "a/write"
+format = "oauth-scope"
+doc = "the editors' scope"
+
+[domain]
+type = "table"
+optional = true
+branches = false
+doc = "a custom domain"
+[domain.fields.certificate_arn]
+type = "string"
+format = "acm-certificate"
+doc = "its certificate"
+[domain.fields.zone]
+type = "string"
+optional = true
+format = "route53-zone-id"
+doc = "its hosted zone"
+
+[admins]
+type = "list"
+default = []
+format = "email"
+doc = "the first admins"
+
+[signup]
+type = "string"
+default = "open"
+protected_default = "closed"
+one_of = ["open", "invite", "closed"]
+doc = "who may sign up"
+"#;
+
+    #[test]
+    fn tables_nest_take_their_fields_defaults_and_optional_ones_stay_out() {
+        let (_dir, got) = setup(NESTED, "[settings.orders.limits]\nrate = 50\n");
+        assert_eq!(
+            got.unwrap(),
+            serde_json::json!({
+                "limits": {"rate": 50, "login_rate": 5.0},
+                "auth": null,
+                "domain": null,
+                "admins": [],
+                "signup": "open",
+            })
+        );
+        let domain = "[settings.orders.domain]\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/abc\"\n";
+        let (_dir, got) = setup(NESTED, domain);
+        assert_eq!(
+            got.unwrap()["domain"],
+            serde_json::json!({"certificate_arn": "arn:aws:acm:us-east-1:222222222222:certificate/abc", "zone": null})
+        );
+        // A protected environment gets the safer default; a branch stack no domain.
+        let scope = Scope {
+            protected: true,
+            ..SANDBOX
+        };
+        let (_dir, got) = resolve_in(NESTED, "", &scope);
+        assert_eq!(got.unwrap()["signup"], "closed");
+        let scope = Scope {
+            branch: true,
+            ..SANDBOX
+        };
+        let (_dir, got) = resolve_in(NESTED, domain, &scope);
+        assert_eq!(got.unwrap()["domain"], Value::Null);
+    }
+
+    #[test]
+    fn nested_mistakes_name_their_line_and_full_key() {
+        let cases = [
+            (
+                "[settings.orders.limits]\nrate = 10\nlogin_rate = 20\n",
+                ":3: settings.orders.limits.login_rate must be at most rate (10); got 20",
+            ),
+            (
+                "[settings.orders.limits]\nrat = 10\n",
+                ":2: settings.orders.limits.rat is not a setting",
+            ),
+            (
+                "[settings.orders.auth]\nadmin_scope = \"x\"\n",
+                ":1: settings.orders.auth.issuer is missing and has no default: give it under [settings.orders.auth] (a string, the issuer)",
+            ),
+            (
+                "[settings.orders.auth]\nissuer = \"http://idp.example.org/\"\n",
+                ":2: settings.orders.auth.issuer must be an https URL like \"https://example.eu.auth0.com/\"; got \"http://idp.example.org/\"",
+            ),
+            (
+                "[settings.orders.auth]\nissuer = \"https://idp.example.org/\"\nadmin_scope = \"a/write\"\n",
+                ":3: settings.orders.auth.admin_scope and editor_scope are both \"a/write\": they must differ (the admins' scope)",
+            ),
+            (
+                "[settings.orders.auth]\nissuer = \"https://idp.example.org/\"\neditor_scope = \"a write\"\n",
+                ":3: settings.orders.auth.editor_scope must be one OAuth scope, without spaces",
+            ),
+            (
+                "[settings.orders.domain]\ncertificate_arn = \"arn:aws:acm:eu-west-1:222222222222:certificate/abc\"\n",
+                ":2: settings.orders.domain.certificate_arn must be an ACM certificate in this account and region (arn:aws:acm:us-east-1:222222222222:certificate/...)",
+            ),
+            (
+                "[settings.orders.domain]\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/abc\"\nzone = \"z1\"\n",
+                ":3: settings.orders.domain.zone must be a Route 53 hosted zone id",
+            ),
+            (
+                "[settings.orders]\nadmins = [\"ann@example.com\", \"bob at example\"]\n",
+                ":2: settings.orders.admins holds \"bob at example\", which is not an email address",
+            ),
+            (
+                "[settings.orders]\nsignup = \"maybe\"\n",
+                ":2: settings.orders.signup must be one of \"open\", \"invite\", \"closed\"; got \"maybe\"",
+            ),
+            (
+                "[settings.orders]\nlimits = 3\n",
+                ":2: settings.orders.limits must be a table (throttling); got 3",
+            ),
+        ];
+        for (env, expected) in cases {
+            let (_dir, got) = setup(NESTED, env);
+            let err = got.unwrap_err().to_string();
+            assert!(err.contains(expected), "{env}\n{err}");
+        }
+    }
+
+    #[test]
+    fn a_rule_naming_no_setting_is_the_declaration_s_fault() {
+        let (_dir, got) = setup(
+            "[a]\ntype = \"integer\"\ndefault = 1\nat_most = \"bb\"\ndoc = \"d\"\n[b]\ntype = \"integer\"\ndefault = 2\ndoc = \"d\"\n",
+            "",
+        );
+        let err = got.unwrap_err().to_string();
+        assert!(
+            err.contains("orders.settings.toml:4: a: names bb, which is not a setting beside it"),
             "{err}"
         );
     }

@@ -477,34 +477,42 @@ fn function_auth_and_domain_settings_are_checked() {
     );
     let err = synth_fails_after(
         "environments/sandbox.toml",
-        "# [auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]",
-        "[auth]\noidc_issuer = \"http://example.eu.auth0.com/\"\noidc_audience = [\"x\"]",
+        "# [settings.catalog.auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]",
+        "[settings.catalog.auth]\noidc_issuer = \"http://example.eu.auth0.com/\"\noidc_audience = [\"x\"]",
     );
     assert_has(
         &err,
         &[
-            "environments/sandbox.toml",
-            "auth.oidc_issuer must be the issuer's https URL",
-            "\"http://example.eu.auth0.com/\"",
+            &format!(
+                "environments/sandbox.toml:{}:",
+                line_of("environments/sandbox.toml", "# oidc_issuer")
+            ),
+            "settings.catalog.auth.oidc_issuer must be an https URL",
+            "got \"http://example.eu.auth0.com/\"",
         ],
     );
     let err = synth_fails_after(
         "environments/sandbox.toml",
-        "# [domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
-        "[domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:eu-west-1:222222222222:certificate/abc\"",
+        "# [settings.catalog.domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
+        "[settings.catalog.domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:eu-west-1:222222222222:certificate/abc\"",
     );
     assert_has(
         &err,
         &[
-            "domain.certificate_arn must be an ACM certificate in this account and region (arn:aws:acm:us-east-1:222222222222:certificate/...)",
+            "settings.catalog.domain.certificate_arn must be an ACM certificate in this account and region (arn:aws:acm:us-east-1:222222222222:certificate/...); got \"arn:aws:acm:eu-west-1:222222222222:certificate/abc\"",
         ],
     );
     let err = synth_fails_after(
         "environments/sandbox.toml",
-        "# [domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
-        "[domain]\nname = \"API.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/abc\"",
+        "# [settings.catalog.domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
+        "[settings.catalog.domain]\nname = \"API.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/abc\"",
     );
-    assert_has(&err, &["domain.name must be a lowercase DNS name"]);
+    assert_has(
+        &err,
+        &[
+            "settings.catalog.domain.name must be a lowercase DNS name like \"api.example.org\"; got \"API.example.org\"",
+        ],
+    );
 }
 
 #[test]
@@ -615,8 +623,8 @@ fn package_refuses_what_is_not_an_executable_for_lambda() {
 
 #[test]
 fn an_authorizer_scope_must_be_one_scope_and_the_two_must_differ() {
-    let on = "[auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience = [\"https://catalog.example.org\"]\nadmin_scope = \"catalog/admin\"\neditor_scope = \"catalog/write\"";
-    let off = "# [auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]\n# admin_scope = \"catalog/admin\"\n# editor_scope = \"catalog/write\"";
+    let on = "[settings.catalog.auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience = [\"https://catalog.example.org\"]\nadmin_scope = \"catalog/admin\"\neditor_scope = \"catalog/write\"";
+    let off = "# [settings.catalog.auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]\n# admin_scope = \"catalog/admin\"\n# editor_scope = \"catalog/write\"";
     let err = synth_fails_after(
         "environments/sandbox.toml",
         off,
@@ -625,8 +633,12 @@ fn an_authorizer_scope_must_be_one_scope_and_the_two_must_differ() {
     assert_has(
         &err,
         &[
-            "environments/sandbox.toml",
-            "auth.editor_scope must be one OAuth scope, without spaces",
+            &format!(
+                "environments/sandbox.toml:{}:",
+                line_of("environments/sandbox.toml", "# editor_scope")
+            ),
+            "settings.catalog.auth.editor_scope must be one OAuth scope, without spaces",
+            "got \"catalog write\"",
         ],
     );
     let err = synth_fails_after(
@@ -636,7 +648,9 @@ fn an_authorizer_scope_must_be_one_scope_and_the_two_must_differ() {
     );
     assert_has(
         &err,
-        &["auth.admin_scope and auth.editor_scope are the same scope"],
+        &[
+            "settings.catalog.auth.admin_scope and editor_scope are both \"catalog/admin\": they must differ",
+        ],
     );
 }
 

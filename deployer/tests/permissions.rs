@@ -602,14 +602,14 @@ fn execution_roles_allow_what_the_resource_handlers_need_for_every_option() {
         );
         p.edit(
             &file,
-            "# [auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]",
-            "[auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience = [\"https://catalog.example.org\"]",
+            "# [settings.catalog.auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]",
+            "[settings.catalog.auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience = [\"https://catalog.example.org\"]",
         );
         let account = if env == "sandbox" { SANDBOX } else { PROD };
         p.edit(
             &file,
-            "# [domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"\n# hosted_zone_id = \"Z0123456789ABCDEFGHIJ\"",
-            &format!("[domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:{account}:certificate/abc\"\nhosted_zone_id = \"Z0123456789ABCDEFGHIJ\""),
+            "# [settings.catalog.domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"\n# hosted_zone_id = \"Z0123456789ABCDEFGHIJ\"",
+            &format!("[settings.catalog.domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:{account}:certificate/abc\"\nhosted_zone_id = \"Z0123456789ABCDEFGHIJ\""),
         );
         let all = synth(&p, env);
         assert!(

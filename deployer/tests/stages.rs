@@ -424,3 +424,74 @@ async fn two_regions_of_one_account_bootstrap_and_deploy_side_by_side() {
         .json();
     assert_eq!(again["outcome"], "no-changes", "{again}");
 }
+
+#[tokio::test]
+async fn a_branch_has_a_stack_of_each_of_its_environment_s_stacks() {
+    let emu = Emulator::start();
+    let p = bootstrapped(&emu);
+    let fixtures = repo_root().join("deployer/tests/fixtures");
+    for file in ["orders.json.hbs", "orders.settings.toml"] {
+        std::fs::copy(fixtures.join(file), p.path(&format!("templates/{file}"))).unwrap();
+    }
+    p.edit(
+        "environments/sandbox.toml",
+        "stacks = [\"catalog\"]",
+        "stacks = [\"catalog\", \"orders\"]",
+    );
+    let sandbox =
+        p.read("environments/sandbox.toml") + "\n[settings.orders]\nowner = \"team-orders\"\n";
+    p.write("environments/sandbox.toml", &sandbox);
+
+    // With two stacks, a branch deploy names the one it means, as the environment's does.
+    let err = p
+        .run(&["deploy", "sandbox", "--branch", "feat/x"])
+        .expect(2)
+        .stderr();
+    assert!(err.contains("name one with --stack"), "{err}");
+    // synth renders the branch's stacks, each under its own names.
+    p.run(&["synth", "sandbox", "--branch", "feat/x", "--out", "out"])
+        .expect(0);
+    let orders = synthesized(&p, "sandbox-branch-orders.json");
+    let table = orders["Resources"]["Orders"]["Properties"]["TableName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let catalog = synthesized(&p, "sandbox-branch-catalog.json");
+    assert!(table.starts_with("catalog-br-"), "{table}");
+    assert_ne!(
+        catalog["Resources"]["Table"]["Properties"]["TableName"], table,
+        "the branch's two stacks share no resource name"
+    );
+
+    // The branch's orders stack goes in beside its catalog stack, through the branch's roles.
+    let deployed = p
+        .run(&[
+            "deploy", "sandbox", "--branch", "feat/x", "--stack", "orders", "-o", "json",
+        ])
+        .expect(0)
+        .json();
+    let name = deployed["stack"].as_str().unwrap().to_string();
+    assert!(name.starts_with("catalog-br-feat-x-orders-"), "{name}");
+    p.run(&[
+        "deploy", "sandbox", "--branch", "feat/x", "--stack", "catalog",
+    ])
+    .expect(0);
+    let listed = p.run(&["branches", "list", "-o", "json"]).expect(0).json();
+    let rows = listed["stacks"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(rows.iter().all(|r| r["branch"] == "feat/x"), "{listed}");
+
+    p.run(&[
+        "destroy", "sandbox", "--branch", "feat/x", "--stack", "orders", "--yes",
+    ])
+    .expect(0);
+    let left = stacks_in(&emu, SANDBOX, "us-east-1").await;
+    assert!(!left.contains(&name), "{left:?}");
+    // gc takes what is left of a branch that is gone.
+    p.run(&["branches", "gc", "--keep", "main", "--yes"])
+        .expect(0);
+    assert_eq!(
+        stacks_in(&emu, SANDBOX, "us-east-1").await,
+        ["catalog-bootstrap"]
+    );
+}

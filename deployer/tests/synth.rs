@@ -317,12 +317,12 @@ fn approval_notifications_are_an_sns_topic_only_when_emails_are_named() {
 }
 
 const AUTH: (&str, &str) = (
-    "# [auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience",
-    "[auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience",
+    "# [settings.catalog.auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience",
+    "[settings.catalog.auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience",
 );
 const DOMAIN: (&str, &str) = (
-    "# [domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
-    "[domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/0f6c3e2a-1b2c-4d5e-8f90-123456789abc\"",
+    "# [settings.catalog.domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"",
+    "[settings.catalog.domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:222222222222:certificate/0f6c3e2a-1b2c-4d5e-8f90-123456789abc\"",
 );
 const ZONE: (&str, &str) = (
     "# hosted_zone_id = \"Z0123456789ABCDEFGHIJ\"",
@@ -626,8 +626,8 @@ fn the_admins_named_in_the_settings_reach_the_command_function_only() {
     let t = sandbox_catalog(&[]);
     assert_eq!(env_of(&t, "CommandFunction")["CATALOG_ADMINS"], "");
     let t = sandbox_catalog(&[(
-        "# [users]\n# admins = [\"ann@example.com\"]",
-        "[users]\nadmins = [\"ann@example.com\", \"bo.b@example.org\"]",
+        "# [settings.catalog.users]\n# admins = [\"ann@example.com\"]",
+        "[settings.catalog.users]\nadmins = [\"ann@example.com\", \"bo.b@example.org\"]",
     )]);
     assert_eq!(
         env_of(&t, "CommandFunction")["CATALOG_ADMINS"],
@@ -637,8 +637,8 @@ fn the_admins_named_in_the_settings_reach_the_command_function_only() {
     let p = common::Project::new();
     p.edit(
         "environments/sandbox.toml",
-        "# [users]\n# admins = [\"ann@example.com\"]",
-        "[users]\nadmins = [\"ann@example.com,eve@example.com\"]",
+        "# [settings.catalog.users]\n# admins = [\"ann@example.com\"]",
+        "[settings.catalog.users]\nadmins = [\"ann@example.com,eve@example.com\"]",
     );
     let err = p.run(&["synth", "sandbox"]).expect(2).stderr();
     assert!(
@@ -681,8 +681,8 @@ fn the_stage_throttles_every_route_and_login_tighter() {
     );
     // Behind an identity provider there is no sign-up or login route to throttle.
     let s = stage(&sandbox_catalog(&[(
-        "# [auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]",
-        "[auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience = [\"https://catalog.example.org\"]",
+        "# [settings.catalog.auth]\n# oidc_issuer = \"https://example.eu.auth0.com/\"\n# oidc_audience = [\"https://catalog.example.org\"]",
+        "[settings.catalog.auth]\noidc_issuer = \"https://example.eu.auth0.com/\"\noidc_audience = [\"https://catalog.example.org\"]",
     )]));
     assert!(s["Properties"].get("RouteSettings").is_none(), "{s}");
     assert!(s.get("DependsOn").is_none(), "{s}");
@@ -693,7 +693,10 @@ fn the_stage_throttles_every_route_and_login_tighter() {
         "login_rate_limit = 500.0",
     );
     let err = p.run(&["synth", "sandbox"]).expect(2).stderr();
-    assert!(err.contains("login_rate_limit at most rate_limit"), "{err}");
+    assert!(
+        err.contains("settings.catalog.throttling.login_rate_limit must be at most rate_limit (100); got 500"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -714,8 +717,8 @@ fn who_may_sign_up_follows_the_environment_and_a_protected_one_is_closed_by_defa
     assert_eq!(signup(&p, "prod"), "closed");
     p.edit(
         "environments/prod.toml",
-        "# [users]\n# admins = [\"ann@example.com\"]\n# signup = \"invite\"",
-        "[users]\nadmins = [\"ann@example.com\"]\nsignup = \"invite\"",
+        "# [settings.catalog.users]\n# admins = [\"ann@example.com\"]\n# signup = \"invite\"",
+        "[settings.catalog.users]\nadmins = [\"ann@example.com\"]\nsignup = \"invite\"",
     );
     assert_eq!(signup(&p, "prod"), "invite");
     p.edit(

@@ -204,10 +204,11 @@ async fn hotswap(
     envs: &Environments,
     renderer: &Renderer,
     env: EnvName,
+    stack: Option<&str>,
     branch: &str,
     artifact: &Artifact<'_>,
 ) -> Result<crate::hotswap::HotswapReport, Error> {
-    let kind = service(envs, env, None, Some(branch), "deploy")?;
+    let kind = service(envs, env, stack, "deploy")?;
     branches_allowed(envs, env)?;
     let target = envs.target(env).expect("checked above");
     let (_, resource_name) = crate::access::stack_names(envs, env, kind, Some(branch))?;
@@ -255,7 +256,7 @@ pub async fn deploy(
     request: &Request,
     progress: &mut Progress,
 ) -> Result<DeployReport, Error> {
-    let kind = service(envs, env, stack, branch, "deploy")?;
+    let kind = service(envs, env, stack, "deploy")?;
     let target = envs.target(env).expect("checked above");
     if branch.is_some() {
         branches_allowed(envs, env)?;
@@ -433,7 +434,15 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
             path: &args.artifact,
             expect_sha256: args.expect_sha256.as_deref(),
         };
-        let report = hotswap(envs, &renderer, envs.env(&args.at.env)?, branch, &artifact).await?;
+        let report = hotswap(
+            envs,
+            &renderer,
+            envs.env(&args.at.env)?,
+            args.at.stack.as_deref(),
+            branch,
+            &artifact,
+        )
+        .await?;
         crate::output::emit(g.output, &report);
         return Ok(0);
     }

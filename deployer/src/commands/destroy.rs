@@ -35,7 +35,7 @@ pub async fn destroy(
     yes: bool,
     progress: &mut Progress,
 ) -> Result<DestroyReport, Error> {
-    let kind = service(envs, env, stack, branch, "destroy")?;
+    let kind = service(envs, env, stack, "destroy")?;
     if envs.target(env).is_some_and(|t| t.safety.require_approval) && branch.is_none() {
         return Err(Error::Refused(format!(
             "the deployer never destroys {env}, which is protected (safety.require_approval = true in {}); if it really must go, delete its stack in the AWS console after turning off termination protection",

@@ -38,7 +38,7 @@ pub async fn diff(
     artifact: &Artifact<'_>,
     progress: &mut Progress,
 ) -> Result<DiffReport, Error> {
-    let kind = service(envs, env, stack, None, "diff")?;
+    let kind = service(envs, env, stack, "diff")?;
     let mut p = prepare(
         envs,
         renderer,

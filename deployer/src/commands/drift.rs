@@ -13,7 +13,7 @@ pub async fn drift(
     branch: Option<&str>,
     progress: &mut Progress,
 ) -> Result<crate::drift::DriftReport, Error> {
-    let kind = service(envs, env, stack, branch, "drift")?;
+    let kind = service(envs, env, stack, "drift")?;
     let (name, _) = stack_names(envs, env, kind, branch)?;
     let stacks = stacks_in(envs, env, Through::ReadRole).await?;
     if stacks.describe(&name).await?.is_none() {

@@ -53,7 +53,7 @@ pub async fn history(
     through: Through,
 ) -> Result<(crate::aws::Session, HistoryReport), Error> {
     let env = envs.env(&at.env)?;
-    let kind = service(envs, env, at.stack.as_deref(), None, "history")?;
+    let kind = service(envs, env, at.stack.as_deref(), "history")?;
     let (stack, _) = stack_names(envs, env, kind, None)?;
     let session = crate::access::session_in(envs, env, through).await?;
     let entries =

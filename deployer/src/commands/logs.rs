@@ -13,7 +13,7 @@ pub async fn logs(
     function: Option<&str>,
     since: &str,
 ) -> Result<crate::logs::Reader, Error> {
-    let kind = service(envs, env, stack, branch, "logs")?;
+    let kind = service(envs, env, stack, "logs")?;
     let since = crate::logs::parse_since(since)?;
     let (_, resource_name) = stack_names(envs, env, kind, branch)?;
     // The functions are the environment's [lambda.<name>] tables.

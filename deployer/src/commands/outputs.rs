@@ -32,7 +32,7 @@ pub async fn outputs(
     stack: Option<&str>,
     branch: Option<&str>,
 ) -> Result<OutputsReport, Error> {
-    let kind = service(envs, env, stack, branch, "outputs")?;
+    let kind = service(envs, env, stack, "outputs")?;
     let (name, _) = stack_names(envs, env, kind, branch)?;
     let stacks = stacks_in(envs, env, Through::ReadRole).await?;
     let stack = stacks.describe(&name).await?.ok_or_else(|| {

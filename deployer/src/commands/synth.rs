@@ -51,8 +51,9 @@ pub fn synth(
     write(renderer.render_all(envs, which)?, out, "")
 }
 
-/// A feature branch's stack in `env`, as `deploy --branch` would make it (its own names,
-/// boundary and secret; no data kept), written as `{env}-branch-{template}.json`.
+/// A feature branch's stacks in `env` (one of each of its stacks), as `deploy --branch` would
+/// make them (their own names, boundary and secret; no data kept), written as
+/// `{env}-branch-{template}.json`.
 pub fn synth_branch(
     envs: &Environments,
     renderer: &Renderer,
@@ -60,17 +61,16 @@ pub fn synth_branch(
     branch: &str,
     out: &Path,
 ) -> Result<SynthReport, Error> {
-    let kind = crate::access::service(envs, env, None, Some(branch), "synth")?;
     super::deploy::branches_allowed(envs, env)?;
     let options = crate::render::Options {
         branch: Some(branch.to_string()),
         ..Default::default()
     };
-    write(
-        vec![renderer.render_with(envs, env, kind, &options)?],
-        out,
-        "branch-",
-    )
+    let rendered = crate::render::StackKind::services(envs, env)
+        .into_iter()
+        .map(|kind| renderer.render_with(envs, env, kind, &options))
+        .collect::<Result<_, _>>()?;
+    write(rendered, out, "branch-")
 }
 
 fn write(
