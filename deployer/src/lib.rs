@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod history;
 pub mod hotswap;
+pub mod local_api;
 pub mod local_pipeline;
 pub mod logs;
 pub mod output;

@@ -241,8 +241,8 @@ pub struct Execution {
     /// Where the waiting approval is, and what it promotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
-    /// The local stand-in the Verify actions check (`--verify-url`), kept for the stages run
-    /// after an approval.
+    /// The API the Verify actions check instead of the local stand-in (`--verify-url`), kept
+    /// for the stages run after an approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_url: Option<String>,
     /// The next stage to run (index into the pipeline's stages).
@@ -320,8 +320,8 @@ pub struct Options {
     pub approve: bool,
     /// Build skips its test command (`scripts/test`), saying so.
     pub skip_tests: bool,
-    /// The API the Verify actions smoke-test (DEPLOYER_VERIFY_URL): the emulator runs no API
-    /// Gateway, so a local stand-in (the app on localhost) answers for every stage.
+    /// The API every Verify action smoke-tests (DEPLOYER_VERIFY_URL) instead of the local
+    /// stand-in for the stage's API Gateway and functions (`local_api`).
     pub verify_url: Option<String>,
 }
 
@@ -406,10 +406,11 @@ impl<'a> Runner<'a> {
         let verifies = self.stages.iter().flat_map(|s| &s.actions).any(|(_, step)| {
             matches!(step, Step::CodeBuild(b) if b.buildspec.phases.values().flat_map(|p| &p.commands).any(|c| c.contains("deployer verify ")))
         });
+        // Without --verify-url each Verify checks the local stand-in for API Gateway and Lambda,
+        // which needs cargo-lambda: said before Build, not at the first Verify.
         if verifies && self.options.verify_url.is_none() {
-            return Err(Error::Refused(
-                "the pipeline's Verify actions smoke-test each stage's API, and the emulator runs no API Gateway: start the app on this machine (`app serve`) and pass its URL with --verify-url".into(),
-            ));
+            crate::local_api::cargo_lambda(&self.root)
+                .map_err(|e| Error::Refused(e.to_string()))?;
         }
         let mut runs = self.load()?;
         let id = format!(
@@ -609,6 +610,18 @@ impl<'a> Runner<'a> {
         };
         let credentials = self.role_credentials(&build.role, action).await?;
         std::fs::create_dir_all(&output_dir).map_err(|e| e.to_string())?;
+        // Stopped (its processes killed) when the action ends, however it ends.
+        let stand_in = match (&execution.verify_url, verified(build)) {
+            (None, Some((env, stack))) => Some(
+                self.stand_in(execution, &env, stack.as_deref(), action)
+                    .await?,
+            ),
+            _ => None,
+        };
+        let verify_url = execution
+            .verify_url
+            .clone()
+            .or_else(|| stand_in.as_ref().map(|s| s.url.clone()));
         let exports = output_dir.join(format!("{action}.exports"));
         let mut script = String::from("set -e\n");
         for phase in ["install", "pre_build", "build", "post_build"] {
@@ -646,12 +659,7 @@ impl<'a> Runner<'a> {
             .env("AWS_ACCESS_KEY_ID", &credentials.0)
             .env("AWS_SECRET_ACCESS_KEY", &credentials.1)
             .env("AWS_SESSION_TOKEN", &credentials.2)
-            .envs(
-                execution
-                    .verify_url
-                    .iter()
-                    .map(|url| ("DEPLOYER_VERIFY_URL", url)),
-            )
+            .envs(verify_url.iter().map(|url| ("DEPLOYER_VERIFY_URL", url)))
             // Its output is the log; stdout stays this command's report.
             .stdout(std::io::stderr());
         for (name, value) in &build.variables {
@@ -664,8 +672,18 @@ impl<'a> Runner<'a> {
             .await
             .map_err(|e| format!("cannot run bash: {e}"))?;
         if !status.success() {
+            let logs = stand_in
+                .iter()
+                .flat_map(|s| &s.functions)
+                .map(|(f, log)| format!("{f}: {}", log.display()));
+            let logs: Vec<String> = logs.collect();
             return Err(format!(
-                "its commands exited with {status}; the output above says why"
+                "its commands exited with {status}; the output above says why{}",
+                if logs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (the stand-in's function logs: {})", logs.join(", "))
+                }
             ));
         }
         if let Some(namespace) = &build.namespace {
@@ -687,6 +705,43 @@ impl<'a> Runner<'a> {
             collect(&dir, files, &output_dir)?;
         }
         Ok(())
+    }
+
+    /// The local stand-in for `env`'s API (the emulator runs no API Gateway or Lambda): the
+    /// stack's functions as this run's artifact, under a Lambda runtime API, behind a router.
+    async fn stand_in(
+        &self,
+        execution: &Execution,
+        env: &str,
+        stack: Option<&str>,
+        action: &str,
+    ) -> Result<crate::local_api::LocalApi, String> {
+        let env = self.envs.env(env).map_err(|e| e.to_string())?;
+        let kind =
+            crate::access::service(self.envs, env, stack, "verify").map_err(|e| e.to_string())?;
+        let (name, _) =
+            crate::access::stack_names(self.envs, env, kind, None).map_err(|e| e.to_string())?;
+        let run = self.execution_dir(&execution.id);
+        let (manifest, zip) =
+            crate::artifact::load(&run.join("dist/manifest.json")).map_err(|e| e.to_string())?;
+        let reader = crate::access::session_in(self.envs, env, crate::access::Through::ReadRole)
+            .await
+            .map_err(|e| e.to_string())?;
+        let operator = crate::aws::operator()
+            .await
+            .map_err(|e| e.to_string())?
+            .session_here(self.envs.region(env));
+        let api = crate::local_api::start(&reader, &operator, &name, &zip, &self.root, &run)
+            .await
+            .map_err(|e| e.to_string())?;
+        let functions: Vec<&str> = api.functions.iter().map(|(f, _)| f.as_str()).collect();
+        eprintln!(
+            "{action}: the local stand-in for API Gateway at {}: {name}'s {} run this run's artifact ({}) as Lambda runs it (its bootstrap, under cargo-lambda's runtime API), each with the Handler, environment and role the stack gave it; the emulator runs neither API Gateway nor Lambda",
+            api.url,
+            functions.join(" and "),
+            &manifest.sha256[..12],
+        );
+        Ok(api)
     }
 
     /// The action role's credentials, assumed by the operator's session (the emulator's
@@ -724,6 +779,27 @@ impl<'a> Runner<'a> {
             role_arn,
         ))
     }
+}
+
+/// The environment and stack a Verify action's `deployer verify ENV [--stack S]` checks.
+fn verified(build: &Build) -> Option<(String, Option<String>)> {
+    build
+        .buildspec
+        .phases
+        .values()
+        .flat_map(|p| &p.commands)
+        .find_map(|command| {
+            let words: Vec<&str> = command.split_whitespace().collect();
+            let at = words
+                .windows(2)
+                .position(|w| w[0].ends_with("deployer") && w[1] == "verify")?;
+            let env = words.get(at + 2)?;
+            let stack = words
+                .iter()
+                .position(|w| *w == "--stack")
+                .and_then(|i| words.get(i + 1));
+            Some((env.to_string(), stack.map(|s| s.to_string())))
+        })
 }
 
 /// `#{Namespace.NAME}` replaced by the execution's variables; an unknown one is an error.

@@ -283,9 +283,19 @@ async fn a_failing_test_stops_the_run_before_sandbox() {
         .send()
         .await;
     assert!(prod.is_err(), "prod was prepared after a failed smoke test");
-    // Without a stand-in API the run does not start: the emulator runs no API Gateway.
-    let err = p.run(&["pipeline", "run", "--local"]).expect(2).stderr();
-    assert!(err.contains("pass its URL with --verify-url"), "{err}");
+    // Without --verify-url the Verify actions need the local stand-in, which needs cargo-lambda:
+    // said before anything runs.
+    let err = p
+        .run_with(
+            &["pipeline", "run", "--local"],
+            &[("CARGO_LAMBDA", "/nonexistent/cargo-lambda")],
+        )
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("needs cargo-lambda") && err.contains("scripts/emulator install"),
+        "{err}"
+    );
 
     // Against AWS (no emulator endpoint) the local runner does not start.
     let err = p
@@ -295,5 +305,88 @@ async fn a_failing_test_stops_the_run_before_sandbox() {
     assert!(
         err.contains("--local runs the pipeline against the local emulator only"),
         "{err}"
+    );
+}
+
+/// Without --verify-url, Verify checks the deployed stack's own functions: the artifact's
+/// bootstrap in Lambda mode under cargo-lambda's runtime API, each with the Handler, environment
+/// and (IAM-enforced) role the stack gave it, behind a router built from the deployed template's
+/// routes. A Handler the binary does not know passes against `app serve` but fails here.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_runs_the_promoted_artifact_as_lambda_would_and_a_wrong_handler_stops_the_run() {
+    let emu = Emulator::start();
+    let p = project(&emu);
+    // The real app (the debug build beside the deployer), not a stand-in binary.
+    let app = std::path::Path::new(env!("CARGO_BIN_EXE_deployer")).with_file_name("app");
+    std::fs::copy(&app, p.path("app-binary")).unwrap();
+    let cargo_lambda = common::repo_root().join(".venv/bin/cargo-lambda");
+    assert!(
+        cargo_lambda.is_file(),
+        "{} is missing: run scripts/emulator install",
+        cargo_lambda.display()
+    );
+    let cargo_lambda = cargo_lambda.to_str().unwrap();
+    // cargo-lambda asks cargo for the (empty) project it serves from; the harness's HOME has no
+    // rustup settings, so it is given this build's cargo.
+    let cargo = ("CARGO", env!("CARGO"));
+    let run = p
+        .run_with(
+            &["pipeline", "run", "--local", "-o", "json"],
+            &[("CARGO_LAMBDA", cargo_lambda), cargo],
+        )
+        .expect(0);
+    let err = run.stderr();
+    assert!(
+        err.contains("VerifySandbox: the local stand-in for API Gateway at http://127.0.0.1:")
+            && err.contains(
+                "catalog-sandbox's CommandFunction and QueryFunction run this run's artifact"
+            ),
+        "{err}"
+    );
+    // The smoke test went through both functions: a sign-up (command, over the table and the
+    // signing secret, as the command role) and the reads (query).
+    for (check, status) in [
+        ("POST /signup", "HTTP 201"),
+        ("POST /login as the new user", "HTTP 200"),
+        ("POST /products as a new reader", "HTTP 403"),
+        ("GET /products answers 200", "HTTP 200"),
+    ] {
+        let line = err.lines().find(|l| l.contains(check)).unwrap_or_default();
+        assert!(
+            line.trim_start().starts_with("ok") && line.contains(status),
+            "{check}: {line:?}\n{err}"
+        );
+    }
+    assert_eq!(run.json()["status"], "WaitingForApproval");
+
+    // The command function's Handler misspelt in the template: the binary refuses it at start,
+    // the sign-up gets no answer, Verify fails and prod is never prepared (this run supersedes
+    // the one waiting).
+    p.edit(
+        "templates/catalog.json.hbs",
+        r#""Handler": "command","#,
+        r#""Handler": "comand","#,
+    );
+    let run = p
+        .run_with(
+            &["pipeline", "run", "--local"],
+            &[("CARGO_LAMBDA", cargo_lambda), cargo],
+        )
+        .expect(1);
+    let err = run.stderr();
+    assert!(
+        err.contains("VerifySandbox/VerifySandbox failed")
+            && err.contains("stand-in-CommandFunction.log"),
+        "{err}"
+    );
+    // The function failed at start: its log says why, and the API answered at once, as Lambda
+    // does, rather than after timeouts.
+    assert!(
+        err.contains("POST /signup (201 open, 403 closed)") && err.contains("HTTP 502"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("PrepareProd: as"),
+        "prod was prepared after a failed Verify:\n{err}"
     );
 }

@@ -41,8 +41,8 @@ struct RunArgs {
     /// Build leaves out the project's tests (scripts/test), saying so: for a quick demo.
     #[arg(long)]
     skip_tests: bool,
-    /// The API the Verify actions smoke-test: the emulator runs no API Gateway, so give a
-    /// stand-in on this machine (`app serve`); the same one answers for every stage.
+    /// The API every Verify action smoke-tests, instead of the local stand-in for API Gateway
+    /// and Lambda (each stage's deployed functions, run here under cargo-lambda's runtime API).
     #[arg(long, value_name = "URL")]
     verify_url: Option<String>,
 }
