@@ -694,7 +694,9 @@ fn the_stage_throttles_every_route_and_login_tighter() {
     );
     let err = p.run(&["synth", "sandbox"]).expect(2).stderr();
     assert!(
-        err.contains("settings.catalog.throttling.login_rate_limit must be at most rate_limit (100); got 500"),
+        err.contains(
+            "settings.catalog.throttling.login_rate_limit must be at most rate_limit (100); got 500"
+        ),
         "{err}"
     );
 }
