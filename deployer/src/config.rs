@@ -35,6 +35,20 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// A mistake at the value of `keys` (a path of TOML keys, `["lambda", "query", "memory_mb"]`)
+    /// in `text`, the contents of `path`, or at the nearest table on the way to it; without a
+    /// spot when the text holds none of them.
+    pub fn at_key(path: &Path, text: &str, keys: &[&str], message: String) -> Self {
+        match locate(text, keys) {
+            Some(span) => ConfigError::at(path, text, span, message),
+            None => ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: None,
+                message,
+            },
+        }
+    }
+
     /// A mistake at `span` (bytes) of `text`, the contents of `path`.
     pub fn at(path: &Path, text: &str, span: std::ops::Range<usize>, message: String) -> Self {
         let start = span.start.min(text.len());
@@ -84,6 +98,34 @@ impl ConfigError {
                 .map_or(out.clone(), |(_, rest)| rest.to_string()),
         )
     }
+}
+
+/// Where the value at `keys` is in a TOML text (a number indexes an array: `["stages", "1",
+/// "environment"]`), or the nearest table on the way to it.
+fn locate(text: &str, keys: &[&str]) -> Option<std::ops::Range<usize>> {
+    use toml::de::DeValue;
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let first = *keys.first()?;
+    let mut at = root
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == first)
+        .map(|(_, v)| v)?;
+    for key in &keys[1..] {
+        let next = match (at.get_ref(), key.parse::<usize>()) {
+            (DeValue::Table(t), _) => t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == *key)
+                .map(|(_, v)| v),
+            (DeValue::Array(items), Ok(i)) => items.get(i),
+            _ => None,
+        };
+        match next {
+            Some(value) => at = value,
+            None => break,
+        }
+    }
+    Some(at.span())
 }
 
 /// Which environment a command acts on; also the file name under `environments/`. The names come
@@ -525,32 +567,42 @@ impl Environments {
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
         let pipeline: Pipeline = load_file(&dir.join("pipeline.toml"))?;
         let pipeline_file = dir.join("pipeline.toml");
-        let invalid = |message: String| ConfigError::Invalid {
-            path: pipeline_file.clone(),
-            line: None,
-            message,
+        let text = std::fs::read_to_string(&pipeline_file).unwrap_or_default();
+        // Every rule here is about the stages: shown at the one it is about.
+        let invalid = |stage: Option<usize>, message: String| {
+            let i = stage.map(|i| i.to_string());
+            let keys = match &i {
+                Some(i) => vec!["stages", i.as_str(), "environment"],
+                None => vec!["stages"],
+            };
+            ConfigError::at_key(&pipeline_file, &text, &keys, message)
         };
         if pipeline.stages.is_empty() {
             return Err(invalid(
+                None,
                 "stages is empty: name at least one environment to deploy, like [[stages]] environment = \"sandbox\"".into(),
             ));
         }
         let mut targets: Vec<(EnvName, Target)> = vec![];
-        for stage in &pipeline.stages {
-            let env =
-                EnvName::parse(&stage.environment).map_err(|m| invalid(format!("stages: {m}")))?;
+        for (i, stage) in pipeline.stages.iter().enumerate() {
+            let env = EnvName::parse(&stage.environment)
+                .map_err(|m| invalid(Some(i), format!("stages: {m}")))?;
             if targets.iter().any(|(e, _)| *e == env) {
-                return Err(invalid(format!(
-                    "stages names {env} twice: an environment is one stage; remove one"
-                )));
+                return Err(invalid(
+                    Some(i),
+                    format!("stages names {env} twice: an environment is one stage; remove one"),
+                ));
             }
             let path = file_path(dir, env);
             if !path.exists() {
-                return Err(invalid(format!(
-                    "stages names {env}, but there is no {}: create it (copy a shipped one) or fix the name{}",
-                    path.display(),
-                    crate::suggest::did_you_mean(env.as_str(), toml_files(dir))
-                )));
+                return Err(invalid(
+                    Some(i),
+                    format!(
+                        "stages names {env}, but there is no {}: create it (copy a shipped one) or fix the name{}",
+                        path.display(),
+                        crate::suggest::did_you_mean(env.as_str(), toml_files(dir))
+                    ),
+                ));
             }
             let target: Target = load_file(&path)?;
             target.check(&path, stage.approval)?;
@@ -779,40 +831,53 @@ impl Target {
 
     /// `approval`: whether the stage that deploys it waits for a manual approval.
     fn check(&self, path: &Path, approval: bool) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line: None,
-            message,
+        // Each mistake is shown at its key (or the nearest table on the way to it).
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let invalid = |key: &str, message: String| {
+            let keys: Vec<&str> = key.split('.').collect();
+            ConfigError::at_key(path, &text, &keys, message)
         };
         for (name, f) in self.lambda.iter().flat_map(|l| &l.functions) {
             if !(128..=10240).contains(&f.memory_mb) {
-                return Err(invalid(format!(
-                    "lambda.{name}.memory_mb must be between 128 and 10240; got {}",
-                    f.memory_mb
-                )));
+                return Err(invalid(
+                    &format!("lambda.{name}.memory_mb"),
+                    format!(
+                        "lambda.{name}.memory_mb must be between 128 and 10240; got {}",
+                        f.memory_mb
+                    ),
+                ));
             }
             if f.reserved_concurrency == Some(0) {
-                return Err(invalid(format!(
-                    "lambda.{name}.reserved_concurrency = 0 would stop the function from ever running; give at least 1, or remove the key to share the account's pool"
-                )));
+                return Err(invalid(
+                    &format!("lambda.{name}.reserved_concurrency"),
+                    format!(
+                        "lambda.{name}.reserved_concurrency = 0 would stop the function from ever running; give at least 1, or remove the key to share the account's pool"
+                    ),
+                ));
             }
         }
         if let Some(lambda) = &self.lambda
             && !LOG_RETENTION_DAYS.contains(&lambda.log_retention_days)
         {
-            return Err(invalid(format!(
-                "lambda.log_retention_days must be one of {LOG_RETENTION_DAYS:?}; got {}",
-                lambda.log_retention_days
-            )));
+            return Err(invalid(
+                "lambda.log_retention_days",
+                format!(
+                    "lambda.log_retention_days must be one of {LOG_RETENTION_DAYS:?}; got {}",
+                    lambda.log_retention_days
+                ),
+            ));
         }
         if self.safety.require_approval != approval {
-            return Err(invalid(format!(
-                "safety.require_approval = {} but its stage in pipeline.toml says approval = {approval}: an environment that takes only approved changes comes after an approval, and one after an approval takes only approved changes; make them agree",
-                self.safety.require_approval
-            )));
+            return Err(invalid(
+                "safety.require_approval",
+                format!(
+                    "safety.require_approval = {} but its stage in pipeline.toml says approval = {approval}: an environment that takes only approved changes comes after an approval, and one after an approval takes only approved changes; make them agree",
+                    self.safety.require_approval
+                ),
+            ));
         }
         if self.stacks.is_empty() {
-            return Err(invalid(
+            return Err(invalid("stacks", 
                 "stacks = [] deploys nothing: name the templates this environment holds, like stacks = [\"catalog\"]".into(),
             ));
         }
@@ -823,21 +888,30 @@ impl Target {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !ok || self.stacks[..i].contains(stack) {
-                return Err(invalid(format!(
-                    "stacks holds {stack:?}: each is a template name under templates/ (1 to 30 lowercase letters, digits or '-', starting with a letter), listed once"
-                )));
+                return Err(invalid(
+                    "stacks",
+                    format!(
+                        "stacks holds {stack:?}: each is a template name under templates/ (1 to 30 lowercase letters, digits or '-', starting with a letter), listed once"
+                    ),
+                ));
             }
             if ["bootstrap-target", "bootstrap-pipeline", "pipeline"].contains(&stack.as_str()) {
-                return Err(invalid(format!(
-                    "stacks holds {stack:?}, which is the deployer's own template; name your service's templates"
-                )));
+                return Err(invalid(
+                    "stacks",
+                    format!(
+                        "stacks holds {stack:?}, which is the deployer's own template; name your service's templates"
+                    ),
+                ));
             }
         }
         if let Some(stack) = self.settings.keys().find(|k| !self.stacks.contains(k)) {
-            return Err(invalid(format!(
-                "settings.{stack} is for a stack this environment does not hold (stacks = {:?}); add it to stacks or remove the table",
-                self.stacks
-            )));
+            return Err(invalid(
+                &format!("settings.{stack}"),
+                format!(
+                    "settings.{stack} is for a stack this environment does not hold (stacks = {:?}); add it to stacks or remove the table",
+                    self.stacks
+                ),
+            ));
         }
         if self.safety.require_approval {
             for (key, on) in [
@@ -849,14 +923,17 @@ impl Target {
                 ("safety.require_approval", self.safety.require_approval),
             ] {
                 if !on {
-                    return Err(invalid(format!(
-                        "{key} = false is not allowed where safety.require_approval = true: a protected environment keeps its data, its stack and the pipeline's approval; set it to true"
-                    )));
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "{key} = false is not allowed where safety.require_approval = true: a protected environment keeps its data, its stack and the pipeline's approval; set it to true"
+                        ),
+                    ));
                 }
             }
         }
         if self.safety.require_approval && self.access.operators.is_some() {
-            return Err(invalid(
+            return Err(invalid("access.operators", 
                 "access.operators is not allowed where safety.require_approval = true: only the pipeline's Deploy action (and access.break_glass_role_arn) may deploy here; list people who only read under access.readers".into(),
             ));
         }
@@ -877,24 +954,33 @@ impl Target {
             ("access.readers", &self.access.readers),
         ] {
             if list.as_ref().is_some_and(Vec::is_empty) {
-                return Err(invalid(format!(
-                    "{key} = [] would lock everybody out; name someone, or remove the key for the default (the pipeline account)"
-                )));
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{key} = [] would lock everybody out; name someone, or remove the key for the default (the pipeline account)"
+                    ),
+                ));
             }
             for p in list.iter().flatten() {
                 if !principal_ok(p) {
-                    return Err(invalid(format!(
-                        "{key} holds {p:?}: give an account id (\"111111111111\"), an account (\"arn:aws:iam::111111111111:root\") or a role (\"arn:aws:iam::111111111111:role/name\")"
-                    )));
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "{key} holds {p:?}: give an account id (\"111111111111\"), an account (\"arn:aws:iam::111111111111:root\") or a role (\"arn:aws:iam::111111111111:role/name\")"
+                        ),
+                    ));
                 }
             }
         }
         if let Some(arn) = &self.access.break_glass_role_arn
             && !(arn.contains(":role/") && principal_ok(arn))
         {
-            return Err(invalid(format!(
-                "access.break_glass_role_arn must be a role ARN like \"arn:aws:iam::111111111111:role/break-glass\"; got {arn:?}"
-            )));
+            return Err(invalid(
+                "access.break_glass_role_arn",
+                format!(
+                    "access.break_glass_role_arn must be a role ARN like \"arn:aws:iam::111111111111:role/break-glass\"; got {arn:?}"
+                ),
+            ));
         }
         if let Some(arn) = &self.branches.oidc_provider_arn {
             let expected = format!(
@@ -902,13 +988,16 @@ impl Target {
                 self.account_id
             );
             if arn != &expected {
-                return Err(invalid(format!(
-                    "branches.oidc_provider_arn must be GitHub's OIDC provider in this account, {expected:?}; got {arn:?}"
-                )));
+                return Err(invalid(
+                    "branches.oidc_provider_arn",
+                    format!(
+                        "branches.oidc_provider_arn must be GitHub's OIDC provider in this account, {expected:?}; got {arn:?}"
+                    ),
+                ));
             }
         }
         if self.safety.require_approval && self.branches.enabled {
-            return Err(invalid(
+            return Err(invalid("branches.enabled", 
                 "branches.enabled = true is not allowed where safety.require_approval = true: branch stacks live in an environment that takes unapproved changes; set it to false".into(),
             ));
         }
@@ -928,13 +1017,17 @@ impl Target {
                     part(owner) && part(name)
                 });
         if !repo_ok {
-            return Err(invalid(format!(
-                "branches.github_repository must be \"owner/name\", got {:?}",
-                self.branches.github_repository
-            )));
+            return Err(invalid(
+                "branches.github_repository",
+                format!(
+                    "branches.github_repository must be \"owner/name\", got {:?}",
+                    self.branches.github_repository
+                ),
+            ));
         }
         if self.branches.ttl_days == 0 || self.branches.max_stacks == 0 {
             return Err(invalid(
+                "branches",
                 "branches.ttl_days and branches.max_stacks must be at least 1".into(),
             ));
         }

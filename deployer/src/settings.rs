@@ -249,7 +249,7 @@ impl Resolver<'_> {
             .into_iter()
             .chain(keys.iter().map(String::as_str))
             .collect();
-        at(self.env_file, &text, &path, message)
+        ConfigError::at_key(self.env_file, &text, &path, message)
     }
 
     /// A mistake in the declarations file, at `attribute` of the declaration of `keys`.
@@ -262,7 +262,7 @@ impl Resolver<'_> {
             path.push(key.as_str());
         }
         path.push(attribute);
-        at(
+        ConfigError::at_key(
             self.declarations,
             self.declarations_text,
             &path,
@@ -479,36 +479,6 @@ impl Resolver<'_> {
         }
         Ok(resolved)
     }
-}
-
-/// A mistake at `path` of a TOML file (or the nearest table on the way to it).
-fn at(file: &Path, text: &str, path: &[&str], message: String) -> ConfigError {
-    match locate(text, path) {
-        Some(span) => ConfigError::at(file, text, span, message),
-        None => ConfigError::Invalid {
-            path: file.to_path_buf(),
-            line: None,
-            message,
-        },
-    }
-}
-
-/// Where the value at `path` is in a TOML text, or the nearest table on the way to it.
-fn locate(text: &str, path: &[&str]) -> Option<std::ops::Range<usize>> {
-    let root = toml::de::DeTable::parse(text).ok()?;
-    let mut table = root.get_ref();
-    let mut span = None;
-    for key in path {
-        let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *key) else {
-            break;
-        };
-        span = Some(value.span());
-        match value.get_ref() {
-            toml::de::DeValue::Table(t) => table = t,
-            _ => break,
-        }
-    }
-    span
 }
 
 fn json(value: &toml::Value) -> Value {

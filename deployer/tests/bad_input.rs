@@ -307,8 +307,13 @@ fn branch_stacks_in_prod_are_refused() {
     assert_has(
         &err,
         &[
-            "environments/prod.toml",
-            "environments/prod.toml: branches.enabled = true is not allowed where safety.require_approval = true",
+            &format!(
+                "environments/prod.toml:{}: branches.enabled = true is not allowed where safety.require_approval = true",
+                line_of("environments/prod.toml", "enabled = false")
+            ),
+            // The spot is shown, as for a syntax error.
+            "enabled = true\n",
+            "╰── here",
         ],
     );
 }
@@ -320,7 +325,13 @@ fn missing_environment_file_is_named() {
     let err = p.run(&["synth", "--all"]).expect(2).stderr();
     assert_has(
         &err,
-        &["environments/pipeline.toml: stages names prod, but there is no environments/prod.toml"],
+        &[
+            &format!(
+                "environments/pipeline.toml:{}: stages names prod, but there is no environments/prod.toml",
+                line_of("environments/pipeline.toml", "environment = \"prod\"")
+            ),
+            "environment = \"prod\"\n",
+        ],
     );
 }
 
