@@ -392,6 +392,12 @@ where
     E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
     use aws_sdk_sts::error::SdkError;
+    if unimplemented_by_emulator(e) {
+        return format!(
+            "the local emulator ({}) does not implement this call (it answered HTTP 500 with no AWS error code, which AWS always sends); on AWS it gets a real answer",
+            std::env::var("AWS_ENDPOINT_URL").unwrap_or_default()
+        );
+    }
     match e {
         SdkError::ServiceError(se) => {
             let err = se.err();

@@ -37,6 +37,7 @@ pub enum Command {
     History(commands::history::Args),
     Rollback(commands::rollback::Args),
     Verify(commands::verify::Args),
+    Doctor(commands::doctor::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]

@@ -8,6 +8,35 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
+/// Where a text goes: it is coloured only where that stream is a terminal that takes colour
+/// (console honours NO_COLOR and CLICOLOR), never in a pipe or a file.
+#[derive(Debug, Clone, Copy)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn paint<D>(self, value: D, colour: console::Color) -> console::StyledObject<D> {
+        let styled = console::style(value).fg(colour);
+        match self {
+            Stream::Stdout => styled.for_stdout(),
+            Stream::Stderr => styled.for_stderr(),
+        }
+    }
+}
+
+/// A stack or resource status in the colour of how it went.
+fn status_colour(status: &str) -> Option<console::Color> {
+    if status.contains("FAILED") || status.contains("ROLLBACK") {
+        Some(console::Color::Red)
+    } else if status.ends_with("_COMPLETE") {
+        Some(console::Color::Green)
+    } else {
+        None
+    }
+}
+
 /// Stack events as lines on stderr, so stdout stays one clean report; on a terminal, also a
 /// live line (indicatif) with the stack's state, the resources done of those the change set
 /// touches, and the time the operation has taken so far.
@@ -64,12 +93,16 @@ impl Drop for Progress {
 
 impl Observer for Progress {
     fn event(&mut self, e: &Event) {
+        let status = match status_colour(&e.status) {
+            Some(colour) => Stream::Stderr.paint(&e.status, colour).to_string(),
+            None => e.status.clone(),
+        };
         let line = format!(
             "{}  {:<28} {:<36} {}{}",
             e.timestamp,
             e.logical_id,
             e.resource_type,
-            e.status,
+            status,
             e.reason
                 .as_deref()
                 .map(|r| format!("  {r}"))
@@ -110,7 +143,10 @@ impl Observer for Progress {
 
     fn planned(&mut self, stack: &str, changes: &[crate::stack::Change]) -> bool {
         // The plan before it runs, on stderr (the report on stdout repeats it at the end).
-        self.say(&format!("{stack} will change:\n{}", changes_text(changes)));
+        self.say(&format!(
+            "{stack} will change:\n{}",
+            changes_text(changes, Stream::Stderr)
+        ));
         let widening = security_rows(changes)
             .into_iter()
             .filter(|c| c.action != "Remove")
@@ -118,7 +154,7 @@ impl Observer for Progress {
         if self.ask_before_security && !widening.is_empty() && std::io::stdin().is_terminal() {
             self.say(&format!(
                 "  IAM and security changes:\n{}Deploy them? [y/N] ",
-                changes_text(&widening)
+                changes_text(&widening, Stream::Stderr)
             ));
             let mut line = String::new();
             let _ = std::io::stdin().read_line(&mut line);
@@ -146,12 +182,12 @@ impl Report for DeployReport {
                     self.stack,
                     name = self.change_set.as_deref().unwrap_or("(unnamed)")
                 );
-                s.push_str(&changes_text(&self.changes));
+                s.push_str(&changes_text(&self.changes, Stream::Stdout));
                 return s;
             }
             Outcome::Created | Outcome::Updated => {
                 let _ = writeln!(s, "{}: {}", self.stack, self.status);
-                s.push_str(&changes_text(&self.changes));
+                s.push_str(&changes_text(&self.changes, Stream::Stdout));
             }
         }
         s.push_str(&outputs_text(&self.outputs));
@@ -159,25 +195,66 @@ impl Report for DeployReport {
     }
 }
 
-pub fn changes_text(changes: &[crate::stack::Change]) -> String {
+/// A change set's rows for `stream`: Add green, Modify yellow, Remove red, replacements red.
+pub fn changes_text(changes: &[crate::stack::Change], stream: Stream) -> String {
+    use console::Color;
     if changes.is_empty() {
         return "  (no resource changes: parameters or tags only)\n".into();
     }
     changes.iter().fold(String::new(), |mut s, c| {
+        let colour = match c.action.as_str() {
+            "Add" => Color::Green,
+            "Modify" => Color::Yellow,
+            "Remove" => Color::Red,
+            _ => Color::Cyan,
+        };
         let _ = writeln!(
             s,
             "  {:<8} {:<28} {}{}",
-            c.action,
+            stream.paint(&c.action, colour),
             c.logical_id,
             c.resource_type,
             c.replacement
                 .as_deref()
                 .filter(|r| *r != "False")
-                .map(|r| format!(" (replacement: {r})"))
+                .map(|r| stream
+                    .paint(format!(" (replacement: {r})"), Color::Red)
+                    .to_string())
                 .unwrap_or_default()
         );
+        for p in &c.properties {
+            let values = match (&p.before, &p.after) {
+                (None, None) => String::new(),
+                (before, after) => format!(
+                    ": {} -> {}",
+                    shorten(before.as_deref().unwrap_or("(none)")),
+                    shorten(after.as_deref().unwrap_or("(none)"))
+                ),
+            };
+            let replaces = match p.recreation.as_deref() {
+                Some("Always") => " (replaces the resource)",
+                Some("Conditionally") => " (may replace the resource)",
+                _ => "",
+            };
+            let replaces = stream.paint(replaces, Color::Red);
+            let _ = writeln!(s, "             ~ {}{values}{replaces}", p.path);
+        }
         s
     })
+}
+
+/// A value on one line: a long policy document is cut, with how much was left out.
+fn shorten(value: &str) -> String {
+    const MAX: usize = 60;
+    let one_line = value.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!(
+            "{}... ({} characters)",
+            &one_line[..cut],
+            one_line.chars().count()
+        ),
+        None => one_line,
+    }
 }
 
 /// Resource types whose change widens or narrows who may do what: an approver reads these first.
@@ -212,13 +289,14 @@ pub fn review_text(
     stack: &str,
     change_set: &str,
     changes: &[crate::stack::Change],
+    stream: Stream,
 ) -> String {
     let mut text = format!("{env}'s change set for {stack}: {change_set}\n");
-    text += &changes_text(changes);
+    text += &changes_text(changes, stream);
     let security = security_rows(changes);
     if !security.is_empty() {
         text += "  IAM and security changes, read these first:\n";
-        text += &changes_text(&security);
+        text += &changes_text(&security, stream);
     }
     text
 }
@@ -262,6 +340,7 @@ mod tests {
             logical_id: id.into(),
             resource_type: "AWS::SNS::Topic".into(),
             replacement: None,
+            properties: vec![],
         };
         assert!(p.planned(
             "catalog-sandbox",

@@ -108,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::History(args) => commands::history::run(g, envs, args).await,
         Command::Rollback(args) => commands::rollback::run(g, envs, args).await,
         Command::Verify(args) => commands::verify::run(g, envs, args).await,
+        Command::Doctor(args) => commands::doctor::run(g, envs, args).await,
         Command::Completions { .. } => unreachable!("handled before the environments load"),
     }
 }

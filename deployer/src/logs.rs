@@ -10,15 +10,23 @@ use std::time::Duration;
 /// How often `--follow` asks for new events.
 pub const FOLLOW_POLL: Duration = Duration::from_secs(2);
 
-/// The functions a catalog stack runs; each logs to `/aws/lambda/{resource_name}-{function}`.
-
 #[derive(Debug, Clone, Serialize)]
 pub struct LogEvent {
     pub timestamp: String,
     pub function: String,
+    /// In JSON output, a line that is a JSON object (the app logs those) is that object, not a
+    /// string holding it.
+    #[serde(serialize_with = "parsed_when_json")]
     pub message: String,
     #[serde(skip)]
     millis: i64,
+}
+
+fn parsed_when_json<S: serde::Serializer>(message: &String, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::from_str::<serde_json::Value>(message.trim()) {
+        Ok(object @ serde_json::Value::Object(_)) => object.serialize(s),
+        _ => message.serialize(s),
+    }
 }
 
 impl LogEvent {

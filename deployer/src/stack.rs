@@ -165,6 +165,25 @@ pub struct Change {
     pub resource_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
+    /// What a Modify changes, property by property, as CloudFormation describes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<PropertyChange>,
+}
+
+/// One property (or the tags, or the metadata) a Modify row changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PropertyChange {
+    /// Where in the resource: `Properties.MemorySize`, `Properties.Environment.Variables.X`, `Tags`.
+    pub path: String,
+    /// Whether changing it replaces the resource: Never, Conditionally or Always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recreation: Option<String>,
+    /// The values before and after, where CloudFormation gives them (AWS does, with
+    /// IncludePropertyValues; the emulator gives none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -417,8 +436,37 @@ fn rows(
             logical_id: rc.logical_resource_id().unwrap_or_default().into(),
             resource_type: rc.resource_type().unwrap_or_default().into(),
             replacement: rc.replacement().map(|r| r.as_str().to_string()),
+            properties: properties(rc),
         })
         .collect()
+}
+
+/// The properties a resource change touches, each once (CloudFormation lists a property again
+/// for each cause: the template, a parameter, another resource).
+fn properties(rc: &aws_sdk_cloudformation::types::ResourceChange) -> Vec<PropertyChange> {
+    let mut out: Vec<PropertyChange> = vec![];
+    for target in rc.details().iter().filter_map(|d| d.target()) {
+        let attribute = target.attribute().map(|a| a.as_str()).unwrap_or_default();
+        // `/Properties/Environment/Variables/X` where given; else the attribute and the name.
+        let path = match (target.path(), target.name()) {
+            (Some(path), _) => path.trim_start_matches('/').replace('/', "."),
+            (None, Some(name)) => format!("{attribute}.{name}"),
+            (None, None) => attribute.to_string(),
+        };
+        let change = PropertyChange {
+            path,
+            recreation: target.requires_recreation().map(|r| r.as_str().to_string()),
+            before: target.before_value().map(str::to_string),
+            after: target.after_value().map(str::to_string),
+        };
+        match out.iter_mut().find(|c| c.path == change.path) {
+            // The one that may replace the resource says more.
+            Some(known) if known.recreation.as_deref() == Some("Never") => *known = change,
+            Some(_) => {}
+            None => out.push(change),
+        }
+    }
+    out
 }
 
 /// The stack's id where the description has one (calls by id still find it once deleted).
@@ -1319,6 +1367,8 @@ impl Stacks {
             let cs = match self
                 .cfn
                 .describe_change_set()
+                // Property-level rows, with values before and after.
+                .include_property_values(true)
                 .change_set_name(change_set)
                 .send()
                 .await
@@ -1364,6 +1414,8 @@ impl Stacks {
         let first = self
             .cfn
             .describe_change_set()
+            // Property-level rows, with values before and after.
+            .include_property_values(true)
             .stack_name(stack)
             .change_set_name(change_set)
             .send()
@@ -1385,6 +1437,8 @@ impl Stacks {
             let page = self
                 .cfn
                 .describe_change_set()
+                // Property-level rows, with values before and after.
+                .include_property_values(true)
                 .change_set_name(change_set)
                 .next_token(token)
                 .send()

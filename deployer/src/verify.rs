@@ -32,9 +32,14 @@ impl crate::output::Report for VerifyReport {
     fn human(&self) -> String {
         let mut out = format!("verify {}\n", self.url);
         for c in &self.checks {
+            let stdout = crate::display::Stream::Stdout;
             out += &format!(
                 "  {} {:<50} {}\n",
-                if c.ok { "ok  " } else { "FAIL" },
+                if c.ok {
+                    stdout.paint("ok  ", console::Color::Green)
+                } else {
+                    stdout.paint("FAIL", console::Color::Red)
+                },
                 c.check,
                 c.detail
             );

@@ -602,6 +602,26 @@ async fn deploy_shows_its_plan_and_asks_on_a_terminal_before_iam_changes() {
     assert!(no.contains("AWS::IAM::Role"), "{no}");
     assert!(no.contains("Deploy them? [y/N]"), "{no}");
     assert!(no.contains("not confirmed; nothing was changed"), "{no}");
+    // On a terminal that takes colour the plan is coloured (Add in green), unless NO_COLOR says
+    // otherwise.
+    let term = ("TERM", "xterm-256color");
+    let coloured = p
+        .run_on_terminal_with(&["deploy", "sandbox"], "n\n", &[term])
+        .expect(1)
+        .stdout();
+    assert!(coloured.contains("\u{1b}[32mAdd"), "{coloured:?}");
+    let plain = p
+        .run_on_terminal_with(&["deploy", "sandbox"], "n\n", &[term, ("NO_COLOR", "1")])
+        .expect(1)
+        .stdout();
+    // (The progress line's own cursor codes stay: only colours go.)
+    assert!(
+        plain.contains("catalog-sandbox will change:")
+            && ["\u{1b}[31m", "\u{1b}[32m", "\u{1b}[33m"]
+                .iter()
+                .all(|sgr| !plain.contains(sgr)),
+        "{plain:?}"
+    );
     assert!(
         !stack_names(&cloudformation(&emu, SANDBOX))
             .await
@@ -624,6 +644,14 @@ async fn deploy_shows_its_plan_and_asks_on_a_terminal_before_iam_changes() {
     let ci = p.run(&["deploy", "sandbox"]).expect(0).stderr();
     assert!(
         ci.contains("catalog-sandbox will change:") && !ci.contains("[y/N]"),
+        "{ci}"
+    );
+    // Never a colour into a pipe.
+    assert!(!ci.contains('\u{1b}'), "{ci:?}");
+    // It ends on one line: how it went, and how long it took.
+    let last = ci.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("catalog-sandbox: UPDATE_COMPLETE in ") && last.ends_with('s'),
         "{ci}"
     );
 }

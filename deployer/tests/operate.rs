@@ -48,7 +48,10 @@ fn messages(report: &serde_json::Value) -> Vec<(String, String)> {
         .map(|e| {
             (
                 e["function"].as_str().unwrap().to_string(),
-                e["message"].as_str().unwrap().to_string(),
+                // A JSON line is an object; compare its text.
+                e["message"]
+                    .as_str()
+                    .map_or_else(|| e["message"].to_string(), str::to_string),
             )
         })
         .collect()
@@ -67,14 +70,32 @@ async fn logs_merge_the_functions_in_time_order_and_follow_new_ones() {
     .await;
     log(&emu, "command", &[("POST /products 201", 2_000)]).await;
     log(&emu, "import", &[("imported long ago", 3_600_000)]).await;
+    // The app's own lines are JSON: --output json gives them as objects, not strings.
+    log(
+        &emu,
+        "query",
+        &[(r#"{"level":"INFO","fields":{"status":200}}"#, 1_500)],
+    )
+    .await;
 
     let all = p
         .run(&["logs", "sandbox", "--output", "json"])
         .expect(0)
         .json();
     let pair = |f: &str, m: &str| (f.to_string(), m.to_string());
+    let object = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["message"].as_object())
+        .unwrap_or_else(|| panic!("no JSON line as an object: {all}"));
+    assert_eq!(object["fields"]["status"], 200, "{all}");
+    let text_lines: Vec<_> = messages(&all)
+        .into_iter()
+        .filter(|(_, m)| !m.starts_with('{'))
+        .collect();
     assert_eq!(
-        messages(&all),
+        text_lines,
         [
             pair("query", "GET /products 200"),
             pair("command", "POST /products 201"),
@@ -233,4 +254,92 @@ fn completions_need_no_project_and_know_every_command() {
     let p = Project::new();
     let err = p.run(&["completions", "tcsh"]).expect(2).stderr();
     assert!(err.contains("possible values: bash"), "{err}");
+}
+
+/// An API the emulator lacks (CodePipeline's GetPipelineState) is named as such in one line, not
+/// shown as its HTML error page.
+#[test]
+fn a_call_the_emulator_does_not_implement_says_so_in_one_line() {
+    let emu = Emulator::start();
+    let p = common::Project::new().signed_in(&emu, common::PIPELINE);
+    let err = p.run(&["pipeline", "status"]).expect(1).stderr();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("GetPipelineState")
+            && line.contains("the local emulator (")
+            && line.contains("does not implement this call")
+            && !line.contains('<'),
+        "{err}"
+    );
+}
+
+/// `doctor` says, environment by environment, what this machine can reach and what to do where it
+/// cannot: exit 1 until every account is bootstrapped, then 0.
+#[test]
+fn doctor_names_each_failure_with_what_to_do_then_passes() {
+    let emu = Emulator::start();
+    // The emulator makes no AWS::IAM::OIDCProvider from a template (it skips the type), so the
+    // provider the bootstrap stack would make on AWS is named in the file instead.
+    let p = Project::new().signed_in(&emu, common::PIPELINE);
+    p.edit(
+        "environments/sandbox.toml",
+        "# oidc_provider_arn = \"arn:aws:iam::ACCOUNT:oidc-provider/token.actions.githubusercontent.com\"",
+        &format!("oidc_provider_arn = \"arn:aws:iam::{SANDBOX}:oidc-provider/token.actions.githubusercontent.com\""),
+    );
+    p.run_as(&emu, SANDBOX, &["bootstrap", "sandbox"]).expect(0);
+    let run = p.run(&["doctor", "-o", "json"]).expect(1);
+    let report = run.json();
+    let check = |env: &str, name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["env"] == env && c["check"] == name)
+            .unwrap_or_else(|| panic!("no {env} {name} in {report}"))
+            .clone()
+    };
+    assert_eq!(report["account"], common::PIPELINE);
+    for (env, name) in [
+        ("sandbox", "read role"),
+        ("sandbox", "bootstrap version"),
+        ("sandbox", "github oidc"),
+        ("sandbox", "deploy role"),
+        ("prod", "deploy role"),
+    ] {
+        assert_eq!(check(env, name)["ok"], true, "{env} {name}: {report}");
+    }
+    // Prod's deploy role is never tried: only the pipeline's prod Deploy action may assume it.
+    assert!(
+        check("prod", "deploy role")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only the pipeline's prod Deploy action may assume it"),
+        "{report}"
+    );
+    // Neither prod nor the pipeline account is bootstrapped yet: each failure says what to do.
+    let prod = check("prod", "read role");
+    assert_eq!(prod["ok"], false, "{report}");
+    assert!(
+        prod["detail"]
+            .as_str()
+            .unwrap()
+            .contains("run `deployer bootstrap prod`"),
+        "{report}"
+    );
+    let pipeline = check("pipeline", "bootstrap");
+    assert!(
+        pipeline["detail"]
+            .as_str()
+            .unwrap()
+            .contains("run `deployer bootstrap pipeline`"),
+        "{report}"
+    );
+    p.run_as(&emu, common::PROD, &["bootstrap", "prod"])
+        .expect(0);
+    p.run(&["bootstrap", "pipeline"]).expect(0);
+    let text = p.run(&["doctor"]).expect(0).stdout();
+    assert!(text.contains("every check passed"), "{text}");
 }

@@ -1350,3 +1350,93 @@ async fn nested_stacks_events_are_followed_and_their_failure_named() {
         "{err}"
     );
 }
+
+/// A Modify row comes with its properties, as DescribeChangeSet with IncludePropertyValues gives
+/// them (the emulator gives no details): each property once, the values before and after, and
+/// whether it replaces the resource.
+#[tokio::test]
+async fn a_diff_shows_each_changed_property_with_its_values_before_and_after() {
+    use aws_sdk_cloudformation::types::{
+        RequiresRecreation, ResourceAttribute, ResourceChangeDetail, ResourceTargetDefinition,
+    };
+    let describe =
+        mock!(Client::describe_stacks).then_output(|| stack(StackStatus::UpdateComplete));
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let target = |path: &str, recreation, before: &str, after: &str| {
+        ResourceChangeDetail::builder()
+            .target(
+                ResourceTargetDefinition::builder()
+                    .attribute(ResourceAttribute::Properties)
+                    .name(path.rsplit('/').next().unwrap())
+                    .path(path)
+                    .requires_recreation(recreation)
+                    .before_value(before)
+                    .after_value(after)
+                    .build(),
+            )
+            .build()
+    };
+    let rows = mock!(Client::describe_change_set)
+        .match_requests(|r| r.include_property_values() == Some(true))
+        .then_output(move || {
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::CreateComplete)
+                .changes(
+                    Change::builder()
+                        .r#type(ChangeType::Resource)
+                        .resource_change(
+                            ResourceChange::builder()
+                                .action(ChangeAction::Modify)
+                                .logical_resource_id("QueryFunction")
+                                .resource_type("AWS::Lambda::Function")
+                                .details(target(
+                                    "/Properties/MemorySize",
+                                    RequiresRecreation::Never,
+                                    "256",
+                                    "512",
+                                ))
+                                // The same property again, caused by a parameter: shown once.
+                                .details(target(
+                                    "/Properties/MemorySize",
+                                    RequiresRecreation::Never,
+                                    "256",
+                                    "512",
+                                ))
+                                .details(target(
+                                    "/Properties/FunctionName",
+                                    RequiresRecreation::Always,
+                                    "catalog-sandbox-query",
+                                    "catalog-sandbox-reader",
+                                ))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    let delete =
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let leftovers = no_leftovers();
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&leftovers, &describe, &create, &rows, &delete]
+    );
+    let changes = stacks(client)
+        .diff(&spec(), &mut |_: &Event| {})
+        .await
+        .unwrap()
+        .expect("the stack differs");
+    assert_eq!(rows.num_calls(), 1, "the rows were asked with their values");
+    let properties = &changes[0].properties;
+    assert_eq!(properties.len(), 2, "{properties:?}");
+    let text = deployer::display::changes_text(&changes, deployer::display::Stream::Stdout);
+    assert!(
+        text.contains("~ Properties.MemorySize: 256 -> 512\n")
+            && text.contains(
+                "~ Properties.FunctionName: catalog-sandbox-query -> catalog-sandbox-reader (replaces the resource)"
+            ),
+        "{text}"
+    );
+}

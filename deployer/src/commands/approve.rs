@@ -89,7 +89,13 @@ async fn change_sets_text(envs: &Environments, to: EnvName, pending: &pipeline::
             }
             Some(change_set) => match stacks.change_set_rows(&name, change_set).await {
                 Ok(rows) => {
-                    text += &crate::display::review_text(to.as_str(), &name, change_set, &rows)
+                    text += &crate::display::review_text(
+                        to.as_str(),
+                        &name,
+                        change_set,
+                        &rows,
+                        crate::display::Stream::Stderr,
+                    )
                 }
                 Err(e) => text += &format!("{name}: change set {change_set} cannot be read: {e}\n"),
             },
@@ -128,7 +134,15 @@ fn prepared_text(dir: &std::path::Path, env: &str) -> String {
                 stack,
                 change_set: Some(name),
                 changes,
-            }) => text += &crate::display::review_text(env, &stack, &name, &changes),
+            }) => {
+                text += &crate::display::review_text(
+                    env,
+                    &stack,
+                    &name,
+                    &changes,
+                    crate::display::Stream::Stderr,
+                )
+            }
             Some(p) => text += &format!("{}: no change to make in {env}\n", p.stack),
             None => text += &format!("{} is not a prepared change set\n", path.display()),
         }

@@ -446,6 +446,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         crate::output::emit(g.output, &report);
         return Ok(0);
     }
+    let started = std::time::Instant::now();
     let mut progress = Progress::new(g.no_progress).asking_before_security_changes(!args.yes);
     let report = deploy(
         envs,
@@ -475,6 +476,14 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
     .await?;
     drop(progress);
     crate::output::emit(g.output, &report);
+    // One closing line, on stderr (stdout stays the report): how it ended and how long it took.
+    let took = started.elapsed();
+    let took = if took.as_secs() < 60 {
+        format!("{:.1}s", took.as_secs_f64())
+    } else {
+        humantime::format_duration(std::time::Duration::from_secs(took.as_secs())).to_string()
+    };
+    eprintln!("{}: {} in {took}", report.stack, report.status);
     // After the report, so a deploy that worked is shown as such even if this fails.
     if let Some(path) = args.outputs_file {
         let json = serde_json::to_string_pretty(&report.outputs).expect("strings serialize");

@@ -4,7 +4,7 @@ use super::deploy::{Artifact, prepare, send_large_template};
 use crate::access::{check_marker, service};
 use crate::config::{EnvName, Environments};
 use crate::display::Progress;
-use crate::display::changes_text;
+use crate::display::{Stream, changes_text};
 use crate::error::Error;
 use crate::output::Report;
 use crate::render::Renderer;
@@ -24,7 +24,7 @@ impl Report for DiffReport {
             return format!("{}: no changes\n", self.stack);
         }
         let mut s = format!("{}: would change\n", self.stack);
-        s.push_str(&changes_text(&self.changes));
+        s.push_str(&changes_text(&self.changes, Stream::Stdout));
         s
     }
 }

@@ -7,6 +7,7 @@ pub mod branches;
 pub mod deploy;
 pub mod destroy;
 pub mod diff;
+pub mod doctor;
 pub mod drift;
 pub mod history;
 pub mod logs;

@@ -294,8 +294,13 @@ impl Project {
     /// Runs on a pseudo-terminal (util-linux `script`), typing `input`: what a person at a
     /// terminal sees and answers. Both streams come back as stdout, as a terminal shows them.
     pub fn run_on_terminal(&self, args: &[&str], input: &str) -> Run {
+        self.run_on_terminal_with(args, input, &[])
+    }
+
+    /// The same, with more environment variables.
+    pub fn run_on_terminal_with(&self, args: &[&str], input: &str, extra: &[(&str, &str)]) -> Run {
         use std::io::Write;
-        let inner = self.command(args, &[], &[]);
+        let inner = self.command(args, extra, &[]);
         let quote =
             |a: &std::ffi::OsStr| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''"));
         let line: Vec<String> = std::iter::once(inner.get_program())
