@@ -280,6 +280,16 @@ pub async fn deploy_as_operator(
 /// first deploy), as a SecureString (CloudFormation cannot make those).
 /// An existing secret is never read or replaced: rotating it signs everyone out.
 pub async fn ensure_signing_secret(session: &Session, name: &str) -> Result<(), Error> {
+    ensure_secret(
+        session,
+        name,
+        "Signs one stack's login tokens; made once by the deployer",
+    )
+    .await
+}
+
+/// Creates a random SecureString once; one already there is kept as it is.
+pub async fn ensure_secret(session: &Session, name: &str, description: &str) -> Result<(), Error> {
     let mut bytes = [0u8; 48];
     getrandom::fill(&mut bytes).map_err(Error::Random)?;
     let result = session
@@ -289,7 +299,7 @@ pub async fn ensure_signing_secret(session: &Session, name: &str) -> Result<(), 
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
         .value(hex::encode(bytes))
         .overwrite(false)
-        .description("Signs one stack's login tokens; made once by the deployer")
+        .description(description)
         .send()
         .await;
     match result {

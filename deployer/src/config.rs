@@ -542,6 +542,17 @@ pub struct Target {
     pub branches: Branches,
     #[serde(default)]
     pub access: Access,
+    /// Absent: Verify signs up a throwaway reader each run instead of checking writes.
+    #[serde(default)]
+    pub verify: Option<Verify>,
+}
+
+/// The user the pipeline's Verify logs in as to check writes (it must be one of the stage's
+/// admins, for the delete); bootstrap makes its password, which only the read role can read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    pub email: String,
 }
 
 /// The pipeline and every environment its stages name, loaded together because their rules
@@ -970,6 +981,18 @@ impl Target {
                         ),
                     ));
                 }
+            }
+        }
+        if let Some(verify) = &self.verify {
+            let parts: Vec<&str> = verify.email.split('@').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) || !parts[1].contains('.') {
+                return Err(invalid(
+                    "verify.email",
+                    format!(
+                        "verify.email must be an email address like \"verify@example.org\"; got {:?}",
+                        verify.email
+                    ),
+                ));
             }
         }
         if let Some(arn) = &self.access.break_glass_role_arn

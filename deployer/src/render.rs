@@ -380,6 +380,11 @@ impl Renderer {
 /// The SSM parameter holding the signing secret of `env`'s stacks, or of one branch stack (named
 /// by its resources' base name): each branch its own, so code on a branch never holds a secret
 /// that sandbox trusts.
+/// The SSM parameter holding the password of `env`'s verifier (`[verify]`), made by bootstrap.
+pub fn verify_password(envs: &Environments, env: EnvName) -> String {
+    format!("/{}/{env}/verify-password", envs.prefix().as_str())
+}
+
 pub fn signing_secret(envs: &Environments, env: EnvName, branch_resources: Option<&str>) -> String {
     let prefix = envs.prefix().as_str();
     match branch_resources {

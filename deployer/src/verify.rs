@@ -174,7 +174,25 @@ pub async fn verify(url: &str, verifier: Option<&Verifier>) -> Result<VerifyRepo
     match verifier {
         Some(v) => {
             let creds = json!({"email": v.email, "password": v.password});
-            let login = api.call(Method::POST, "/login", None, Some(creds)).await;
+            let mut login = api
+                .call(Method::POST, "/login", None, Some(creds.clone()))
+                .await;
+            // The verifier's first run: it signs up (as a named admin it may, even where
+            // sign-up is closed), then logs in.
+            if matches!(login, Ok((401, _))) {
+                let signup = api
+                    .call(Method::POST, "/signup", None, Some(creds.clone()))
+                    .await;
+                if check(
+                    &format!("POST /signup as {} (its first run)", v.email),
+                    signup,
+                    &[201],
+                )
+                .is_some()
+                {
+                    login = api.call(Method::POST, "/login", None, Some(creds)).await;
+                }
+            }
             let token = check(&format!("POST /login as {}", v.email), login, &[200])
                 .and_then(|(_, body)| body["token"].as_str().map(str::to_string));
             if let Some(token) = token {

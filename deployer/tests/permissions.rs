@@ -191,7 +191,8 @@ fn operators_read_prod_through_a_role_that_changes_nothing() {
     ] {
         assert!(!allows(&st, action), "the read role may {action}");
     }
-    // Of the parameters, only the bootstrap marker (`doctor` reads it): never a signing secret.
+    // Of the parameters, only the bootstrap marker (`doctor` reads it) and the verifier's
+    // password (`verify` logs in with it): never a signing secret.
     let readable: Vec<String> = st
         .iter()
         .filter(|s| {
@@ -205,9 +206,10 @@ fn operators_read_prod_through_a_role_that_changes_nothing() {
         .collect();
     assert_eq!(
         readable,
-        [format!(
-            "arn:aws:ssm:us-east-1:{PROD}:parameter/catalog/bootstrap/version"
-        )]
+        [
+            format!("arn:aws:ssm:us-east-1:{PROD}:parameter/catalog/bootstrap/version"),
+            format!("arn:aws:ssm:us-east-1:{PROD}:parameter/catalog/prod/verify-password")
+        ]
     );
     p.edit(
         "environments/prod.toml",

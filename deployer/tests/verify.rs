@@ -93,3 +93,64 @@ fn without_a_verifier_a_new_reader_is_refused_a_write_and_a_failure_exits_1() {
         .stderr();
     assert!(err.contains("is not an http(s) URL"), "{err}");
 }
+
+/// With `[verify] email` in the environment's file, bootstrap makes the verifier's password (a
+/// SecureString in that account) and verify reads it through the read role, signs the verifier up
+/// on its first run (a named admin may, even where sign-up is closed) and logs in after that.
+#[tokio::test]
+async fn the_configured_verifier_signs_up_once_with_the_password_bootstrap_made() {
+    let emu = common::Emulator::start();
+    let p = Project::new().signed_in(&emu, common::PIPELINE);
+    p.edit(
+        "environments/sandbox.toml",
+        "# [verify]\n# email = \"verify@example.org\"",
+        "[verify]\nemail = \"ann@example.com\"",
+    );
+    // Before bootstrap there is no password: said, with what to do.
+    let err = p
+        .run(&["verify", "sandbox", "--url", "http://127.0.0.1:9"])
+        .expect(2)
+        .stderr();
+    assert!(err.contains("run `deployer bootstrap sandbox`"), "{err}");
+    p.run_as(&emu, common::SANDBOX, &["bootstrap", "sandbox"])
+        .expect(0);
+    // The app's only admin is ann; sign-up is closed to everyone else.
+    let app = App::start("closed");
+    let verify = || {
+        p.run(&["verify", "sandbox", "--url", &app.1, "-o", "json"])
+            .expect(0)
+            .json()
+    };
+    let first = verify();
+    let names: Vec<&str> = first["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"POST /signup as ann@example.com (its first run)")
+            && names.contains(&"DELETE /products/{id} removes it (needs an admin)"),
+        "{first}"
+    );
+    let second = verify();
+    assert!(
+        !second.to_string().contains("its first run"),
+        "the second run logs in at once: {second}"
+    );
+    // The password is a SecureString of the sandbox account (permissions.rs: only the read role
+    // of the deployer's roles may read it).
+    let ssm = aws_sdk_ssm::Client::new(&common::sdk_config(&emu, common::SANDBOX));
+    let param = ssm
+        .get_parameter()
+        .name("/catalog/sandbox/verify-password")
+        .send()
+        .await
+        .unwrap()
+        .parameter
+        .unwrap();
+    assert_eq!(
+        param.r#type,
+        Some(aws_sdk_ssm::types::ParameterType::SecureString)
+    );
+}

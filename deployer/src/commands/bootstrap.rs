@@ -1,7 +1,7 @@
 //! `deployer bootstrap ENV`: the stack that prepares an account (roles, artifact bucket, KMS key,
 //! ECR repository, version marker), and the app's signing secret.
 
-use crate::access::{deploy_as_operator, ensure_signing_secret};
+use crate::access::{deploy_as_operator, ensure_secret, ensure_signing_secret};
 use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use crate::render::{Options, Renderer, StackKind};
@@ -22,6 +22,14 @@ pub async fn bootstrap(
     if kind == StackKind::BootstrapTarget {
         let name = crate::render::signing_secret(envs, env, None);
         ensure_signing_secret(&session, &name).await?;
+        if envs.target(env).is_some_and(|t| t.verify.is_some()) {
+            ensure_secret(
+                &session,
+                &crate::render::verify_password(envs, env),
+                "The password of the pipeline's Verify user; made once by the deployer",
+            )
+            .await?;
+        }
     }
     Ok(report)
 }
