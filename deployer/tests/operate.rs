@@ -343,3 +343,61 @@ fn doctor_names_each_failure_with_what_to_do_then_passes() {
     let text = p.run(&["doctor"]).expect(0).stdout();
     assert!(text.contains("every check passed"), "{text}");
 }
+
+/// Each command's help lists its own options first and the global ones apart, under their own
+/// heading; every argument has a description.
+#[test]
+fn help_keeps_each_command_s_options_apart_from_the_global_ones() {
+    let p = Project::new();
+    let help = p.run(&["deploy", "--help"]).expect(0).stdout();
+    let (own, global) = help
+        .split_once("Global options:")
+        .unwrap_or_else(|| panic!("{help}"));
+    assert!(
+        own.contains("--no-execute") && !own.contains("--environments"),
+        "{help}"
+    );
+    assert!(
+        global.contains("--environments") && !global.contains("--no-execute"),
+        "{help}"
+    );
+    for command in [
+        "synth",
+        "bootstrap",
+        "deploy",
+        "diff",
+        "destroy",
+        "package",
+        "status",
+        "approve",
+        "reject",
+        "outputs",
+        "drift",
+        "logs",
+        "history",
+        "rollback",
+        "verify",
+        "doctor",
+    ] {
+        let help = p.run(&[command, "--help"]).expect(0).stdout();
+        // An option or argument line without a description is the name alone on its line.
+        for line in help.lines().filter(|l| l.starts_with("  ")) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let undocumented = match words.first() {
+                Some(w) if w.starts_with('-') || w.starts_with('<') || w.starts_with('[') => {
+                    words.iter().skip(1).all(|w| {
+                        w.starts_with('<')
+                            || w.starts_with('[')
+                            || w.starts_with('-')
+                            || w.ends_with(',')
+                    })
+                }
+                _ => false,
+            };
+            assert!(
+                !undocumented,
+                "`{command} --help` leaves undescribed: {line}\n{help}"
+            );
+        }
+    }
+}

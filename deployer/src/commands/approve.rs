@@ -7,6 +7,7 @@ use crate::pipeline;
 /// Approve the pipeline execution waiting to promote an artifact to the next stage.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Recorded with the approval, for whoever reads the pipeline's history.
     #[arg(long)]
     comment: Option<String>,
     /// Do not ask for confirmation.

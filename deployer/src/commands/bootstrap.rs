@@ -38,6 +38,8 @@ pub async fn bootstrap(
 /// pipeline: KMS key, ECR repository). Needs credentials in that account.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The environment whose account to prepare (`pipeline` or a stage's); sign in to that
+    /// account first.
     env: String,
     /// Give the CloudFormation execution role AdministratorAccess instead of its scoped policy.
     /// Each bootstrap without it takes it away again.

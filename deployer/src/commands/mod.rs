@@ -24,8 +24,9 @@ use crate::output::Format;
 use clap::Args;
 use std::path::PathBuf;
 
-/// The flags every command takes.
+/// The flags every command takes: listed apart, under their own heading, in each command's help.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Human-readable text, or one JSON document on stdout (progress still goes to stderr).
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Text)]
