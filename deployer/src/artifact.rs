@@ -337,6 +337,32 @@ pub async fn fetch(
     Ok(zip)
 }
 
+/// The objects of `bucket` under `prefix`, every page.
+pub async fn objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<aws_sdk_s3::types::Object>, Error> {
+    let mut objects = vec![];
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            Error::Aws(crate::aws::Error::Call {
+                action: "s3:ListObjectsV2",
+                target: format!("s3://{bucket}/{prefix}"),
+                message: crate::aws::error_text(&e),
+            })
+        })?;
+        objects.extend(page.contents.unwrap_or_default());
+    }
+    Ok(objects)
+}
+
 /// The bytes of an object of `bucket`.
 pub(crate) async fn read_object(
     s3: &aws_sdk_s3::Client,

@@ -38,6 +38,7 @@ pub enum Command {
     Rollback(commands::rollback::Args),
     Verify(commands::verify::Args),
     Doctor(commands::doctor::Args),
+    Gc(commands::gc::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]

@@ -2,7 +2,7 @@
 //! line with the stack's state and time, and the text of deploy reports.
 
 use crate::output::Report;
-use crate::stack::{DeployReport, Event, Observer, Outcome};
+use crate::stack::{DeployReport, Event, Go, Observer, Outcome};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -141,7 +141,7 @@ impl Observer for Progress {
         }
     }
 
-    fn planned(&mut self, stack: &str, changes: &[crate::stack::Change]) -> bool {
+    fn planned(&mut self, stack: &str, changes: &[crate::stack::Change]) -> Go {
         // The plan before it runs, on stderr (the report on stdout repeats it at the end).
         self.say(&format!(
             "{stack} will change:\n{}",
@@ -151,20 +151,16 @@ impl Observer for Progress {
             .into_iter()
             .filter(|c| c.action != "Remove")
             .collect::<Vec<_>>();
+        self.plan = Some((stack.to_string(), changes.len()));
+        self.done.clear();
         if self.ask_before_security && !widening.is_empty() && std::io::stdin().is_terminal() {
             self.say(&format!(
                 "  IAM and security changes:\n{}Deploy them? [y/N] ",
                 changes_text(&widening, Stream::Stderr)
             ));
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-            if !matches!(line.trim(), "y" | "Y" | "yes") {
-                return false;
-            }
+            return Go::IfConfirmed;
         }
-        self.plan = Some((stack.to_string(), changes.len()));
-        self.done.clear();
-        true
+        Go::Now
     }
 }
 
@@ -342,10 +338,13 @@ mod tests {
             replacement: None,
             properties: vec![],
         };
-        assert!(p.planned(
-            "catalog-sandbox",
-            &[change("Topic"), change("Queue"), change("Table")]
-        ));
+        assert_eq!(
+            p.planned(
+                "catalog-sandbox",
+                &[change("Topic"), change("Queue"), change("Table")]
+            ),
+            Go::Now
+        );
         p.event(&event("catalog-sandbox", "UPDATE_IN_PROGRESS"));
         p.event(&event("Topic", "CREATE_IN_PROGRESS"));
         p.event(&event("Topic", "CREATE_COMPLETE"));

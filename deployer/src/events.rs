@@ -14,11 +14,19 @@ use std::time::Duration;
 pub trait Observer {
     fn event(&mut self, event: &Event);
     fn waiting(&mut self, _stack: &str, _status: &str, _elapsed: Duration) {}
-    /// A change set of `changes` is about to run on `stack`: false stops it (the change set is
-    /// deleted, nothing runs).
-    fn planned(&mut self, _stack: &str, _changes: &[crate::stack::Change]) -> bool {
-        true
+    /// A change set of `changes` is about to run on `stack`: whether it runs now, or only once
+    /// the person at the terminal answers the question the observer asked with a yes (a no
+    /// deletes the change set; nothing runs).
+    fn planned(&mut self, _stack: &str, _changes: &[crate::stack::Change]) -> Go {
+        Go::Now
     }
+}
+
+/// What an observer says to a change set about to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Go {
+    Now,
+    IfConfirmed,
 }
 
 /// Any closure over events observes; it ignores the waiting.
@@ -259,9 +267,16 @@ fn event_of(e: &StackEvent) -> Event {
 
 const NESTED_STACK_TYPE: &str = "AWS::CloudFormation::Stack";
 
-/// A time as AWS writes timestamps (RFC 3339).
+/// A time as AWS writes timestamps (RFC 3339, UTC), always to the millisecond, so that lines of
+/// events and logs keep their columns (the SDK's own format drops trailing zeros).
 pub fn time_text(t: &aws_smithy_types::DateTime) -> Option<String> {
-    t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()
+    let text = t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()?;
+    let (seconds, fraction) = text
+        .strip_suffix('Z')?
+        .split_once('.')
+        .unwrap_or((text.strip_suffix('Z')?, ""));
+    let millis: String = fraction.chars().chain("000".chars()).take(3).collect();
+    Some(format!("{seconds}.{millis}Z"))
 }
 
 /// The current time as AWS writes timestamps.
@@ -312,4 +327,19 @@ pub(crate) fn unix_millis() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_to_the_millisecond_in_one_width() {
+        use aws_smithy_types::DateTime;
+        let at =
+            |secs: i64, nanos: u32| time_text(&DateTime::from_secs_and_nanos(secs, nanos)).unwrap();
+        assert_eq!(at(1_796_115_319, 0), "2026-12-01T08:55:19.000Z");
+        assert_eq!(at(1_796_115_319, 500_000_000), "2026-12-01T08:55:19.500Z");
+        assert_eq!(at(1_796_115_319, 560_763_000), "2026-12-01T08:55:19.560Z");
+    }
 }

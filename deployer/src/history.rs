@@ -48,37 +48,36 @@ pub async fn list(
     stack: &str,
     limit: usize,
 ) -> Result<Vec<Entry>, Error> {
-    let call = |action: &'static str, message: String| {
-        Error::Aws(crate::aws::Error::Call {
-            action,
-            target: format!("s3://{bucket}/{}", prefix(stack)),
-            message,
-        })
-    };
-    let mut keys = vec![];
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix(stack))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| call("ListObjectsV2", crate::aws::error_text(&e)))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-    }
+    let mut keys = keys(s3, bucket, &prefix(stack)).await?;
     keys.sort();
     let mut entries = vec![];
     for key in keys.iter().rev().take(limit) {
-        let bytes = crate::artifact::read_object(s3, bucket, key).await?;
-        let entry = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
-            path: format!("s3://{bucket}/{key}").into(),
-            message: e.to_string(),
-        })?;
-        entries.push(entry);
+        entries.push(read(s3, bucket, key).await?);
     }
     Ok(entries)
+}
+
+/// Every entry of every stack the bucket holds history for, in no order.
+pub async fn every(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Vec<Entry>, Error> {
+    let mut entries = vec![];
+    for key in keys(s3, bucket, "history/").await? {
+        entries.push(read(s3, bucket, &key).await?);
+    }
+    Ok(entries)
+}
+
+async fn keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, Error> {
+    Ok(crate::artifact::objects(s3, bucket, prefix)
+        .await?
+        .into_iter()
+        .filter_map(|o| o.key)
+        .collect())
+}
+
+async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Entry, Error> {
+    let bytes = crate::artifact::read_object(s3, bucket, key).await?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+        path: format!("s3://{bucket}/{key}").into(),
+        message: e.to_string(),
+    })
 }

@@ -19,6 +19,7 @@ pub mod local_pipeline;
 pub mod logs;
 pub mod output;
 pub mod pipeline;
+pub mod prompt;
 pub mod render;
 pub mod schema;
 pub mod settings;
@@ -109,6 +110,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Rollback(args) => commands::rollback::run(g, envs, args).await,
         Command::Verify(args) => commands::verify::run(g, envs, args).await,
         Command::Doctor(args) => commands::doctor::run(g, envs, args).await,
+        Command::Gc(args) => commands::gc::run(g, envs, args).await,
         Command::Completions { .. } => unreachable!("handled before the environments load"),
     }
 }

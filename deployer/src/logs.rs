@@ -176,9 +176,10 @@ impl Cursor {
                 }
                 events.push(LogEvent {
                     millis,
-                    timestamp: aws_smithy_types::DateTime::from_millis(millis)
-                        .fmt(aws_smithy_types::date_time::Format::DateTime)
-                        .unwrap_or_default(),
+                    timestamp: crate::events::time_text(&aws_smithy_types::DateTime::from_millis(
+                        millis,
+                    ))
+                    .unwrap_or_default(),
                     function: self.function.clone(),
                     message: e.message().unwrap_or_default().to_string(),
                 });

@@ -2,7 +2,7 @@
 //! report what failed and why.
 
 use crate::aws::error_text;
-pub use crate::events::{Event, FailedResource, Observer, Operation, now_text, time_text};
+pub use crate::events::{Event, FailedResource, Go, Observer, Operation, now_text, time_text};
 use crate::events::{EventStream, is_missing_stack, is_throttling, note, unix_millis};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
@@ -736,7 +736,9 @@ impl Stacks {
                 };
                 return Ok((report, existing));
             }
-            if !on_event.planned(name, &proposal.changes) {
+            if on_event.planned(name, &proposal.changes) == Go::IfConfirmed
+                && !crate::prompt::answered_yes().await
+            {
                 pending().take();
                 self.discard(name, &proposal.made).await?;
                 return Err(Error::Declined { stack: name.into() });
@@ -903,9 +905,18 @@ impl Stacks {
         }))
     }
 
-    /// The change sets named `deployer-change` on the stack, every page; none when the stack is
-    /// gone.
+    /// The change sets named `deployer-change` on the stack; none when the stack is gone.
     async fn our_change_sets(
+        &self,
+        name: &str,
+    ) -> Result<Vec<aws_sdk_cloudformation::types::ChangeSetSummary>, Error> {
+        let mut ours = self.change_sets(name).await?;
+        ours.retain(|s| s.change_set_name() == Some(CHANGE_SET));
+        Ok(ours)
+    }
+
+    /// Every change set of the stack, every page; none when the stack is gone.
+    pub async fn change_sets(
         &self,
         name: &str,
     ) -> Result<Vec<aws_sdk_cloudformation::types::ChangeSetSummary>, Error> {
@@ -915,21 +926,33 @@ impl Stacks {
             .stack_name(name)
             .into_paginator()
             .send();
-        let mut ours = vec![];
+        let mut all = vec![];
         while let Some(page) = pages.next().await {
-            let page = match page {
-                Ok(page) => page,
+            match page {
+                Ok(page) => all.extend(page.summaries.unwrap_or_default()),
                 Err(e) if is_missing_stack(&e) => return Ok(vec![]),
                 Err(e) => return Err(api("ListChangeSets", name, &e)),
-            };
-            ours.extend(
-                page.summaries()
-                    .iter()
-                    .filter(|s| s.change_set_name() == Some(CHANGE_SET))
-                    .cloned(),
-            );
+            }
         }
-        Ok(ours)
+        Ok(all)
+    }
+
+    /// The parameters a change set (by its id) would give its stack; none when it is gone.
+    pub async fn change_set_parameters(
+        &self,
+        id: &str,
+    ) -> Result<Vec<aws_sdk_cloudformation::types::Parameter>, Error> {
+        match self
+            .cfn
+            .describe_change_set()
+            .change_set_name(id)
+            .send()
+            .await
+        {
+            Ok(cs) => Ok(cs.parameters.unwrap_or_default()),
+            Err(e) if is_change_set_gone(&e) => Ok(vec![]),
+            Err(e) => Err(api("DescribeChangeSet", id, &e)),
+        }
     }
 
     /// `e` with the resources that block the stack, where its state names some.

@@ -587,6 +587,43 @@ async fn diff_shows_changes_and_leaves_nothing_behind() {
     assert!(err.contains("127.0.0.1:9"), "{err}");
 }
 
+/// Runs `deploy sandbox` on a terminal, types Ctrl-C once it asks (stdin held open: no Enter,
+/// no end of input) and returns all it showed; fails if it is still running a minute later.
+fn ctrl_c_at_the_question(p: &common::Project) -> String {
+    use std::io::{Read, Write};
+    let mut child = p.spawn_on_terminal(&["deploy", "sandbox"], &[]);
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = String::new();
+    let mut typed = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(bytes) => shown.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("still running a minute on (Ctrl-C typed: {typed}):\n{shown}");
+            }
+        }
+        if !typed && shown.contains("[y/N]") {
+            child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+            typed = true;
+        }
+    }
+    assert!(typed, "it never asked:\n{shown}");
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{shown}");
+    shown
+}
+
 #[tokio::test]
 async fn deploy_shows_its_plan_and_asks_on_a_terminal_before_iam_changes() {
     let emu = Emulator::start();
@@ -621,6 +658,19 @@ async fn deploy_shows_its_plan_and_asks_on_a_terminal_before_iam_changes() {
                 .iter()
                 .all(|sgr| !plain.contains(sgr)),
         "{plain:?}"
+    );
+    assert!(
+        !stack_names(&cloudformation(&emu, SANDBOX))
+            .await
+            .contains(&"catalog-sandbox".to_string())
+    );
+    // Ctrl-C at the question stops the deploy at once, not at the next Enter, deleting the
+    // change set it made and the empty stack a first create makes.
+    let interrupted = ctrl_c_at_the_question(&p);
+    assert!(
+        interrupted.contains("interrupted: deleted change set")
+            && interrupted.contains("and the empty stack it made"),
+        "{interrupted}"
     );
     assert!(
         !stack_names(&cloudformation(&emu, SANDBOX))

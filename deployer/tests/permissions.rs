@@ -897,6 +897,20 @@ fn data_and_artifacts_are_kept_where_they_must_be() {
         no_overwrite["Condition"],
         json!({ "Null": { "s3:if-none-match": "true" } })
     );
+    // What `gc --artifacts` removes (with the account's own credentials) is a delete marker in a
+    // versioned bucket, and can be brought back until this rule expires it.
+    let bucket = &resource(&prod["bootstrap-target"], "ArtifactBucket")["Properties"];
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    let rules = list(&bucket["LifecycleConfiguration"]["Rules"]);
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0]["NoncurrentVersionExpiration"]["NoncurrentDays"],
+        30
+    );
+    assert!(
+        rules[0]["ExpirationInDays"].is_null(),
+        "current artifacts never expire"
+    );
     // No role in a target may delete an artifact.
     for r in prod["bootstrap-target"]["Resources"]
         .as_object()

@@ -9,6 +9,7 @@ pub mod destroy;
 pub mod diff;
 pub mod doctor;
 pub mod drift;
+pub mod gc;
 pub mod history;
 pub mod logs;
 pub mod outputs;
@@ -65,8 +66,7 @@ pub struct Global {
 }
 
 /// Asks `question` on a terminal; `--yes` answers for a script, and without it nothing that
-/// cannot ask goes ahead. `nothing_done` says what a "no" left alone. The answer is read on a
-/// thread of its own and awaited, so Ctrl-C at the question still stops the command at once.
+/// cannot ask goes ahead. `nothing_done` says what a "no" left alone.
 pub async fn confirm(
     question: &str,
     yes: bool,
@@ -82,15 +82,7 @@ pub async fn confirm(
         )));
     }
     eprint!("{question} [y/N] ");
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    // Detached: a process that exits on Ctrl-C does not wait for it.
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.await.unwrap_or_default();
-    if !matches!(line.trim(), "y" | "Y" | "yes") {
+    if !crate::prompt::answered_yes().await {
         return Err(crate::error::Error::Declined(format!(
             "not confirmed; {nothing_done}"
         )));

@@ -300,6 +300,19 @@ impl Project {
     /// The same, with more environment variables.
     pub fn run_on_terminal_with(&self, args: &[&str], input: &str, extra: &[(&str, &str)]) -> Run {
         use std::io::Write;
+        let mut child = self.spawn_on_terminal(args, extra);
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        Run(child.wait_with_output().expect("script ends"))
+    }
+
+    /// Starts a run on a pseudo-terminal, for a test to read what it shows (stdout, both streams)
+    /// and type into it (stdin; "\x03" is Ctrl-C) as it goes.
+    pub fn spawn_on_terminal(&self, args: &[&str], extra: &[(&str, &str)]) -> std::process::Child {
         let inner = self.command(args, extra, &[]);
         let quote =
             |a: &std::ffi::OsStr| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''"));
@@ -307,8 +320,8 @@ impl Project {
             .chain(inner.get_args())
             .map(quote)
             .collect();
-        let mut cmd = Command::new("script");
-        cmd.args(["-qec", &line.join(" "), "/dev/null"])
+        Command::new("script")
+            .args(["-qec", &line.join(" "), "/dev/null"])
             .current_dir(self.dir.path())
             .env_clear()
             .envs(
@@ -318,15 +331,9 @@ impl Project {
             )
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("script runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        Run(child.wait_with_output().expect("script ends"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script runs")
     }
 
     /// Starts a run without waiting for it; its stderr is piped.
