@@ -31,39 +31,9 @@ use cli::{Cli, Command};
 use config::{EnvName, Environments};
 use error::Error;
 
-/// A missing `environments/` names the project root above, if there is one: the deployer runs
-/// from the root (its other paths, dist/ and .deployer/, are relative to it too).
-fn elsewhere(e: config::ConfigError, dir: &std::path::Path) -> Error {
-    let missing = matches!(&e, config::ConfigError::Read { source, .. }
-        if source.kind() == std::io::ErrorKind::NotFound);
-    let here = std::env::current_dir().unwrap_or_default();
-    if !missing || dir.is_absolute() {
-        return e.into();
-    }
-    let root = here
-        .ancestors()
-        .skip(1)
-        .find(|d| d.join(dir).join("pipeline.toml").is_file());
-    Error::Refused(match root {
-        Some(root) => format!(
-            "no {}/pipeline.toml in {}: this is inside the project at {}; run the deployer there (cd {}), or pass --environments and --templates",
-            dir.display(),
-            here.display(),
-            root.display(),
-            root.display()
-        ),
-        None => format!(
-            "no {}/pipeline.toml in {} or any directory above it: run the deployer from the project's root (the directory holding environments/ and templates/), or pass --environments DIR",
-            dir.display(),
-            here.display()
-        ),
-    })
-}
-
 /// Runs one command line to completion; the exit status when it did not fail (`drift` says 1
 /// for a drifted stack, `branches gc` for a stack it could not remove).
-pub async fn run(cli: Cli) -> Result<u8, Error> {
-    let g = &cli.global;
+pub async fn run(mut cli: Cli) -> Result<u8, Error> {
     // Needs no environment files: it works anywhere the binary is installed.
     if let Command::Completions { shell } = cli.command {
         use clap::CommandFactory;
@@ -75,7 +45,9 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         );
         return Ok(0);
     }
-    let envs = Environments::load(&g.environments).map_err(|e| elsewhere(e, &g.environments))?;
+    cli.global.locate()?;
+    let g = &cli.global;
+    let envs = Environments::load(&g.environments)?;
     for warning in envs
         .warnings
         .iter()

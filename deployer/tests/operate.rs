@@ -401,3 +401,79 @@ fn help_keeps_each_command_s_options_apart_from_the_global_ones() {
         }
     }
 }
+
+/// `scripts/emulator shell`: what the README offers for running commands by hand. Commands typed
+/// into it act on the emulator it started (every account bootstrapped), signed in to the pipeline
+/// account, and the emulator stops with the shell.
+#[test]
+fn the_emulator_shell_runs_the_readmes_commands_as_written() {
+    use std::io::Write;
+    let state = tempfile::tempdir().unwrap();
+    let mut shell = Command::new(common::repo_root().join("scripts/emulator"))
+        .arg("shell")
+        .env("EMULATOR_STATE", state.path())
+        .env("SHELL", "bash")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"deployer status sandbox --output json\ndeployer doctor sandbox --output json\nexit 0\n",
+        )
+        .unwrap();
+    let out = shell.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("signed in to 111111111111"), "{stderr}");
+    let mut documents =
+        serde_json::Deserializer::from_str(&stdout).into_iter::<serde_json::Value>();
+    let status = documents.next().unwrap().unwrap();
+    // The bootstrap stack the shell made, read through sandbox's read role; no catalog yet.
+    let states: Vec<(&str, &serde_json::Value)> = status["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["stack"].as_str().unwrap(), &s["status"]))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("catalog-bootstrap", &"CREATE_COMPLETE".into()),
+            ("catalog-sandbox", &serde_json::Value::Null)
+        ],
+        "{status}"
+    );
+    // Signed in to the pipeline account, as the README's recipe is, sandbox's roles and
+    // bootstrap pass doctor's checks. (Its GitHub OIDC provider does not: the emulator's
+    // CloudFormation skips AWS::IAM::OIDCProvider.)
+    let doctor = documents.next().unwrap().unwrap();
+    assert_eq!(doctor["account"], "111111111111", "{doctor}");
+    let passed: Vec<&str> = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == true)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        passed,
+        ["read role", "bootstrap version", "deploy role"],
+        "{doctor}"
+    );
+    // The emulator the shell started is gone with it.
+    let pid: i32 = std::fs::read_to_string(state.path().join("pid"))
+        .map(|p| p.trim().parse().unwrap())
+        .unwrap_or(0);
+    assert!(
+        pid == 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the emulator (pid {pid}) outlived its shell"
+    );
+}

@@ -385,9 +385,10 @@ pub struct Args {
     /// Deploy this feature branch's own stack instead (where branches.enabled).
     #[arg(long)]
     branch: Option<String>,
-    /// The manifest `deployer package` wrote; its zip is what the function runs.
-    #[arg(long, default_value = "dist/manifest.json")]
-    artifact: PathBuf,
+    /// The manifest `deployer package` wrote; its zip is what the function runs [default:
+    /// dist/manifest.json in the project's root].
+    #[arg(long, value_name = "PATH")]
+    artifact: Option<PathBuf>,
     /// First finish the rollback of a stack left in UPDATE_ROLLBACK_FAILED (ContinueUpdateRollback).
     #[arg(long)]
     continue_rollback: bool,
@@ -429,9 +430,13 @@ pub struct Args {
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
     let renderer = Renderer::load(&g.templates)?;
+    let manifest = args
+        .artifact
+        .clone()
+        .unwrap_or_else(|| g.at_root("dist/manifest.json"));
     if let (true, Some(branch)) = (args.hotswap, args.branch.as_deref()) {
         let artifact = Artifact {
-            path: &args.artifact,
+            path: &manifest,
             expect_sha256: args.expect_sha256.as_deref(),
         };
         let report = hotswap(
@@ -455,7 +460,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         args.at.stack.as_deref(),
         args.branch.as_deref(),
         &Artifact {
-            path: &args.artifact,
+            path: &manifest,
             expect_sha256: args.expect_sha256.as_deref(),
         },
         &Request {

@@ -66,9 +66,9 @@ pub async fn diff(
 pub struct Args {
     #[command(flatten)]
     at: super::StackArgs,
-    /// The manifest the deploy would ship.
-    #[arg(long, default_value = "dist/manifest.json")]
-    artifact: std::path::PathBuf,
+    /// The manifest the deploy would ship [default: dist/manifest.json in the project's root].
+    #[arg(long, value_name = "PATH")]
+    artifact: Option<std::path::PathBuf>,
     /// For CI: exit 1 when the stack would change, 3 when that cannot be told (0: no changes).
     #[arg(long)]
     fail: bool,
@@ -83,7 +83,9 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         envs.env(&args.at.env)?,
         args.at.stack.as_deref(),
         &super::deploy::Artifact {
-            path: &args.artifact,
+            path: &args
+                .artifact
+                .unwrap_or_else(|| g.at_root("dist/manifest.json")),
             expect_sha256: None,
         },
         &mut progress,

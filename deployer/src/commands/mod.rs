@@ -32,7 +32,9 @@ pub struct Global {
     /// Human-readable text, or one JSON document on stdout (progress still goes to stderr).
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
-    /// Directory holding pipeline.toml and a file for each environment its stages name.
+    /// Directory holding pipeline.toml and a file for each environment its stages name; a
+    /// relative one is looked for from here upward, as cargo finds its workspace, and the
+    /// directory holding it is the project's root.
     #[arg(
         long,
         global = true,
@@ -40,7 +42,7 @@ pub struct Global {
         env = "DEPLOYER_ENVIRONMENTS"
     )]
     pub environments: PathBuf,
-    /// Directory holding the *.json.hbs templates.
+    /// Directory holding the *.json.hbs templates (a relative one: in the project's root).
     #[arg(
         long,
         global = true,
@@ -63,6 +65,49 @@ pub struct Global {
     /// operation goes on in AWS.
     #[arg(long, global = true, value_name = "DURATION", default_value = "60m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// The project's root where it is not the current directory (see `locate`).
+    #[arg(skip)]
+    pub root: Option<PathBuf>,
+}
+
+impl Global {
+    /// Finds the project's root as cargo finds its workspace: the nearest directory, from here
+    /// upward, holding the environments directory (with its pipeline.toml). Relative
+    /// --environments and --templates are read there, and dist/, out/ and .deployer/ go there.
+    pub fn locate(&mut self) -> Result<(), crate::error::Error> {
+        if self.environments.is_absolute() {
+            return Ok(());
+        }
+        let here = std::env::current_dir().map_err(|source| crate::error::Error::Write {
+            path: ".".into(),
+            source,
+        })?;
+        let Some(root) = here
+            .ancestors()
+            .find(|d| d.join(&self.environments).join("pipeline.toml").is_file())
+        else {
+            return Err(crate::error::Error::Refused(format!(
+                "no {}/pipeline.toml in {} or any directory above it: run the deployer inside the project (the directory holding environments/ and templates/, or below it), or pass --environments DIR",
+                self.environments.display(),
+                here.display()
+            )));
+        };
+        if root != here {
+            self.environments = root.join(&self.environments);
+            self.templates = root.join(&self.templates);
+            self.root = Some(root.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// `path` in the project's root (as given when the root is the current directory, so that
+    /// what the deployer prints stays short).
+    pub fn at_root(&self, path: &str) -> PathBuf {
+        match &self.root {
+            Some(root) => root.join(path),
+            None => PathBuf::from(path),
+        }
+    }
 }
 
 /// Asks `question` on a terminal; `--yes` answers for a script, and without it nothing that

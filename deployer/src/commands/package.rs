@@ -14,9 +14,9 @@ pub struct Args {
     /// Zip this prebuilt binary instead of building [artifact] (e.g. one cross-built for arm64).
     #[arg(long)]
     binary: Option<PathBuf>,
-    /// Where the zip and manifest.json go.
-    #[arg(long, default_value = "dist")]
-    out: PathBuf,
+    /// Where the zip and manifest.json go [default: dist/ in the project's root].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 pub fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
@@ -44,7 +44,12 @@ pub fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Err
     };
     crate::output::emit(
         g.output,
-        &crate::artifact::package(&binary, source.package.as_str(), architecture, &args.out)?,
+        &crate::artifact::package(
+            &binary,
+            source.package.as_str(),
+            architecture,
+            &args.out.unwrap_or_else(|| g.at_root("dist")),
+        )?,
     );
     Ok(0)
 }

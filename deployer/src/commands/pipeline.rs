@@ -105,10 +105,13 @@ pub fn local_runner<'a>(
         render(StackKind::Pipeline)?,
         render(StackKind::BootstrapPipeline)?,
     );
-    let root = std::env::current_dir().map_err(|source| Error::Write {
-        path: ".".into(),
-        source,
-    })?;
+    let root = match &g.root {
+        Some(root) => root.clone(),
+        None => std::env::current_dir().map_err(|source| Error::Write {
+            path: ".".into(),
+            source,
+        })?,
+    };
     Ok(crate::local_pipeline::Runner::new(
         envs,
         &pipeline.template,

@@ -114,9 +114,9 @@ pub struct Args {
     /// Render every environment.
     #[arg(long)]
     all: bool,
-    /// Where the JSON files go.
-    #[arg(long, default_value = "out")]
-    out: PathBuf,
+    /// Where the JSON files go [default: out/ in the project's root].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Render this feature branch's stack instead, as `deploy ENV --branch B` would make it.
     #[arg(long, conflicts_with = "all")]
     branch: Option<String>,
@@ -124,12 +124,13 @@ pub struct Args {
 
 pub fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
     let renderer = Renderer::load(&g.templates)?;
+    let out = args.out.unwrap_or_else(|| g.at_root("out"));
     if let (Some(env), Some(branch)) = (args.env.as_deref(), args.branch.as_deref()) {
-        let report = synth_branch(envs, &renderer, envs.env(env)?, branch, &args.out)?;
+        let report = synth_branch(envs, &renderer, envs.env(env)?, branch, &out)?;
         crate::output::emit(g.output, &report);
         return Ok(0);
     }
     let which = super::one_or_all(envs, args.env.as_deref())?;
-    crate::output::emit(g.output, &synth(envs, &renderer, &which, &args.out)?);
+    crate::output::emit(g.output, &synth(envs, &renderer, &which, &out)?);
     Ok(0)
 }
