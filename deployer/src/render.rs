@@ -24,7 +24,10 @@ mod compact;
 /// 4: branch stacks' roles under their own boundary (`{prefix}-br-*` and branch signing secrets
 /// only), the environment's boundary narrowed to `{prefix}-{env}-*`; deploy roles make and delete
 /// branch signing secrets; the propose role, verify and history reads.
-pub const BOOTSTRAP_VERSION: u32 = 4;
+/// 5: gradual deploys: the execution role may make CodeDeploy applications and groups, aliases and
+/// error alarms, and the app boundary lets CodeDeploy's role shift live aliases; the artifact
+/// bucket's lifecycle rule expires what `gc --artifacts` removed.
+pub const BOOTSTRAP_VERSION: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -335,7 +338,7 @@ impl Renderer {
             (_, Some(c)) => c.restore(&rendered),
             (_, None) => rendered,
         };
-        let template: Value = serde_json::from_str(&text).map_err(|source| Error::NotJson {
+        let mut template: Value = serde_json::from_str(&text).map_err(|source| Error::NotJson {
             snippet: text
                 .lines()
                 .nth(source.line().saturating_sub(1))
@@ -351,6 +354,7 @@ impl Renderer {
             env,
             message,
         })?;
+        describe_versions(&mut template);
         Ok(Rendered {
             kind,
             env,
@@ -374,6 +378,41 @@ impl Renderer {
             })
             .map(|(env, kind)| self.render(envs, env, kind))
             .collect()
+    }
+}
+
+/// Gives each AWS::Lambda::Version of a function in the template a Description naming the
+/// function's artifact (the ArtifactKey parameter, where the template has one) and a digest of its
+/// configuration. CloudFormation replaces a Version whose Description changes, so a new version is
+/// published whenever the code or the configuration changes, and never otherwise: an alias on a
+/// version of old configuration would go on serving it. (SAM's AutoPublishAlias does the same
+/// with a hash in the logical id.)
+fn describe_versions(template: &mut Value) {
+    use sha2::{Digest, Sha256};
+    let has_artifact = template["Parameters"].get("ArtifactKey").is_some();
+    let Some(resources) = template["Resources"].as_object_mut() else {
+        return;
+    };
+    let described: Vec<(String, String)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Lambda::Version")
+        .filter_map(|(id, r)| {
+            let function = r["Properties"]["FunctionName"]["Ref"].as_str()?;
+            let configuration = serde_json::to_vec(&resources.get(function)?["Properties"]).ok()?;
+            let digest = hex::encode(Sha256::digest(configuration));
+            let text = if has_artifact {
+                format!(
+                    "{function}: artifact ${{ArtifactKey}}, configuration {}",
+                    &digest[..16]
+                )
+            } else {
+                format!("{function}: configuration {}", &digest[..16])
+            };
+            Some((id.clone(), text))
+        })
+        .collect();
+    for (id, text) in described {
+        resources[&id]["Properties"]["Description"] = json!({ "Fn::Sub": text });
     }
 }
 

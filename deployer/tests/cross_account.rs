@@ -526,7 +526,7 @@ fn a_stale_bootstrap_is_refused() {
     package(&p, "v1");
     let err = p.run(&["deploy", "sandbox"]).expect(2).stderr();
     assert!(
-        err.contains("has bootstrap version 1 but this deployer needs 4"),
+        err.contains("has bootstrap version 1 but this deployer needs 5"),
         "{err}"
     );
     assert!(err.contains("run `deployer bootstrap sandbox`"), "{err}");

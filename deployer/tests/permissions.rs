@@ -459,6 +459,37 @@ const NOT_NEEDED: &[(&str, &str, &str)] = &[
         "RuntimeManagementConfig",
     ),
     (
+        "AWS::Lambda::Version",
+        "lambda:*ProvisionedConcurrencyConfig",
+        "ProvisionedConcurrencyConfig",
+    ),
+    (
+        "AWS::Lambda::Version",
+        "lambda:*FunctionScalingConfig",
+        "FunctionScalingConfig",
+    ),
+    (
+        "AWS::Lambda::Alias",
+        "lambda:*ProvisionedConcurrencyConfig",
+        "ProvisionedConcurrencyConfig",
+    ),
+    (
+        "AWS::CodeDeploy::DeploymentGroup",
+        "codedeploy:RegisterOnPremisesInstance",
+        "OnPremisesInstanceTagFilters",
+    ),
+    // A revision deployed by the group itself: ours are deployed by the alias's update policy.
+    (
+        "AWS::CodeDeploy::DeploymentGroup",
+        "codedeploy:*ApplicationRevision",
+        "Deployment",
+    ),
+    (
+        "AWS::CodeDeploy::DeploymentGroup",
+        "codedeploy:ListDeployments",
+        "Deployment",
+    ),
+    (
         "AWS::Logs::LogGroup",
         "logs:*ResourcePolic*",
         "ResourcePolicyDocument",
@@ -630,7 +661,13 @@ fn execution_roles_allow_what_the_resource_handlers_need_for_every_option() {
             "# [settings.catalog.domain]\n# name = \"api.example.org\"\n# certificate_arn = \"arn:aws:acm:us-east-1:ACCOUNT:certificate/...\"\n# hosted_zone_id = \"Z0123456789ABCDEFGHIJ\"",
             &format!("[settings.catalog.domain]\nname = \"api.example.org\"\ncertificate_arn = \"arn:aws:acm:us-east-1:{account}:certificate/abc\"\nhosted_zone_id = \"Z0123456789ABCDEFGHIJ\""),
         );
+        p.edit(
+            &file,
+            "# [settings.catalog.gradual]\n# strategy = \"Canary10Percent5Minutes\"\n# error_threshold = 1",
+            "[settings.catalog.gradual]\nstrategy = \"Linear10PercentEvery1Minute\"\nerror_threshold = 1",
+        );
         let all = synth(&p, env);
+        assert!(all["catalog"]["Resources"].get("QueryAlias").is_some());
         assert!(
             all["catalog"]["Resources"].get("DnsRecord").is_some()
                 || all["catalog"]["Resources"]
@@ -643,7 +680,7 @@ fn execution_roles_allow_what_the_resource_handlers_need_for_every_option() {
         assert_closure(
             &all["catalog"],
             &exec,
-            &format!("{env} execution role (auth, domain)"),
+            &format!("{env} execution role (auth, domain, gradual)"),
             &schemas,
         );
     }
