@@ -25,6 +25,10 @@ async fn gc_removes_only_artifacts_nothing_references() {
     // A change set waiting (for an approval, say) keeps the artifact it would deploy.
     let v4 = sha(&package(&p, "v4"));
     p.run(&["deploy", "sandbox", "--no-execute"]).expect(0);
+    // So does the first change set of a stack not made yet (REVIEW_IN_PROGRESS).
+    let v5 = sha(&package(&p, "v5"));
+    p.run(&["deploy", "sandbox", "--branch", "feat-new", "--no-execute"])
+        .expect(0);
 
     let gc = |extra: &[&str]| {
         let mut args = vec!["gc", "sandbox", "--artifacts", "--output", "json"];
@@ -36,7 +40,7 @@ async fn gc_removes_only_artifacts_nothing_references() {
     assert_eq!(young["removed"], serde_json::json!([]));
     assert_eq!(
         (young["referenced"].as_u64(), young["too_young"].as_u64()),
-        (Some(3), Some(1))
+        (Some(4), Some(1))
     );
 
     let dry = gc(&["--older-than", "0s", "--dry-run"]).expect(0).json();
@@ -96,7 +100,7 @@ async fn gc_removes_only_artifacts_nothing_references() {
     assert_eq!(done["removed"][0]["key"], orphan.as_str());
     assert_eq!(done["dry_run"], false);
     assert!(!exists(orphan.clone()).await);
-    for kept in [&v1, &v2, &v4] {
+    for kept in [&v1, &v2, &v4, &v5] {
         assert!(
             exists(format!("app/{kept}.zip")).await,
             "{kept} was removed"
@@ -123,7 +127,7 @@ async fn gc_removes_only_artifacts_nothing_references() {
         .expect(0)
         .stdout();
     assert!(
-        text.contains("kept 3 referenced by a stack, a change set or the history"),
+        text.contains("kept 4 referenced by a stack, a change set or the history"),
         "{text}"
     );
 }

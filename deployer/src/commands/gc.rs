@@ -105,8 +105,8 @@ fn collectable(key: &str) -> bool {
 }
 
 /// The artifact keys the stacks of the account and region run and their change sets would run.
-/// Refused while a stack that runs an artifact is in progress: its rollback may need the one it
-/// ran before, which only the stack knows.
+/// Refused while an operation runs on a stack that runs an artifact: its rollback may need the one
+/// it ran before, which only the stack knows.
 async fn referenced_by_stacks(stacks: &Stacks) -> Result<BTreeSet<String>, Error> {
     use aws_sdk_cloudformation::types::{ExecutionStatus, Parameter};
     let artifact_of = |parameters: &[Parameter]| {
@@ -117,17 +117,21 @@ async fn referenced_by_stacks(stacks: &Stacks) -> Result<BTreeSet<String>, Error
     };
     let mut keys = BTreeSet::new();
     for stack in stacks.all().await? {
-        let Some(key) = artifact_of(stack.parameters()) else {
-            continue;
-        };
         let name = stack.stack_name().unwrap_or_default();
         let status = crate::stack::status_of(&stack);
-        if status.ends_with("_IN_PROGRESS") {
+        // A stack waiting for its first change set (an approval of a new stack, say) runs
+        // nothing yet; its change set is looked at below.
+        let waiting = status == "REVIEW_IN_PROGRESS";
+        let running = artifact_of(stack.parameters());
+        if running.is_none() && !waiting {
+            continue;
+        }
+        if status.ends_with("_IN_PROGRESS") && !waiting {
             return Err(Error::Refused(format!(
                 "{name} is {status}: rolling back may need the artifact it ran before; run gc once it has finished"
             )));
         }
-        keys.insert(key);
+        keys.extend(running);
         let id = stack.stack_id().unwrap_or(name);
         for summary in stacks.change_sets(id).await? {
             // Only one that can still be executed: an executed one is history already.
