@@ -48,36 +48,39 @@ pub async fn list(
     stack: &str,
     limit: usize,
 ) -> Result<Vec<Entry>, Error> {
-    let mut keys = keys(s3, bucket, &prefix(stack)).await?;
-    keys.sort();
-    let mut entries = vec![];
-    for key in keys.iter().rev().take(limit) {
-        entries.push(read(s3, bucket, key).await?);
-    }
-    Ok(entries)
-}
-
-/// Every entry of every stack the bucket holds history for, in no order.
-pub async fn every(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Vec<Entry>, Error> {
-    let mut entries = vec![];
-    for key in keys(s3, bucket, "history/").await? {
-        entries.push(read(s3, bucket, &key).await?);
-    }
-    Ok(entries)
-}
-
-async fn keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, Error> {
-    Ok(crate::artifact::objects(s3, bucket, prefix)
+    let mut keys: Vec<String> = crate::artifact::objects(s3, bucket, &prefix(stack))
         .await?
         .into_iter()
         .filter_map(|o| o.key)
-        .collect())
+        .collect();
+    keys.sort();
+    let mut entries = vec![];
+    for key in keys.iter().rev().take(limit) {
+        let bytes = crate::artifact::read_object(s3, bucket, key).await?;
+        let entry = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+            path: format!("s3://{bucket}/{key}").into(),
+            message: e.to_string(),
+        })?;
+        entries.push(entry);
+    }
+    Ok(entries)
 }
 
-async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Entry, Error> {
-    let bytes = crate::artifact::read_object(s3, bucket, key).await?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
-        path: format!("s3://{bucket}/{key}").into(),
-        message: e.to_string(),
-    })
+/// The sha256 of the artifact a history entry's key (as `record` names it) records, read from
+/// the key alone.
+pub fn artifact_of_key(key: &str) -> Option<&str> {
+    let file = key.strip_prefix("history/")?.rsplit('/').next()?;
+    let (_, sha256) = file.strip_suffix(".json")?.split_once('-')?;
+    Some(sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_history_key_names_its_artifact() {
+        let sha = "ab".repeat(32);
+        let key = format!("history/catalog-sandbox/1796115319000-{sha}.json");
+        assert_eq!(super::artifact_of_key(&key), Some(sha.as_str()));
+        assert_eq!(super::artifact_of_key(&format!("app/{sha}.zip")), None);
+    }
 }

@@ -468,12 +468,14 @@ fn the_emulator_shell_runs_the_readmes_commands_as_written() {
         ["read role", "bootstrap version", "deploy role"],
         "{doctor}"
     );
-    // The emulator the shell started is gone with it.
-    let pid: i32 = std::fs::read_to_string(state.path().join("pid"))
-        .map(|p| p.trim().parse().unwrap())
-        .unwrap_or(0);
+    // The emulator the shell started is gone with it: nothing answers at its address.
+    let address = stderr
+        .split("emulator: http://")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("the shell named no emulator address: {stderr}"));
     assert!(
-        pid == 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "the emulator (pid {pid}) outlived its shell"
+        std::net::TcpStream::connect(address).is_err(),
+        "the emulator at {address} outlived its shell"
     );
 }

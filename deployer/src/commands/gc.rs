@@ -155,14 +155,17 @@ pub async fn gc(envs: &Environments, args: &Args) -> Result<(aws_sdk_s3::Client,
     let session = operator_session(envs, env, "gc --artifacts").await?;
     let bucket = artifact_bucket(envs, env);
     let s3 = session.s3();
-    let mut referenced = referenced_by_stacks(&Stacks::new(session.cloudformation())).await?;
-    referenced.extend(
-        crate::history::every(&s3, &bucket)
-            .await?
-            .iter()
-            .map(|e| e.manifest.s3_key()),
-    );
-    let cutoff = std::time::SystemTime::now() - args.older_than;
+    let referenced = referenced_by_stacks(&Stacks::new(session.cloudformation())).await?;
+    // One listing serves both: the history's keys name the artifacts they record.
+    let objects = crate::artifact::objects(&s3, &bucket, "").await?;
+    let recorded: BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| crate::history::artifact_of_key(o.key()?))
+        .collect();
+    // An age past the start of time: nothing is old enough.
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(args.older_than)
+        .unwrap_or(std::time::UNIX_EPOCH);
     let mut report = GcReport {
         bucket,
         dry_run: args.dry_run,
@@ -171,13 +174,18 @@ pub async fn gc(envs: &Environments, args: &Args) -> Result<(aws_sdk_s3::Client,
         too_young: 0,
         failed: vec![],
     };
-    for object in crate::artifact::objects(&s3, &report.bucket, "").await? {
+    for object in &objects {
         let key = object.key().unwrap_or_default();
         if !collectable(key) {
             continue;
         }
+        let in_history = key
+            .rsplit('/')
+            .next()
+            .and_then(|file| file.strip_suffix(".zip"))
+            .is_some_and(|sha256| recorded.contains(sha256));
         let uploaded = object.last_modified();
-        if referenced.contains(key) {
+        if referenced.contains(key) || in_history {
             report.referenced += 1;
         } else if uploaded.and_then(|t| std::time::SystemTime::try_from(*t).ok()) > Some(cutoff) {
             report.too_young += 1;
