@@ -63,10 +63,7 @@ pub struct Args {
 }
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
-    let which = match &args.env {
-        Some(name) => vec![envs.env(name)?],
-        None => envs.names(),
-    };
+    let which = super::one_or_all(envs, args.env.as_deref())?;
     let report = doctor(envs, &which).await?;
     crate::output::emit(g.output, &report);
     Ok(if report.checks.iter().all(|c| c.ok) {
