@@ -35,7 +35,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// A mistake at the value of `keys` (a path of TOML keys, `["lambda", "query", "memory_mb"]`)
+    /// A mistake at the value of `keys` (a path of TOML keys, `["lambda", "architecture"]`)
     /// in `text`, the contents of `path`, or at the nearest table on the way to it; without a
     /// spot when the text holds none of them.
     pub fn at_key(path: &Path, text: &str, keys: &[&str], message: String) -> Self {
@@ -404,19 +404,17 @@ impl<'de> Deserialize<'de> for Email {
     }
 }
 
+/// What every function made from the artifact shares in an environment. Each function's own
+/// settings (memory, concurrency) belong to its stack: `type = "function"` in
+/// `templates/<stack>.settings.toml`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Lambda {
     pub architecture: Architecture,
     pub log_retention_days: u32,
-    /// `[lambda.<name>]`: each function the stack makes from the artifact, by the name its
-    /// template and `logs --function` use (`{stack}-{name}`).
-    #[serde(flatten)]
-    pub functions: BTreeMap<String, Function>,
 }
 
-/// By hand: every key of `[lambda]` besides its two settings is a function's table, read in
-/// place so that a mistake inside one keeps its line (serde's flatten would lose it), and a
-/// misspelt setting is named as one.
+/// By hand, so that a function's table left here (where functions were set before they became
+/// settings of their stack) is told where it goes now.
 impl<'de> Deserialize<'de> for Lambda {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::{Error, MapAccess, Visitor};
@@ -429,19 +427,19 @@ impl<'de> Deserialize<'de> for Lambda {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lambda, A::Error> {
                 const SETTINGS: [&str; 2] = ["architecture", "log_retention_days"];
                 let (mut architecture, mut log_retention_days) = (None, None);
-                let mut functions = BTreeMap::new();
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "architecture" => architecture = Some(map.next_value()?),
                         "log_retention_days" => log_retention_days = Some(map.next_value()?),
                         name => {
                             let near = crate::suggest::did_you_mean(name, SETTINGS);
-                            if !near.is_empty() {
-                                return Err(A::Error::custom(format!(
-                                    "unknown key `{name}` in [lambda]{near}"
-                                )));
-                            }
-                            functions.insert(key, map.next_value::<Function>()?);
+                            return Err(A::Error::custom(if near.is_empty() {
+                                format!(
+                                    "unknown key `{name}` in [lambda], which holds architecture and log_retention_days; a function's memory_mb and reserved_concurrency are settings of its stack: move them to [settings.<stack>.functions.{name}] (see templates/<stack>.settings.toml)"
+                                )
+                            } else {
+                                format!("unknown key `{name}` in [lambda]{near}")
+                            }));
                         }
                     }
                 }
@@ -450,22 +448,11 @@ impl<'de> Deserialize<'de> for Lambda {
                         .ok_or_else(|| A::Error::missing_field("architecture"))?,
                     log_retention_days: log_retention_days
                         .ok_or_else(|| A::Error::missing_field("log_retention_days"))?,
-                    functions,
                 })
             }
         }
         d.deserialize_map(Tables)
     }
-}
-
-/// One of the functions made from the one artifact.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Function {
-    pub memory_mb: u32,
-    /// Absent: the function shares the account's unreserved pool.
-    #[serde(default)]
-    pub reserved_concurrency: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -832,14 +819,6 @@ impl Environments {
 }
 
 impl Target {
-    /// The functions `[lambda.<name>]` declares, by name.
-    pub fn functions(&self) -> Vec<&str> {
-        self.lambda
-            .iter()
-            .flat_map(|l| l.functions.keys().map(String::as_str))
-            .collect()
-    }
-
     /// `approval`: whether the stage that deploys it waits for a manual approval.
     fn check(&self, path: &Path, approval: bool) -> Result<(), ConfigError> {
         // Each mistake is shown at its key (or the nearest table on the way to it).
@@ -848,25 +827,6 @@ impl Target {
             let keys: Vec<&str> = key.split('.').collect();
             ConfigError::at_key(path, &text, &keys, message)
         };
-        for (name, f) in self.lambda.iter().flat_map(|l| &l.functions) {
-            if !(128..=10240).contains(&f.memory_mb) {
-                return Err(invalid(
-                    &format!("lambda.{name}.memory_mb"),
-                    format!(
-                        "lambda.{name}.memory_mb must be between 128 and 10240; got {}",
-                        f.memory_mb
-                    ),
-                ));
-            }
-            if f.reserved_concurrency == Some(0) {
-                return Err(invalid(
-                    &format!("lambda.{name}.reserved_concurrency"),
-                    format!(
-                        "lambda.{name}.reserved_concurrency = 0 would stop the function from ever running; give at least 1, or remove the key to share the account's pool"
-                    ),
-                ));
-            }
-        }
         if let Some(lambda) = &self.lambda
             && !LOG_RETENTION_DAYS.contains(&lambda.log_retention_days)
         {

@@ -66,12 +66,13 @@ pub fn parse_since(text: &str) -> Result<Duration, Error> {
 /// Where each function logs: (function, log group).
 pub fn groups(
     resource_name: &str,
-    functions: &[&str],
+    functions: &[impl AsRef<str>],
     only: Option<&str>,
 ) -> Vec<(String, String)> {
     functions
         .iter()
-        .filter(|f| only.is_none_or(|o| o == **f))
+        .map(AsRef::as_ref)
+        .filter(|f| only.is_none_or(|o| o == *f))
         .map(|f| (f.to_string(), format!("/aws/lambda/{resource_name}-{f}")))
         .collect()
 }

@@ -220,6 +220,11 @@ impl Renderer {
         })
     }
 
+    /// The directory the templates and their settings' declarations are read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Parses `kind`'s template unless an earlier render did.
     fn parse(&self, kind: StackKind) -> Result<(), Error> {
         if self.hb.borrow().has_template(kind.template_name()) {
@@ -315,6 +320,7 @@ impl Renderer {
                 &crate::settings::Scope {
                     protected: target.safety.require_approval,
                     branch: options.branch.is_some(),
+                    resource_name: &resource_name,
                     account_id: target.account_id.as_str(),
                     region: target.region.as_str(),
                 },

@@ -1,7 +1,10 @@
 //! A stack's own settings: `templates/<stack>.settings.toml` declares each one (type, default, a
 //! line of documentation, the values it may take) and an environment gives values under
 //! `[settings.<stack>]`. Checked before anything is rendered, so a typo names its file, line and
-//! key, not a half-made stack. Tables of settings nest (`type = "table"` with `fields`).
+//! key, not a half-made stack. Tables of settings nest (`type = "table"` with `fields`). A
+//! `type = "function"` setting is one of the stack's Lambda functions, its name the key: the
+//! deployer knows its settings (memory, reserved concurrency), and `logs --function` and
+//! `deploy --hotswap` find the stack's functions by these declarations.
 
 use crate::config::ConfigError;
 use serde::Deserialize;
@@ -15,6 +18,8 @@ pub struct Scope<'a> {
     pub protected: bool,
     /// A feature branch's stack: settings declared `branches = false` are left out.
     pub branch: bool,
+    /// The base of the stack's resource names: each function is `{resource_name}-{key}`.
+    pub resource_name: &'a str,
     pub account_id: &'a str,
     pub region: &'a str,
 }
@@ -28,6 +33,8 @@ enum Kind {
     Boolean,
     List,
     Table,
+    /// A Lambda function of the stack: a table of the settings in FUNCTION_FIELDS.
+    Function,
 }
 
 impl Kind {
@@ -42,7 +49,7 @@ impl Kind {
                 )
                 | (Kind::Boolean, toml::Value::Boolean(_))
                 | (Kind::List, toml::Value::Array(_))
-                | (Kind::Table, toml::Value::Table(_))
+                | (Kind::Table | Kind::Function, toml::Value::Table(_))
         )
     }
 
@@ -54,6 +61,7 @@ impl Kind {
             Kind::Boolean => "true or false",
             Kind::List => "a list",
             Kind::Table => "a table",
+            Kind::Function => "a table of the function's settings",
         }
     }
 }
@@ -137,7 +145,7 @@ impl Format {
 }
 
 /// One declared setting.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Declaration {
     r#type: Kind,
@@ -169,10 +177,31 @@ struct Declaration {
     /// false: feature branches' stacks leave it out (a custom domain, say, is the environment's).
     #[serde(default = "yes")]
     branches: bool,
-    /// A table's settings.
+    /// A table's settings (a function's are FUNCTION_FIELDS, filled in once checked).
     #[serde(default)]
     fields: BTreeMap<String, Declaration>,
 }
+
+/// What every function declared `type = "function"` takes from an environment: what Lambda
+/// lets functions of the one artifact differ in. Its declaration's `default` (a table) may
+/// change these defaults.
+const FUNCTION_FIELDS: &str = r#"
+[memory_mb]
+type = "integer"
+default = 128
+min = 128
+max = 10240
+doc = "the function's memory in MB (128 to 10240); CPU grows with it"
+
+[reserved_concurrency]
+type = "integer"
+optional = true
+min = 1
+doc = "the function's own share of the account's concurrency, which also caps it (0 would stop it from ever running); leave it out to share the account's pool"
+"#;
+
+/// Lambda's limit on a function's name.
+const FUNCTION_NAME_MAX: usize = 64;
 
 fn yes() -> bool {
     true
@@ -181,6 +210,51 @@ fn yes() -> bool {
 /// Where a stack's settings are declared.
 pub fn declarations_path(templates: &Path, stack: &str) -> PathBuf {
     templates.join(format!("{stack}.settings.toml"))
+}
+
+/// A stack's declarations file: its path, text and declarations (none without the file).
+fn declarations(
+    templates: &Path,
+    stack: &str,
+) -> Result<(PathBuf, String, BTreeMap<String, Declaration>), ConfigError> {
+    let path = declarations_path(templates, stack);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    let declared = toml::from_str(&text).map_err(|e| {
+        let message = format!(
+            "{}; each setting is a table with type (string, integer, number, boolean, list, table or function), doc and optionally default, protected_default, optional, min, max, one_of, format, at_most, differs_from, branches and (for a table) fields",
+            e.message().trim()
+        );
+        match e.span() {
+            Some(span) => ConfigError::at(&path, &text, span, message),
+            None => ConfigError::Invalid {
+                path: path.clone(),
+                line: None,
+                message,
+            },
+        }
+    })?;
+    Ok((path, text, declared))
+}
+
+/// The stack's Lambda functions: the keys it declares `type = "function"`, wherever they nest.
+pub fn functions(templates: &Path, stack: &str) -> Result<Vec<String>, ConfigError> {
+    fn walk(declared: &BTreeMap<String, Declaration>, out: &mut Vec<String>) {
+        for (key, d) in declared {
+            match d.r#type {
+                Kind::Function => out.push(key.clone()),
+                Kind::Table => walk(&d.fields, out),
+                _ => {}
+            }
+        }
+    }
+    let (_, _, declared) = declarations(templates, stack)?;
+    let mut out = vec![];
+    walk(&declared, &mut out);
+    Ok(out)
 }
 
 /// The settings `stack` sees in an environment: each declared one, from `values` (read from
@@ -193,26 +267,7 @@ pub fn resolve(
     values: Option<&toml::Table>,
     scope: &Scope,
 ) -> Result<Value, ConfigError> {
-    let path = declarations_path(templates, stack);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => return Err(ConfigError::Read { path, source }),
-    };
-    let declared: BTreeMap<String, Declaration> = toml::from_str(&text).map_err(|e| {
-        let message = format!(
-            "{}; each setting is a table with type (string, integer, number, boolean, list or table), doc and optionally default, protected_default, optional, min, max, one_of, format, at_most, differs_from, branches and (for a table) fields",
-            e.message().trim()
-        );
-        match e.span() {
-            Some(span) => ConfigError::at(&path, &text, span, message),
-            None => ConfigError::Invalid {
-                path: path.clone(),
-                line: None,
-                message,
-            },
-        }
-    })?;
+    let (path, text, mut declared) = declarations(templates, stack)?;
     let resolver = Resolver {
         stack,
         scope,
@@ -220,7 +275,7 @@ pub fn resolve(
         declarations_text: &text,
         env_file,
     };
-    resolver.check_declarations(&declared, &mut vec![])?;
+    resolver.check_declarations(&mut declared, &mut vec![])?;
     Ok(Value::Object(resolver.table(
         &declared,
         values,
@@ -270,21 +325,59 @@ impl Resolver<'_> {
         )
     }
 
-    /// The declarations agree with themselves: defaults fit, rules name real settings.
+    /// The declarations agree with themselves: defaults fit, rules name real settings. Each
+    /// function gets its fields.
     fn check_declarations(
         &self,
-        declared: &BTreeMap<String, Declaration>,
+        declared: &mut BTreeMap<String, Declaration>,
         keys: &mut Vec<String>,
     ) -> Result<(), ConfigError> {
-        for (key, d) in declared {
+        let names: Vec<String> = declared.keys().cloned().collect();
+        for (key, d) in declared.iter_mut() {
             keys.push(key.clone());
             if d.r#type == Kind::Table {
-                self.check_declarations(&d.fields, keys)?;
+                self.check_declarations(&mut d.fields, keys)?;
+            }
+            if d.r#type == Kind::Function {
+                d.fields = self.function_fields(d, keys)?;
             }
             let bad = |attribute: &str, message: String| {
                 Err(self.in_declarations(keys, attribute, message))
             };
-            if d.r#type == Kind::Table {
+            if d.r#type == Kind::Function {
+                let full = format!("{}-{key}", self.scope.resource_name);
+                let valid = key.starts_with(|c: char| c.is_ascii_lowercase())
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !valid {
+                    return bad(
+                        "type",
+                        format!(
+                            "a function's key is the end of its name ({full}): lowercase letters, digits and '-', starting with a letter"
+                        ),
+                    );
+                }
+                if full.len() > FUNCTION_NAME_MAX {
+                    return bad(
+                        "type",
+                        format!(
+                            "the function would be named {full}, {} characters, and Lambda takes at most {FUNCTION_NAME_MAX}: shorten its key (or the prefix or environment name)",
+                            full.len()
+                        ),
+                    );
+                }
+                if d.optional || d.protected_default.is_some() {
+                    return bad(
+                        if d.optional {
+                            "optional"
+                        } else {
+                            "protected_default"
+                        },
+                        "a function is always made; give its defaults as default = { memory_mb = ... }".into(),
+                    );
+                }
+            } else if d.r#type == Kind::Table {
                 if d.default.is_some() || d.protected_default.is_some() {
                     return bad(
                         "default",
@@ -302,12 +395,12 @@ impl Resolver<'_> {
             }
             for (attribute, other) in [("at_most", &d.at_most), ("differs_from", &d.differs_from)] {
                 let Some(other) = other else { continue };
-                if !declared.contains_key(other) {
+                if !names.contains(other) {
                     return bad(
                         attribute,
                         format!(
                             "names {other}, which is not a setting beside it{}",
-                            crate::suggest::did_you_mean(other, declared.keys())
+                            crate::suggest::did_you_mean(other, &names)
                         ),
                     );
                 }
@@ -324,6 +417,53 @@ impl Resolver<'_> {
             keys.pop();
         }
         Ok(())
+    }
+
+    /// A function's fields: FUNCTION_FIELDS, with the defaults its declaration gives instead.
+    fn function_fields(
+        &self,
+        d: &Declaration,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, Declaration>, ConfigError> {
+        let bad = |attribute: &str, message: String| self.in_declarations(keys, attribute, message);
+        if !d.fields.is_empty() {
+            return Err(bad(
+                "fields",
+                "a function's settings are the deployer's (memory_mb, reserved_concurrency); give their defaults as default = { memory_mb = ... }".into(),
+            ));
+        }
+        let mut fields: BTreeMap<String, Declaration> =
+            toml::from_str(FUNCTION_FIELDS).expect("FUNCTION_FIELDS is a valid declaration");
+        let defaults = match &d.default {
+            None => return Ok(fields),
+            Some(toml::Value::Table(t)) => t,
+            Some(other) => {
+                return Err(bad(
+                    "default",
+                    format!(
+                        "a function's default is a table like {{ memory_mb = 256 }}; got {other}"
+                    ),
+                ));
+            }
+        };
+        let names: Vec<String> = fields.keys().cloned().collect();
+        for (field, value) in defaults {
+            let Some(declared) = fields.get_mut(field) else {
+                return Err(bad(
+                    "default",
+                    format!(
+                        "{field} is not a function's setting{}; they are {}",
+                        crate::suggest::did_you_mean(field, &names),
+                        names.join(", ")
+                    ),
+                ));
+            };
+            if let Some(why) = self.misfit(declared, value) {
+                return Err(bad("default", format!("the default {field} {why}")));
+            }
+            declared.default = Some(value.clone());
+        }
+        Ok(fields)
     }
 
     /// Why `value` does not fit `d` ("must be ...; got ..."), or None when it does.
@@ -346,12 +486,18 @@ impl Resolver<'_> {
         if let (Some(n), Some(min)) = (amount, d.min)
             && n < min
         {
-            return Some(format!("must {verb} at least {min}{unit}; got {value}"));
+            return Some(format!(
+                "must {verb} at least {min}{unit}; got {value} ({})",
+                d.doc
+            ));
         }
         if let (Some(n), Some(max)) = (amount, d.max)
             && n > max
         {
-            return Some(format!("must {verb} at most {max}{unit}; got {value}"));
+            return Some(format!(
+                "must {verb} at most {max}{unit}; got {value} ({})",
+                d.doc
+            ));
         }
         if let Some(allowed) = &d.one_of
             && !allowed.contains(value)
@@ -415,7 +561,7 @@ impl Resolver<'_> {
                         other => json(other),
                     }
                 }
-                None if d.r#type == Kind::Table && !d.optional => {
+                None if matches!(d.r#type, Kind::Table | Kind::Function) && !d.optional => {
                     Value::Object(self.table(&d.fields, None, keys)?)
                 }
                 None => match d
@@ -492,6 +638,7 @@ mod tests {
     const SANDBOX: Scope = Scope {
         protected: false,
         branch: false,
+        resource_name: "catalog-staging-orders",
         account_id: "222222222222",
         region: "us-east-1",
     };
@@ -770,5 +917,87 @@ doc = "who may sign up"
             err.contains("orders.settings.toml:4: a: names bb, which is not a setting beside it"),
             "{err}"
         );
+    }
+
+    const FUNCTIONS: &str = r#"
+[functions]
+type = "table"
+doc = "the stack's functions"
+
+[functions.fields.api]
+type = "function"
+default = { memory_mb = 512 }
+doc = "the API"
+
+[functions.fields.worker]
+type = "function"
+doc = "the queue's consumer"
+"#;
+
+    #[test]
+    fn functions_take_the_deployer_s_settings_with_the_declared_defaults() {
+        let env = "[settings.orders.functions.worker]\nreserved_concurrency = 5\n";
+        let (dir, got) = setup(FUNCTIONS, env);
+        assert_eq!(
+            got.unwrap(),
+            serde_json::json!({"functions": {
+                "api": {"memory_mb": 512, "reserved_concurrency": null},
+                "worker": {"memory_mb": 128, "reserved_concurrency": 5},
+            }})
+        );
+        assert_eq!(functions(dir.path(), "orders").unwrap(), ["api", "worker"]);
+        // A stack without declarations has no functions.
+        assert!(functions(dir.path(), "payments").unwrap().is_empty());
+
+        let cases = [
+            (
+                "[settings.orders.functions.api]\nmemory_mb = 64\n",
+                "staging.toml:2: settings.orders.functions.api.memory_mb must be at least 128; got 64",
+            ),
+            (
+                "[settings.orders.functions.api]\nreserved_concurrency = 0\n",
+                "staging.toml:2: settings.orders.functions.api.reserved_concurrency must be at least 1; got 0",
+            ),
+            (
+                "[settings.orders.functions.api]\ntimeout = 3\n",
+                "staging.toml:2: settings.orders.functions.api.timeout is not a setting",
+            ),
+        ];
+        for (env, expected) in cases {
+            let (_dir, got) = setup(FUNCTIONS, env);
+            let err = got.unwrap_err().to_string();
+            assert!(err.contains(expected), "{env}\n{err}");
+        }
+    }
+
+    #[test]
+    fn a_function_s_declaration_is_checked_and_its_name_must_fit_lambda_s() {
+        let cases = [
+            (
+                "[api]\ntype = \"function\"\ndefault = { memroy_mb = 256 }\ndoc = \"d\"\n",
+                "orders.settings.toml:3: api: memroy_mb is not a function's setting; did you mean memory_mb?",
+            ),
+            (
+                "[api]\ntype = \"function\"\ndefault = { memory_mb = 20000 }\ndoc = \"d\"\n",
+                "orders.settings.toml:3: api: the default memory_mb must be at most 10240; got 20000",
+            ),
+            (
+                "[api]\ntype = \"function\"\noptional = true\ndoc = \"d\"\n",
+                "orders.settings.toml:3: api: a function is always made",
+            ),
+            (
+                "[Api]\ntype = \"function\"\ndoc = \"d\"\n",
+                "orders.settings.toml:2: Api: a function's key is the end of its name (catalog-staging-orders-Api)",
+            ),
+            (
+                "[a-very-long-function-name-that-lambda-refuses]\ntype = \"function\"\ndoc = \"d\"\n",
+                "the function would be named catalog-staging-orders-a-very-long-function-name-that-lambda-refuses, 68 characters",
+            ),
+        ];
+        for (declared, expected) in cases {
+            let (_dir, got) = setup(declared, "");
+            let err = got.unwrap_err().to_string();
+            assert!(err.contains(expected), "{declared}\n{err}");
+        }
     }
 }

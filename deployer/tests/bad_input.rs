@@ -46,28 +46,28 @@ fn toml_syntax_error_names_file_and_line() {
 fn unknown_key_names_file_line_key_and_the_keys_allowed() {
     let err = synth_fails_after(
         "environments/sandbox.toml",
-        "memory_mb = 256",
-        "memroy_mb = 256",
+        "retain_data = false",
+        "retian_data = false",
     );
     assert_has(
         &err,
         &[
             &format!(
                 "environments/sandbox.toml:{}:",
-                line_of("environments/sandbox.toml", "memory_mb = 256")
+                line_of("environments/sandbox.toml", "retain_data = false")
             ),
-            "unknown key `memroy_mb`",
-            "`memory_mb`",
+            "unknown key `retian_data`",
+            "`retain_data`",
             "fix its spelling",
         ],
     );
     // Below it, the lines around the mistake with the spot marked (no colour: not a terminal).
-    let line = line_of("environments/sandbox.toml", "memory_mb = 256");
+    let line = line_of("environments/sandbox.toml", "retain_data = false");
     assert_has(
         &err,
         &[
             &format!("╭─[environments/sandbox.toml:{line}:1]"),
-            &format!(" {line} │ memroy_mb = 256"),
+            &format!(" {line} │ retian_data = false"),
             "╰── here",
         ],
     );
@@ -76,12 +76,12 @@ fn unknown_key_names_file_line_key_and_the_keys_allowed() {
 
 #[test]
 fn missing_key_names_file_table_and_key() {
-    let err = synth_fails_after("environments/sandbox.toml", "memory_mb = 256\n", "");
+    let err = synth_fails_after("environments/sandbox.toml", "log_retention_days = 14\n", "");
     assert_has(
         &err,
         &[
             "environments/sandbox.toml",
-            "missing key `memory_mb` in [lambda.query]",
+            "missing key `log_retention_days` in [lambda]",
             "add it",
         ],
     );
@@ -145,8 +145,11 @@ fn values_out_of_range_name_their_key() {
     assert_has(
         &err,
         &[
-            "environments/sandbox.toml",
-            "lambda.query.memory_mb must be between 128 and 10240; got 64",
+            &format!(
+                "environments/sandbox.toml:{}:",
+                line_of("environments/sandbox.toml", "memory_mb = 256")
+            ),
+            "settings.catalog.functions.query.memory_mb must be at least 128; got 64",
         ],
     );
     let err = synth_fails_after(
@@ -482,8 +485,8 @@ fn function_auth_and_domain_settings_are_checked() {
         &err,
         &[
             "environments/prod.toml",
-            "lambda.command.reserved_concurrency = 0 would stop the function",
-            "remove the key",
+            "settings.catalog.functions.command.reserved_concurrency must be at least 1; got 0",
+            "0 would stop it from ever running); leave it out",
         ],
     );
     let err = synth_fails_after(
@@ -666,7 +669,7 @@ fn an_authorizer_scope_must_be_one_scope_and_the_two_must_differ() {
 }
 
 #[test]
-fn functions_are_the_environment_s_lambda_tables_and_a_stray_key_is_named() {
+fn functions_are_settings_of_their_stack_and_a_stray_key_is_named() {
     let p = Project::new();
     let err = p
         .run(&["logs", "sandbox", "--function", "qery"])
@@ -675,8 +678,40 @@ fn functions_are_the_environment_s_lambda_tables_and_a_stray_key_is_named() {
     assert_has(
         &err,
         &[
-            "sandbox has no function \"qery\"; did you mean query?",
+            "catalog has no function \"qery\"; did you mean query?",
             "its functions are command, import, query",
+            "templates/catalog.settings.toml declares type = \"function\"",
+        ],
+    );
+    // A function's settings: a misspelt one named at its line, and a table left where functions
+    // were set before they became their stack's settings told where it goes.
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "memory_mb = 256",
+        "memroy_mb = 256",
+    );
+    assert_has(
+        &err,
+        &[
+            &format!(
+                "environments/sandbox.toml:{}:",
+                line_of("environments/sandbox.toml", "memory_mb = 256")
+            ),
+            "settings.catalog.functions.query.memroy_mb is not a setting",
+            "did you mean memory_mb?",
+        ],
+    );
+    let err = synth_fails_after(
+        "environments/sandbox.toml",
+        "log_retention_days = 14",
+        "log_retention_days = 14\n\n[lambda.query]\nmemory_mb = 256",
+    );
+    assert_has(
+        &err,
+        &[
+            "environments/sandbox.toml:",
+            "unknown key `query` in [lambda]",
+            "move them to [settings.<stack>.functions.query]",
         ],
     );
     let err = synth_fails_after(

@@ -73,6 +73,15 @@ fn a_new_environment_and_a_new_stack_are_rendered_in_order_with_their_own_roles(
     );
 
     // The orders stack sees its settings: the given owner and the declared default.
+    // Functions belong to the stack that declares them: the orders stack has none.
+    let err = p
+        .run(&["logs", "staging", "--stack", "orders"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("orders has no functions whose logs to read"),
+        "{err}"
+    );
     let orders = synthesized(&p, "staging-orders.json");
     let table = &orders["Resources"]["Orders"]["Properties"];
     assert_eq!(table["TableName"], "catalog-staging-orders");

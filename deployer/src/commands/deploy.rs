@@ -210,7 +210,6 @@ async fn hotswap(
 ) -> Result<crate::hotswap::HotswapReport, Error> {
     let kind = service(envs, env, stack, "deploy")?;
     branches_allowed(envs, env)?;
-    let target = envs.target(env).expect("checked above");
     let (_, resource_name) = crate::access::stack_names(envs, env, kind, Some(branch))?;
     let p = prepare(
         envs,
@@ -237,8 +236,7 @@ async fn hotswap(
     .await?;
     check_marker(envs, env, &p.session).await?;
     crate::artifact::upload(&p.session.s3(), &p.bucket, &manifest, zip).await?;
-    let functions: Vec<String> = target
-        .functions()
+    let functions: Vec<String> = crate::settings::functions(renderer.dir(), kind.template_name())?
         .iter()
         .map(|f| format!("{resource_name}-{f}"))
         .collect();

@@ -7,6 +7,7 @@ use crate::error::Error;
 /// `deployer logs ENV`: a reader over the functions' log groups in the target account.
 pub async fn logs(
     envs: &Environments,
+    templates: &std::path::Path,
     env: EnvName,
     stack: Option<&str>,
     branch: Option<&str>,
@@ -16,16 +17,24 @@ pub async fn logs(
     let kind = service(envs, env, stack, "logs")?;
     let since = crate::logs::parse_since(since)?;
     let (_, resource_name) = stack_names(envs, env, kind, branch)?;
-    // The functions are the environment's [lambda.<name>] tables.
-    let functions = envs.target(env).map(|t| t.functions()).unwrap_or_default();
+    // The functions are the settings its template declares `type = "function"`.
+    let stack_name = kind.template_name();
+    let functions = crate::settings::functions(templates, stack_name)?;
+    let declarations = crate::settings::declarations_path(templates, stack_name);
+    if functions.is_empty() {
+        return Err(Error::Refused(format!(
+            "{stack_name} has no functions whose logs to read: {} declares no setting of type = \"function\"",
+            declarations.display()
+        )));
+    }
     if let Some(name) = function
-        && !functions.contains(&name)
+        && !functions.iter().any(|f| f == name)
     {
         return Err(Error::Refused(format!(
-            "{env} has no function {name:?}{}; its functions are {} ([lambda.<name>] in {})",
+            "{stack_name} has no function {name:?}{}; its functions are {} (the settings {} declares type = \"function\")",
             crate::suggest::did_you_mean(name, &functions),
             functions.join(", "),
-            envs.file(env).display()
+            declarations.display()
         )));
     }
     let session = session_in(envs, env, Through::ReadRole).await?;
@@ -58,6 +67,7 @@ pub struct Args {
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
     let mut reader = logs(
         envs,
+        &g.templates,
         envs.env(&args.at.env)?,
         args.at.stack.as_deref(),
         args.branch.as_deref(),
