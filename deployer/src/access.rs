@@ -270,9 +270,23 @@ pub async fn deploy_as_operator(
             )
         }),
     };
-    let report = Stacks::new(session.cloudformation())
-        .deploy(&spec, on_event)
-        .await?;
+    let stacks = Stacks::new(session.cloudformation());
+    if kind == StackKind::Pipeline {
+        let deployed = stacks.template(&spec.name).await?;
+        let dropped = crate::pipeline::approvals_kept(
+            deployed.as_ref(),
+            &rendered.template,
+            &aws::operator().await?.arn,
+            envs.prefix().as_str(),
+        )?;
+        if !dropped.is_empty() {
+            eprintln!(
+                "warning: this removes the manual approval before {}: the pipeline will deploy there without one",
+                dropped.join(", ")
+            );
+        }
+    }
+    let report = stacks.deploy(&spec, on_event).await?;
     Ok((report, session))
 }
 

@@ -97,6 +97,61 @@ pub struct Pending {
     pub change_sets: std::collections::BTreeMap<String, String>,
 }
 
+/// The stages of a pipeline template (rendered or deployed) that a manual approval stands
+/// before: for each stage holding an Approval action, the next Deploy stage.
+pub fn gated_stages(template: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    let stages = template["Resources"]["Pipeline"]["Properties"]["Stages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let name = |s: &serde_json::Value| s["Name"].as_str().unwrap_or_default().to_string();
+    stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s["Actions"].as_array().is_some_and(|actions| {
+                actions
+                    .iter()
+                    .any(|a| a["ActionTypeId"]["Category"] == "Approval")
+            })
+        })
+        .filter_map(|(i, _)| {
+            stages[i + 1..]
+                .iter()
+                .map(name)
+                .find(|n| n.starts_with("Deploy"))
+        })
+        .collect()
+}
+
+/// A pipeline update that would take away an approval: refused when the pipeline updates itself
+/// (its UpdatePipeline action, `caller`), so that no merge opens its own road to a protected
+/// stage; allowed to a person with the pipeline account's rights, who gets the stages named.
+/// `deployed` is the pipeline stack's template now (None before the first deploy).
+pub fn approvals_kept(
+    deployed: Option<&serde_json::Value>,
+    rendered: &serde_json::Value,
+    caller: &str,
+    prefix: &str,
+) -> Result<Vec<String>, Error> {
+    let Some(deployed) = deployed else {
+        return Ok(vec![]);
+    };
+    let kept = gated_stages(rendered);
+    let dropped: Vec<String> = gated_stages(deployed)
+        .into_iter()
+        .filter(|s| !kept.contains(s))
+        .collect();
+    let update_action = format!(":assumed-role/{prefix}-action-update-pipeline/");
+    if !dropped.is_empty() && caller.contains(&update_action) {
+        return Err(Error::Refused(format!(
+            "this change removes the manual approval before {}: the pipeline does not take away its own approvals. If that is meant, an administrator of the pipeline account runs `deployer pipeline deploy` from this commit, and the pipeline then runs without it",
+            dropped.join(", ")
+        )));
+    }
+    Ok(dropped)
+}
+
 pub async fn status(cp: &Client, pipeline: &str) -> Result<StatusReport, Error> {
     let state = pipeline_state(cp, pipeline).await?;
     let stages = state
@@ -322,5 +377,83 @@ pub async fn decide(
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A pipeline template with these stages, each an approval or a build action.
+    fn pipeline(stages: &[&str]) -> serde_json::Value {
+        let stages: Vec<_> = stages
+            .iter()
+            .map(|name| {
+                let category = if name.starts_with("Approve") {
+                    "Approval"
+                } else {
+                    "Build"
+                };
+                json!({"Name": name, "Actions": [{"ActionTypeId": {"Category": category}}]})
+            })
+            .collect();
+        json!({"Resources": {"Pipeline": {"Properties": {"Stages": stages}}}})
+    }
+
+    const UPDATE_ACTION: &str =
+        "arn:aws:sts::111111111111:assumed-role/catalog-action-update-pipeline/AWSCodeBuild-1";
+    const ADMIN: &str = "arn:aws:sts::111111111111:assumed-role/admin/ann";
+
+    #[test]
+    fn an_approval_gates_the_next_deploy_stage() {
+        let gated = pipeline(&[
+            "Source",
+            "Build",
+            "DeploySandbox",
+            "PrepareStaging",
+            "ApproveStaging",
+            "DeployStaging",
+            "PrepareProd",
+            "ApproveProd",
+            "DeployProd",
+        ]);
+        assert_eq!(
+            gated_stages(&gated).into_iter().collect::<Vec<_>>(),
+            ["DeployProd", "DeployStaging"]
+        );
+        assert!(gated_stages(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn the_pipeline_may_not_take_away_its_own_approval_but_an_administrator_may() {
+        let before = pipeline(&["Build", "DeploySandbox", "ApproveProd", "DeployProd"]);
+        let after = pipeline(&["Build", "DeploySandbox", "DeployProd"]);
+        let err = approvals_kept(Some(&before), &after, UPDATE_ACTION, "catalog")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("removes the manual approval before DeployProd")
+                && err.contains("`deployer pipeline deploy`"),
+            "{err}"
+        );
+        assert_eq!(
+            approvals_kept(Some(&before), &after, ADMIN, "catalog").unwrap(),
+            ["DeployProd"]
+        );
+        // Keeping or adding approvals, or a first deploy, is no one's concern.
+        for (deployed, rendered) in [
+            (Some(&before), &before),
+            (Some(&after), &before),
+            (None, &after),
+        ] {
+            assert!(
+                approvals_kept(deployed, rendered, UPDATE_ACTION, "catalog")
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        // Another prefix's update action is a person here, not this pipeline.
+        assert!(approvals_kept(Some(&before), &after, UPDATE_ACTION, "orders").is_ok());
     }
 }

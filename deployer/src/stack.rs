@@ -536,6 +536,25 @@ impl Stacks {
         }
     }
 
+    /// The template the stack was last deployed with, as JSON; None without the stack (or with a
+    /// template that is not JSON, which the deployer never writes).
+    pub async fn template(&self, name: &str) -> Result<Option<serde_json::Value>, Error> {
+        match self
+            .cfn
+            .get_template()
+            .stack_name(name)
+            .template_stage(TemplateStage::Original)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .template_body()
+                .and_then(|body| serde_json::from_str(body).ok())),
+            Err(e) if is_missing_stack(&e) => Ok(None),
+            Err(e) => Err(api("GetTemplate", name, &e)),
+        }
+    }
+
     /// The stack as a deploy of `spec` finds it; `force` counts it as not current whatever it is.
     pub async fn look(&self, spec: &StackSpec, force: bool) -> Result<Found, Error> {
         let stack = self.describe(&spec.name).await?;

@@ -86,15 +86,21 @@ async fn prod_status(emu: &Emulator) -> Option<String> {
     Some(stacks.stacks()[0].stack_status()?.as_str().to_string())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbox_ran() {
-    let emu = Emulator::start();
-    let p = project(&emu);
-    // The Verify actions' stand-in API (the emulator runs none).
+/// The project after its first merge ran up to prod's approval, the Verify actions' stand-in API
+/// (the emulator runs none), and that run.
+fn waiting_for_approval(emu: &Emulator) -> (Project, App, Value) {
+    let p = project(emu);
     let app = App::start("open");
     merge(&p, "v1");
     let first = run_local(&p, &app.1).expect(0).json();
     assert_eq!(first["status"], "WaitingForApproval", "{first}");
+    (p, app, first)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbox_ran() {
+    let emu = Emulator::start();
+    let (p, app, first) = waiting_for_approval(&emu);
     let stages: Vec<(&str, &str)> = first["stages"]
         .as_array()
         .unwrap()
@@ -168,9 +174,11 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
     ));
     let template = run_dir.join("templates/catalog.json.hbs");
     let original = std::fs::read_to_string(&template).unwrap();
+    // (A key added before one already there would be overwritten by it: change the value.)
+    assert!(original.contains("\"Timeout\": 10,"));
     std::fs::write(
         &template,
-        original.replace("\"MemorySize\"", "\"Timeout\": 29,\n        \"MemorySize\""),
+        original.replacen("\"Timeout\": 10,", "\"Timeout\": 29,", 1),
     )
     .unwrap();
     let refused = p.run(&["approve", "--local", "--yes"]).expect(1).stderr();
@@ -304,6 +312,45 @@ async fn a_failing_test_stops_the_run_before_sandbox() {
         .stderr();
     assert!(
         err.contains("--local runs the pipeline against the local emulator only"),
+        "{err}"
+    );
+}
+
+/// A merge that takes away the approval before prod is refused by the pipeline's own
+/// UpdatePipeline action, so the run stops before anything deploys without it; an administrator
+/// of the pipeline account may still apply it by hand, and is told what it removes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_cannot_take_away_the_approval_before_prod() {
+    let emu = Emulator::start();
+    let (p, app, _) = waiting_for_approval(&emu);
+
+    p.edit(
+        "environments/pipeline.toml",
+        "[[stages]]\nenvironment = \"prod\"\napproval = true",
+        "[[stages]]\nenvironment = \"prod\"",
+    );
+    p.edit(
+        "environments/prod.toml",
+        "require_approval = true",
+        "require_approval = false",
+    );
+    merge(&p, "v2");
+    let err = run_local(&p, &app.1).expect(1).stderr();
+    assert!(
+        err.contains("UpdatePipeline/UpdatePipeline failed")
+            && err.contains("removes the manual approval before DeployProd"),
+        "{err}"
+    );
+    assert!(!err.contains("== DeploySandbox"), "{err}");
+    // Prod holds only the first run's change set, waiting for its approval.
+    assert_eq!(
+        prod_status(&emu).await.as_deref(),
+        Some("REVIEW_IN_PROGRESS")
+    );
+
+    let err = p.run(&["pipeline", "deploy"]).expect(0).stderr();
+    assert!(
+        err.contains("warning: this removes the manual approval before DeployProd"),
         "{err}"
     );
 }
