@@ -413,6 +413,9 @@ fn the_emulator_shell_runs_the_readmes_commands_as_written() {
         .arg("shell")
         .env("EMULATOR_STATE", state.path())
         .env("SHELL", "bash")
+        // This build's deployer: a `cargo build` under the running tests would compile the SDK
+        // again (without the dev-dependencies' features) and replace the binary they run.
+        .env("DEPLOYER", env!("CARGO_BIN_EXE_deployer"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
