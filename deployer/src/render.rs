@@ -4,7 +4,7 @@
 use crate::config::{ConfigError, EnvName, Environments};
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext,
-    RenderError as HbError, RenderErrorReason, Renderable, TemplateErrorReason,
+    RenderError as HbError, RenderErrorReason, Renderable, Template, TemplateErrorReason,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -179,6 +179,15 @@ impl Rendered {
     }
 }
 
+/// One template read and parsed, not yet registered.
+struct Parsed {
+    kind: StackKind,
+    path: PathBuf,
+    text: String,
+    compacted: Option<compact::Compacted>,
+    template: Result<Template, handlebars::TemplateError>,
+}
+
 /// The templates directory; each template is parsed the first time it is rendered, so a command
 /// pays only for the stacks it renders.
 pub struct Renderer {
@@ -227,36 +236,85 @@ impl Renderer {
 
     /// Parses `kind`'s template unless an earlier render did.
     fn parse(&self, kind: StackKind) -> Result<(), Error> {
-        if self.hb.borrow().has_template(kind.template_name()) {
-            return Ok(());
-        }
-        let path = template_path(&self.dir, kind);
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let compacted = self.compact.then(|| compact::compact(&text)).flatten();
-        let parsed = self.hb.borrow_mut().register_template_string(
-            kind.template_name(),
-            compacted
-                .as_ref()
-                .map_or(text.as_str(), |c| c.source.as_str()),
-        );
-        self.sources
-            .borrow_mut()
-            .insert(kind.template_name(), (text, compacted));
-        parsed.map_err(|e| {
-            let (line, column) = self.position(kind, e.pos());
-            Error::Syntax {
-                line,
-                column,
-                message: match e.reason() {
-                    TemplateErrorReason::InvalidSyntax(_) => "handlebars cannot parse this: look for a mistyped {{...}} tag, or a block ({{#if}}, {{#unless}}) that is never closed (reported at the end of the file)".into(),
-                    other => format!("{other}; fix the handlebars syntax there"),
-                },
-                path: path.clone(),
+        self.parse_all(&[kind])
+    }
+
+    /// Parses the templates of `kinds` that no render has parsed yet, side by side: parsing is
+    /// most of what rendering costs, and each template's is its own.
+    pub fn parse_all(&self, kinds: &[StackKind]) -> Result<(), Error> {
+        let mut todo: Vec<StackKind> = vec![];
+        for &kind in kinds {
+            if !self.hb.borrow().has_template(kind.template_name()) && !todo.contains(&kind) {
+                todo.push(kind);
             }
-        })
+        }
+        let (dir, compact) = (&self.dir, self.compact);
+        let load = |kind: StackKind| -> Result<Parsed, Error> {
+            let path = template_path(dir, kind);
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let compacted = compact.then(|| compact::compact(&text)).flatten();
+            let template = Template::compile_with_name(
+                compacted
+                    .as_ref()
+                    .map_or(text.as_str(), |c| c.source.as_str()),
+                kind.template_name().to_string(),
+            );
+            Ok(Parsed {
+                kind,
+                path,
+                text,
+                compacted,
+                template,
+            })
+        };
+        let parsed: Vec<Result<Parsed, Error>> = if todo.len() < 2 {
+            todo.into_iter().map(load).collect()
+        } else {
+            std::thread::scope(|s| {
+                let threads: Vec<_> = todo
+                    .into_iter()
+                    .map(|kind| s.spawn(move || load(kind)))
+                    .collect();
+                threads
+                    .into_iter()
+                    .map(|t| t.join().expect("parsing a template does not panic"))
+                    .collect()
+            })
+        };
+        for parsed in parsed {
+            let Parsed {
+                kind,
+                path,
+                text,
+                compacted,
+                template,
+            } = parsed?;
+            self.sources
+                .borrow_mut()
+                .insert(kind.template_name(), (text, compacted));
+            match template {
+                Ok(template) => self
+                    .hb
+                    .borrow_mut()
+                    .register_template(kind.template_name(), template),
+                Err(e) => {
+                    let (line, column) = self.position(kind, e.pos());
+                    return Err(Error::Syntax {
+                        line,
+                        column,
+                        message: match e.reason() {
+                            TemplateErrorReason::InvalidSyntax(_) => "handlebars cannot parse this: look for a mistyped {{...}} tag, or a block ({{#if}}, {{#unless}}) that is never closed (reported at the end of the file)".into(),
+                            other => format!("{other}; fix the handlebars syntax there"),
+                        },
+                        path,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Where in `kind`'s template file a position handlebars reported is.
@@ -360,6 +418,16 @@ impl Renderer {
             env,
             message,
         })?;
+        if let StackKind::Service(name) = kind {
+            let declared = crate::settings::functions(&self.dir, name)?;
+            check_functions(&template, &resource_name, &declared).map_err(|message| {
+                Error::NotCloudFormation {
+                    path: path.clone(),
+                    env,
+                    message,
+                }
+            })?;
+        }
         describe_versions(&mut template);
         Ok(Rendered {
             kind,
@@ -375,6 +443,11 @@ impl Renderer {
         envs: &Environments,
         which: &[EnvName],
     ) -> Result<Vec<Rendered>, Error> {
+        let kinds: Vec<StackKind> = which
+            .iter()
+            .flat_map(|&env| StackKind::for_env(envs, env))
+            .collect();
+        self.parse_all(&kinds)?;
         which
             .iter()
             .flat_map(|&env| {
@@ -666,6 +739,41 @@ fn render_error(
 }
 
 /// The outline every CloudFormation template has; cfn-lint checks the rest in CI.
+/// Each function the stack's settings declare is one the template makes, by the name
+/// `logs --function` and `--hotswap` will look for (`{resource_name}-{key}`). Only checked where
+/// every function's name is plain text.
+fn check_functions(
+    template: &Value,
+    resource_name: &str,
+    declared: &[String],
+) -> Result<(), String> {
+    let names: Option<Vec<&str>> = template["Resources"]
+        .as_object()
+        .into_iter()
+        .flat_map(|r| r.values())
+        .filter(|r| r["Type"] == "AWS::Lambda::Function")
+        .map(|r| r["Properties"]["FunctionName"].as_str())
+        .collect();
+    let Some(names) = names else { return Ok(()) };
+    match declared
+        .iter()
+        .map(|key| format!("{resource_name}-{key}"))
+        .find(|name| !names.contains(&name.as_str()))
+    {
+        Some(missing) => Err(format!(
+            "its settings declare the function `{}`, but no AWS::Lambda::Function is named {missing} (its functions: {}); name it \"{{{{resource_name}}}}-{}\" or remove the declaration",
+            &missing[resource_name.len() + 1..],
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            },
+            &missing[resource_name.len() + 1..],
+        )),
+        None => Ok(()),
+    }
+}
+
 fn check_shape(template: &Value) -> Result<(), String> {
     let obj = template
         .as_object()
@@ -705,6 +813,26 @@ fn check_shape(template: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_functions_must_be_made_by_the_template() {
+        let template = json!({"Resources": {
+            "Query": {"Type": "AWS::Lambda::Function", "Properties": {"FunctionName": "catalog-sandbox-query"}},
+            "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {}}
+        }});
+        let declared = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert!(check_functions(&template, "catalog-sandbox", &declared(&["query"])).is_ok());
+        let err = check_functions(&template, "catalog-sandbox", &declared(&["query", "qurey"]))
+            .unwrap_err();
+        assert!(
+            err.contains("declare the function `qurey`, but no AWS::Lambda::Function is named catalog-sandbox-qurey (its functions: catalog-sandbox-query)"),
+            "{err}"
+        );
+        // A name made at deploy time (Fn::Sub) cannot be checked before it.
+        let computed = json!({"Resources": {"Query": {"Type": "AWS::Lambda::Function",
+            "Properties": {"FunctionName": {"Fn::Sub": "${AWS::StackName}-query"}}}}});
+        assert!(check_functions(&computed, "catalog-sandbox", &declared(&["qurey"])).is_ok());
+    }
 
     #[test]
     fn compacted_templates_render_the_same_bytes() {

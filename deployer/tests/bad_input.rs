@@ -701,6 +701,19 @@ fn functions_are_settings_of_their_stack_and_a_stray_key_is_named() {
             "did you mean memory_mb?",
         ],
     );
+    // A declared function the template does not make.
+    let err = synth_fails_after(
+        "templates/catalog.settings.toml",
+        "[functions.fields.import]",
+        "[functions.fields.worker]\ntype = \"function\"\ndoc = \"d\"\n\n[functions.fields.import]",
+    );
+    assert_has(
+        &err,
+        &[
+            "templates/catalog.json.hbs rendered for",
+            "declare the function `worker`, but no AWS::Lambda::Function is named catalog-",
+        ],
+    );
     let err = synth_fails_after(
         "environments/sandbox.toml",
         "log_retention_days = 14",
