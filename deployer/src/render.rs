@@ -369,7 +369,7 @@ impl Renderer {
         ));
         ctx["options"] = json!(options);
         ctx["stack"] = json!(kind.template_name());
-        ctx["settings"] = match (kind, envs.target(env)) {
+        let settings = match (kind, envs.target(env)) {
             (StackKind::Service(name), Some(target)) => crate::settings::resolve(
                 &self.dir,
                 name,
@@ -383,8 +383,12 @@ impl Renderer {
                     region: target.region.as_str(),
                 },
             )?,
-            _ => json!({}),
+            _ => crate::settings::Resolved {
+                values: json!({}),
+                functions: vec![],
+            },
         };
+        ctx["settings"] = settings.values;
         if options.branch.is_some() {
             // Branch data is never retained: the stack goes with the branch.
             ctx["target"]["safety"]["retain_data"] = json!(false);
@@ -418,16 +422,13 @@ impl Renderer {
             env,
             message,
         })?;
-        if let StackKind::Service(name) = kind {
-            let declared = crate::settings::functions(&self.dir, name)?;
-            check_functions(&template, &resource_name, &declared).map_err(|message| {
-                Error::NotCloudFormation {
-                    path: path.clone(),
-                    env,
-                    message,
-                }
-            })?;
-        }
+        check_functions(&template, &resource_name, &settings.functions).map_err(|message| {
+            Error::NotCloudFormation {
+                path: path.clone(),
+                env,
+                message,
+            }
+        })?;
         describe_versions(&mut template);
         Ok(Rendered {
             kind,

@@ -242,19 +242,25 @@ fn declarations(
 
 /// The stack's Lambda functions: the keys it declares `type = "function"`, wherever they nest.
 pub fn functions(templates: &Path, stack: &str) -> Result<Vec<String>, ConfigError> {
-    fn walk(declared: &BTreeMap<String, Declaration>, out: &mut Vec<String>) {
-        for (key, d) in declared {
-            match d.r#type {
-                Kind::Function => out.push(key.clone()),
-                Kind::Table => walk(&d.fields, out),
-                _ => {}
-            }
-        }
-    }
     let (_, _, declared) = declarations(templates, stack)?;
-    let mut out = vec![];
-    walk(&declared, &mut out);
-    Ok(out)
+    Ok(function_keys(&declared))
+}
+
+fn function_keys(declared: &BTreeMap<String, Declaration>) -> Vec<String> {
+    declared
+        .iter()
+        .flat_map(|(key, d)| match d.r#type {
+            Kind::Function => vec![key.clone()],
+            Kind::Table => function_keys(&d.fields),
+            _ => vec![],
+        })
+        .collect()
+}
+
+/// A stack's settings as its template sees them, and its functions' keys.
+pub struct Resolved {
+    pub values: Value,
+    pub functions: Vec<String>,
 }
 
 /// The settings `stack` sees in an environment: each declared one, from `values` (read from
@@ -266,7 +272,7 @@ pub fn resolve(
     env_file: &Path,
     values: Option<&toml::Table>,
     scope: &Scope,
-) -> Result<Value, ConfigError> {
+) -> Result<Resolved, ConfigError> {
     let (path, text, mut declared) = declarations(templates, stack)?;
     let resolver = Resolver {
         stack,
@@ -276,11 +282,10 @@ pub fn resolve(
         env_file,
     };
     resolver.check_declarations(&mut declared, &mut vec![])?;
-    Ok(Value::Object(resolver.table(
-        &declared,
-        values,
-        &mut vec![],
-    )?))
+    Ok(Resolved {
+        values: Value::Object(resolver.table(&declared, values, &mut vec![])?),
+        functions: function_keys(&declared),
+    })
 }
 
 struct Resolver<'a> {
@@ -647,6 +652,13 @@ mod tests {
         resolve_in(declared, env, &SANDBOX)
     }
 
+    /// Resolving `env` against `declared` fails with a message holding `expected`.
+    fn fails_with(declared: &str, env: &str, expected: &str) {
+        let (_dir, got) = setup(declared, env);
+        let err = got.unwrap_err().to_string();
+        assert!(err.contains(expected), "{declared}\n{env}\n{err}");
+    }
+
     fn resolve_in(
         declared: &str,
         env: &str,
@@ -668,7 +680,8 @@ mod tests {
             &env_file,
             file.settings.get("orders"),
             scope,
-        );
+        )
+        .map(|r| r.values);
         (dir, result)
     }
 
@@ -900,9 +913,7 @@ doc = "who may sign up"
             ),
         ];
         for (env, expected) in cases {
-            let (_dir, got) = setup(NESTED, env);
-            let err = got.unwrap_err().to_string();
-            assert!(err.contains(expected), "{env}\n{err}");
+            fails_with(NESTED, env, expected);
         }
     }
 
@@ -964,9 +975,7 @@ doc = "the queue's consumer"
             ),
         ];
         for (env, expected) in cases {
-            let (_dir, got) = setup(FUNCTIONS, env);
-            let err = got.unwrap_err().to_string();
-            assert!(err.contains(expected), "{env}\n{err}");
+            fails_with(FUNCTIONS, env, expected);
         }
     }
 
@@ -995,9 +1004,7 @@ doc = "the queue's consumer"
             ),
         ];
         for (declared, expected) in cases {
-            let (_dir, got) = setup(declared, "");
-            let err = got.unwrap_err().to_string();
-            assert!(err.contains(expected), "{declared}\n{err}");
+            fails_with(declared, "", expected);
         }
     }
 }
