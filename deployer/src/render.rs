@@ -4,7 +4,7 @@
 use crate::config::{ConfigError, EnvName, Environments};
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext,
-    RenderError as HbError, RenderErrorReason, Renderable, Template, TemplateErrorReason,
+    RenderError as HbError, RenderErrorReason, Renderable, TemplateErrorReason,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -179,15 +179,6 @@ impl Rendered {
     }
 }
 
-/// One template read and parsed, not yet registered.
-struct Parsed {
-    kind: StackKind,
-    path: PathBuf,
-    text: String,
-    compacted: Option<compact::Compacted>,
-    template: Result<Template, handlebars::TemplateError>,
-}
-
 /// The templates directory; each template is parsed the first time it is rendered, so a command
 /// pays only for the stacks it renders.
 pub struct Renderer {
@@ -236,85 +227,36 @@ impl Renderer {
 
     /// Parses `kind`'s template unless an earlier render did.
     fn parse(&self, kind: StackKind) -> Result<(), Error> {
-        self.parse_all(&[kind])
-    }
-
-    /// Parses the templates of `kinds` that no render has parsed yet, side by side: parsing is
-    /// most of what rendering costs, and each template's is its own.
-    pub fn parse_all(&self, kinds: &[StackKind]) -> Result<(), Error> {
-        let mut todo: Vec<StackKind> = vec![];
-        for &kind in kinds {
-            if !self.hb.borrow().has_template(kind.template_name()) && !todo.contains(&kind) {
-                todo.push(kind);
-            }
+        if self.hb.borrow().has_template(kind.template_name()) {
+            return Ok(());
         }
-        let (dir, compact) = (&self.dir, self.compact);
-        let load = |kind: StackKind| -> Result<Parsed, Error> {
-            let path = template_path(dir, kind);
-            let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+        let path = template_path(&self.dir, kind);
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let compacted = self.compact.then(|| compact::compact(&text)).flatten();
+        let parsed = self.hb.borrow_mut().register_template_string(
+            kind.template_name(),
+            compacted
+                .as_ref()
+                .map_or(text.as_str(), |c| c.source.as_str()),
+        );
+        self.sources
+            .borrow_mut()
+            .insert(kind.template_name(), (text, compacted));
+        parsed.map_err(|e| {
+            let (line, column) = self.position(kind, e.pos());
+            Error::Syntax {
+                line,
+                column,
+                message: match e.reason() {
+                    TemplateErrorReason::InvalidSyntax(_) => "handlebars cannot parse this: look for a mistyped {{...}} tag, or a block ({{#if}}, {{#unless}}) that is never closed (reported at the end of the file)".into(),
+                    other => format!("{other}; fix the handlebars syntax there"),
+                },
                 path: path.clone(),
-                source,
-            })?;
-            let compacted = compact.then(|| compact::compact(&text)).flatten();
-            let template = Template::compile_with_name(
-                compacted
-                    .as_ref()
-                    .map_or(text.as_str(), |c| c.source.as_str()),
-                kind.template_name().to_string(),
-            );
-            Ok(Parsed {
-                kind,
-                path,
-                text,
-                compacted,
-                template,
-            })
-        };
-        let parsed: Vec<Result<Parsed, Error>> = if todo.len() < 2 {
-            todo.into_iter().map(load).collect()
-        } else {
-            std::thread::scope(|s| {
-                let threads: Vec<_> = todo
-                    .into_iter()
-                    .map(|kind| s.spawn(move || load(kind)))
-                    .collect();
-                threads
-                    .into_iter()
-                    .map(|t| t.join().expect("parsing a template does not panic"))
-                    .collect()
-            })
-        };
-        for parsed in parsed {
-            let Parsed {
-                kind,
-                path,
-                text,
-                compacted,
-                template,
-            } = parsed?;
-            self.sources
-                .borrow_mut()
-                .insert(kind.template_name(), (text, compacted));
-            match template {
-                Ok(template) => self
-                    .hb
-                    .borrow_mut()
-                    .register_template(kind.template_name(), template),
-                Err(e) => {
-                    let (line, column) = self.position(kind, e.pos());
-                    return Err(Error::Syntax {
-                        line,
-                        column,
-                        message: match e.reason() {
-                            TemplateErrorReason::InvalidSyntax(_) => "handlebars cannot parse this: look for a mistyped {{...}} tag, or a block ({{#if}}, {{#unless}}) that is never closed (reported at the end of the file)".into(),
-                            other => format!("{other}; fix the handlebars syntax there"),
-                        },
-                        path,
-                    });
-                }
             }
-        }
-        Ok(())
+        })
     }
 
     /// Where in `kind`'s template file a position handlebars reported is.
@@ -444,11 +386,6 @@ impl Renderer {
         envs: &Environments,
         which: &[EnvName],
     ) -> Result<Vec<Rendered>, Error> {
-        let kinds: Vec<StackKind> = which
-            .iter()
-            .flat_map(|&env| StackKind::for_env(envs, env))
-            .collect();
-        self.parse_all(&kinds)?;
         which
             .iter()
             .flat_map(|&env| {
@@ -739,7 +676,6 @@ fn render_error(
     }
 }
 
-/// The outline every CloudFormation template has; cfn-lint checks the rest in CI.
 /// Each function the stack's settings declare is one the template makes, by the name
 /// `logs --function` and `--hotswap` will look for (`{resource_name}-{key}`). Only checked where
 /// every function's name is plain text.
@@ -775,6 +711,7 @@ fn check_functions(
     }
 }
 
+/// The outline every CloudFormation template has; cfn-lint checks the rest in CI.
 fn check_shape(template: &Value) -> Result<(), String> {
     let obj = template
         .as_object()
