@@ -437,8 +437,14 @@ impl Resolver<'_> {
                 "a function's settings are the deployer's (memory_mb, reserved_concurrency); give their defaults as default = { memory_mb = ... }".into(),
             ));
         }
-        let mut fields: BTreeMap<String, Declaration> =
-            toml::from_str(FUNCTION_FIELDS).expect("FUNCTION_FIELDS is a valid declaration");
+        // Parsed once per process: every function of every render starts from them.
+        static FIELDS: std::sync::OnceLock<BTreeMap<String, Declaration>> =
+            std::sync::OnceLock::new();
+        let mut fields = FIELDS
+            .get_or_init(|| {
+                toml::from_str(FUNCTION_FIELDS).expect("FUNCTION_FIELDS is a valid declaration")
+            })
+            .clone();
         let defaults = match &d.default {
             None => return Ok(fields),
             Some(toml::Value::Table(t)) => t,
