@@ -19,6 +19,9 @@ ways that refuse what AWS allows, so a least-privilege setup could not run on it
   that session then fails with HTTP 500; AWS refuses the AssumeRole).
 - CloudFormation's ExecuteChangeSet and DeleteChangeSet of a change set that is gone (deleted by
   another deploy) answer HTTP 500 (an unbound variable); AWS answers ChangeSetNotFound.
+- CloudFormation's ExecuteChangeSet of an update keeps the stack's tags and parameters from its
+  creation (the resources do change); AWS takes the change set's. A deploy that compares them
+  would find a stack back on its first build "unchanged".
 - It recomputes a request's signature from its own re-encoding of a form body, which differs
   from the AWS SDK for Rust's (CloudFormation's CreateChangeSet fails with SignatureDoesNotMatch).
 
@@ -28,7 +31,8 @@ values, an Allow counts and a Deny does not (so the emulator checks actions, and
 for STS, IAM, S3 and SQS: the rendered-template tests check the rest); a session of the
 emulator's own `operator` role (an administrator, who on AWS could rewrite the trust anyway) may
 assume a role that trusts an AWS service or an identity provider, standing in for CodeBuild or
-GitHub's OIDC, whose conditions it cannot check.
+GitHub's OIDC, whose conditions it cannot check; a gone change set is ChangeSetNotFound; an
+executed change set's tags and parameters become the stack's.
 Nothing else of moto changes.
 """
 
@@ -194,6 +198,25 @@ for _name in ("execute_change_set", "delete_change_set"):
         _name,
         _refusing_a_gone_change_set(getattr(cfn_models.CloudFormationBackend, _name)),
     )
+
+def _taking_the_change_sets_tags_and_parameters(method):
+    def executed(self, change_set_name, *args, **kwargs):
+        change_set = self.change_sets.get(change_set_name) or next(
+            (cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name),
+            None,
+        )
+        method(self, change_set_name, *args, **kwargs)
+        stack = self.stacks[change_set.stack_id]
+        if change_set.tags is not None:
+            stack.tags = change_set.tags
+        stack.parameters = change_set.parameters
+
+    return executed
+
+
+cfn_models.CloudFormationBackend.execute_change_set = _taking_the_change_sets_tags_and_parameters(
+    cfn_models.CloudFormationBackend.execute_change_set
+)
 
 if __name__ == "__main__":
     from moto.server import main

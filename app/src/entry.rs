@@ -148,7 +148,15 @@ pub async fn lambda() -> anyhow::Result<()> {
         .with_current_span(false)
         .without_time() // CloudWatch stamps each line
         .init();
-    let handler: Handler = required_var("_HANDLER")?.parse()?;
+    let name = required_var("_HANDLER")?;
+    let handler: Handler = name.parse()?;
+    // Which build runs, in the function's first log line: the label CATALOG_BUILD held when it
+    // was compiled (a release tag, a commit), since a zip's sha256 says nothing to a reader.
+    tracing::info!(
+        handler = name.as_str(),
+        build = option_env!("CATALOG_BUILD").unwrap_or("unlabelled"),
+        "starting"
+    );
     let config = aws_config().await;
     let table = required_var(TABLE_VAR)?;
     let run = |router| async {

@@ -47,6 +47,11 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    /// A recalled artifact (a rollback through the pipeline) the stack never ran.
+    #[error(
+        "{stack} never ran artifact {sha256}: a rollback goes back only to an artifact the stack's own history lists (`deployer history ENV`); start it again with one of those"
+    )]
+    NotInHistory { stack: String, sha256: String },
     #[error(transparent)]
     Aws(#[from] crate::aws::Error),
 }
@@ -250,12 +255,81 @@ fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>, Error> {
         .into_inner())
 }
 
-/// Reads a manifest and its zip, refusing a zip whose bytes are not the ones it names.
-pub fn load(manifest_path: &Path) -> Result<(Manifest, Vec<u8>), Error> {
+/// What a manifest file names: an artifact built here, or one recalled by its sha256 from the
+/// history of the stack it goes to.
+#[derive(Debug)]
+pub enum Loaded {
+    /// The manifest and its zip, checked against each other.
+    Built(Manifest, Vec<u8>),
+    /// `package --from-history SHA` (Build, in a rollback through the pipeline): no zip here;
+    /// each deploy takes the manifest from its stack's history and the zip from its own bucket,
+    /// so only an artifact that stack ran before can come back.
+    Recalled(String),
+}
+
+/// The manifest file `package --from-history` writes.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecallFile {
+    from_history: Recall,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recall {
+    sha256: String,
+}
+
+/// Whether `text` is a whole sha256 in lowercase hex, as manifests and histories name artifacts.
+pub fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Writes `dir/manifest.json` recalling the artifact `sha256` (and no zip); its path.
+pub fn write_recall(dir: &Path, sha256: &str) -> Result<PathBuf, Error> {
+    let path = dir.join("manifest.json");
+    if !is_sha256(sha256) {
+        return Err(Error::BadManifest {
+            path,
+            message: format!(
+                "\"{sha256}\" is not an artifact's sha256 (64 lowercase hex digits, as `deployer history` lists them)"
+            ),
+        });
+    }
+    let text = serde_json::to_string_pretty(&RecallFile {
+        from_history: Recall {
+            sha256: sha256.to_string(),
+        },
+    })
+    .expect("a recall serializes");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&path, text))
+        .map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(path)
+}
+
+/// Reads a manifest and its zip, refusing a zip whose bytes are not the ones it names; or the
+/// artifact a recall names.
+pub fn load(manifest_path: &Path) -> Result<Loaded, Error> {
     let text = std::fs::read_to_string(manifest_path).map_err(|source| Error::Read {
         path: manifest_path.to_path_buf(),
         source,
     })?;
+    if let Ok(recall) = serde_json::from_str::<RecallFile>(&text) {
+        if !is_sha256(&recall.from_history.sha256) {
+            return Err(Error::BadManifest {
+                path: manifest_path.to_path_buf(),
+                message: format!(
+                    "from_history.sha256 \"{}\" is not 64 lowercase hex digits",
+                    recall.from_history.sha256
+                ),
+            });
+        }
+        return Ok(Loaded::Recalled(recall.from_history.sha256));
+    }
     let manifest: Manifest = serde_json::from_str(&text).map_err(|e| Error::BadManifest {
         path: manifest_path.to_path_buf(),
         message: e.to_string(),
@@ -277,7 +351,7 @@ pub fn load(manifest_path: &Path) -> Result<(Manifest, Vec<u8>), Error> {
             actual,
         });
     }
-    Ok((manifest, zip))
+    Ok(Loaded::Built(manifest, zip))
 }
 
 /// Puts the zip in `bucket` once, under its sha256, with S3 checking that sha256 on arrival and

@@ -66,6 +66,44 @@ pub async fn list(
     Ok(entries)
 }
 
+/// The manifest and zip of the artifact `sha256` as `stack` last ran it: the manifest from its
+/// newest history entry naming it, the zip from the bucket, checked against it. Refused when the
+/// history names no such artifact.
+pub async fn recall(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    stack: &str,
+    sha256: &str,
+) -> Result<(Manifest, Vec<u8>), Error> {
+    // The key names the artifact: one entry read, however long the history.
+    let newest = crate::artifact::objects(s3, bucket, &prefix(stack))
+        .await?
+        .into_iter()
+        .filter_map(|o| o.key)
+        .filter(|key| artifact_of_key(key) == Some(sha256))
+        .max()
+        .ok_or_else(|| Error::NotInHistory {
+            stack: stack.to_string(),
+            sha256: sha256.to_string(),
+        })?;
+    let bytes = crate::artifact::read_object(s3, bucket, &newest).await?;
+    let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+        path: format!("s3://{bucket}/{newest}").into(),
+        message: e.to_string(),
+    })?;
+    if entry.manifest.sha256 != sha256 {
+        return Err(Error::BadManifest {
+            path: format!("s3://{bucket}/{newest}").into(),
+            message: format!(
+                "its key names artifact {sha256} but it records {}",
+                entry.manifest.sha256
+            ),
+        });
+    }
+    let zip = crate::artifact::fetch(s3, bucket, &entry.manifest).await?;
+    Ok((entry.manifest, zip))
+}
+
 /// The sha256 of the artifact a history entry's key (as `record` names it) records, read from
 /// the key alone.
 pub fn artifact_of_key(key: &str) -> Option<&str> {

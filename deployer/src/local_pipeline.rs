@@ -144,6 +144,25 @@ fn plan(template: &Value, bootstrap: &Value) -> Result<Vec<Stage>, Error> {
         .collect()
 }
 
+/// The pipeline's variables (V2, `Variables`), each with its default value: CodePipeline
+/// requires one for an execution a push starts, so each must have one.
+fn declared_variables(template: &Value) -> Result<BTreeMap<String, String>, Error> {
+    template["Resources"]["Pipeline"]["Properties"]["Variables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let name = v["Name"].as_str().unwrap_or_default();
+            match v["DefaultValue"].as_str() {
+                Some(default) => Ok((name.to_string(), default.to_string())),
+                None => Err(Error::Definition(format!(
+                    "pipeline variable {name} has no DefaultValue, which an execution started by a push needs"
+                ))),
+            }
+        })
+        .collect()
+}
+
 fn step(resources: &Value, roles: &BTreeMap<&str, &str>, action: &Value) -> Result<Step, Error> {
     let bad = |m: String| Error::Definition(m);
     let name = action["Name"].as_str().unwrap_or_default();
@@ -323,6 +342,9 @@ pub struct Options {
     /// The API every Verify action smoke-tests (DEPLOYER_VERIFY_URL) instead of the local
     /// stand-in for the stage's API Gateway and functions (`local_api`).
     pub verify_url: Option<String>,
+    /// Pipeline-level variables set for this execution, as StartPipelineExecution sets them
+    /// (`deployer rollback` sets RollbackTo); the others keep their declared defaults.
+    pub variables: Vec<(String, String)>,
 }
 
 /// The command Build runs the project's tests with; `--skip-tests` leaves it out.
@@ -331,6 +353,8 @@ const TEST_COMMAND: &str = "scripts/test";
 pub struct Runner<'a> {
     envs: &'a Environments,
     stages: Vec<Stage>,
+    /// The pipeline's declared variables and their default values.
+    declared: BTreeMap<String, String>,
     /// The project directory (the source), holding `.deployer/`.
     root: PathBuf,
     options: Options,
@@ -353,6 +377,7 @@ impl<'a> Runner<'a> {
         Ok(Runner {
             envs,
             stages: plan(pipeline_template, bootstrap_template)?,
+            declared: declared_variables(pipeline_template)?,
             root: root.to_path_buf(),
             options,
         })
@@ -403,6 +428,20 @@ impl<'a> Runner<'a> {
 
     /// A new execution from the working tree: one still waiting for approval is superseded.
     pub async fn start(&self) -> Result<Execution, Error> {
+        // As CodePipeline: every declared variable, set or by default; an undeclared one refused.
+        let mut variables = BTreeMap::new();
+        for (name, default) in &self.declared {
+            variables.insert(format!("variables.{name}"), default.clone());
+        }
+        for (name, value) in &self.options.variables {
+            if !self.declared.contains_key(name) {
+                return Err(Error::Refused(format!(
+                    "the pipeline declares no variable {name} (it declares: {}); deploy the pipeline from this tree with `deployer pipeline deploy` first",
+                    self.declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            variables.insert(format!("variables.{name}"), value.clone());
+        }
         let verifies = self.stages.iter().flat_map(|s| &s.actions).any(|(_, step)| {
             matches!(step, Step::CodeBuild(b) if b.buildspec.phases.values().flat_map(|p| &p.commands).any(|c| c.contains("deployer verify ")))
         });
@@ -438,7 +477,7 @@ impl<'a> Runner<'a> {
             status: "InProgress".into(),
             started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             stages: vec![],
-            variables: BTreeMap::new(),
+            variables,
             waiting: None,
             verify_url: self.options.verify_url.clone(),
             next: 0,
@@ -722,8 +761,6 @@ impl<'a> Runner<'a> {
         let (name, _) =
             crate::access::stack_names(self.envs, env, kind, None).map_err(|e| e.to_string())?;
         let run = self.execution_dir(&execution.id);
-        let (manifest, zip) =
-            crate::artifact::load(&run.join("dist/manifest.json")).map_err(|e| e.to_string())?;
         let reader = crate::access::session_in(self.envs, env, crate::access::Through::ReadRole)
             .await
             .map_err(|e| e.to_string())?;
@@ -731,6 +768,22 @@ impl<'a> Runner<'a> {
             .await
             .map_err(|e| e.to_string())?
             .session_here(self.envs.region(env));
+        let (manifest, zip) = match crate::artifact::load(&run.join("dist/manifest.json"))
+            .map_err(|e| e.to_string())?
+        {
+            crate::artifact::Loaded::Built(manifest, zip) => (manifest, zip),
+            // A rollback: the zip is in the stage's bucket, where its Deploy found it. The
+            // emulator lets the operator read another account's bucket (AWS would not; the
+            // stand-in runs on the emulator only).
+            crate::artifact::Loaded::Recalled(sha256) => crate::history::recall(
+                &operator.s3(),
+                &crate::access::artifact_bucket(self.envs, env),
+                &name,
+                &sha256,
+            )
+            .await
+            .map_err(|e| e.to_string())?,
+        };
         let api = crate::local_api::start(&reader, &operator, &name, &zip, &self.root, &run)
             .await
             .map_err(|e| e.to_string())?;

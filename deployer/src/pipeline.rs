@@ -152,6 +152,34 @@ pub fn approvals_kept(
     Ok(dropped)
 }
 
+/// The variable a rollback execution sets: Build then recalls that artifact instead of
+/// packaging (templates/pipeline.json.hbs declares it, default "none").
+pub const ROLLBACK_VARIABLE: &str = "RollbackTo";
+
+/// Starts an execution of the pipeline at its branch's latest commit that ships the artifact
+/// `sha256` (one the stages ran before) through every stage and approval; its id.
+pub async fn start_rollback(cp: &Client, pipeline: &str, sha256: &str) -> Result<String, Error> {
+    let variable = aws_sdk_codepipeline::types::PipelineVariable::builder()
+        .name(ROLLBACK_VARIABLE)
+        .value(sha256)
+        .build()
+        .expect("name and value are set");
+    let started = cp
+        .start_pipeline_execution()
+        .name(pipeline)
+        .variables(variable)
+        .send()
+        .await
+        .map_err(|e| {
+            call_error(
+                "codepipeline:StartPipelineExecution",
+                pipeline,
+                error_text(&e),
+            )
+        })?;
+    Ok(started.pipeline_execution_id.unwrap_or_default())
+}
+
 pub async fn status(cp: &Client, pipeline: &str) -> Result<StatusReport, Error> {
     let state = pipeline_state(cp, pipeline).await?;
     let stages = state

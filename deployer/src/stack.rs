@@ -649,9 +649,10 @@ impl Stacks {
     ) -> Result<DeployReport, Error> {
         let (report, stack) = self.apply(spec, found, options, on_event).await?;
         let protected = stack.and_then(|s| s.enable_termination_protection);
+        // A proposal changes nothing, even where it found the stack current: its role may not.
         if spec.termination_protection
             && protected != Some(true)
-            && report.outcome != Outcome::Proposed
+            && !matches!(options.action, Action::Propose)
         {
             let turned_on = self
                 .cfn

@@ -116,15 +116,31 @@ async fn each_action_runs_as_its_own_role_and_only_deploy_prod_reaches_prod() {
         .into_iter()
         .filter(|c| !c.starts_with("cargo build") && c != "scripts/test")
         .map(|c| {
-            if c.ends_with("deployer package") {
-                format!("{c} --binary app-binary")
-            } else {
-                c
-            }
+            c.replace(
+                "then target/release/deployer package;",
+                "then target/release/deployer package --binary app-binary;",
+            )
         })
         .collect();
     commands.push("echo \"ARTIFACT_SHA=$ARTIFACT_SHA\"".into());
-    let out = phase_ok(&emu, "build", &src, &commands, &[]);
+    // The Build action gives ROLLBACK_TO the pipeline variable RollbackTo, declared with the
+    // default an execution started by a push takes.
+    let pipeline = &template["Resources"]["Pipeline"]["Properties"];
+    assert_eq!(pipeline["Variables"][0]["Name"], "RollbackTo", "{pipeline}");
+    let default = pipeline["Variables"][0]["DefaultValue"].as_str().unwrap();
+    let build_action = &pipeline["Stages"][1]["Actions"][0];
+    assert_eq!(build_action["Name"], "Build");
+    let variables: Value = serde_json::from_str(
+        build_action["Configuration"]["EnvironmentVariables"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        variables,
+        serde_json::json!([{"name": "ROLLBACK_TO", "value": "#{variables.RollbackTo}", "type": "PLAINTEXT"}])
+    );
+    let out = phase_ok(&emu, "build", &src, &commands, &[("ROLLBACK_TO", default)]);
     let manifest: Value = serde_json::from_str(&p.read("dist/manifest.json")).unwrap();
     let sha = manifest["sha256"].as_str().unwrap();
     assert!(

@@ -29,8 +29,8 @@ fn project(emu: &Emulator) -> Project {
     );
     p.edit(
         template,
-        "      - target/release/deployer package\\n",
-        "      - target/release/deployer package --binary app-binary\\n",
+        "then target/release/deployer package;",
+        "then target/release/deployer package --binary app-binary;",
     );
     std::fs::create_dir_all(p.path("scripts")).unwrap();
     tests_pass(&p, true);
@@ -436,4 +436,166 @@ async fn verify_runs_the_promoted_artifact_as_lambda_would_and_a_wrong_handler_s
         !err.contains("PrepareProd: as"),
         "prod was prepared after a failed Verify:\n{err}"
     );
+}
+
+/// `rollback prod`: a new execution ships the artifact prod ran before through every stage (each
+/// deploys it from its own history and bucket: nothing is built) and waits at the approval, like
+/// any merge; prod goes back only once it is approved. On AWS it starts CodePipeline with the
+/// variable Build reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_of_prod_goes_through_sandbox_and_the_approval() {
+    let emu = Emulator::start();
+    // Two builds reach prod; the rollback goes back to the one that made its stack.
+    let (p, app, first) = waiting_for_approval(&emu);
+    let v1 = sha(&first);
+    p.run(&["approve", "--local", "--yes"]).expect(0);
+    merge(&p, "v2");
+    let v2 = sha(&run_local(&p, &app.1).expect(0).json());
+    p.run(&["approve", "--local", "--yes"]).expect(0);
+    assert_eq!(
+        code_sha256s(&emu, PROD, "catalog-prod").await,
+        vec![lambda_sha(&v2); 3]
+    );
+
+    // A later build on the branch: a rollback recalls the artifact, it does not build.
+    merge(&p, "v3");
+    let rollback = p
+        .run(&[
+            "rollback",
+            "prod",
+            "--local",
+            "--verify-url",
+            &app.1,
+            "--output",
+            "json",
+        ])
+        .expect(0);
+    let run = rollback.json();
+    assert!(
+        rollback.stderr().contains(&format!(
+            "catalog-prod: from {} back to {}",
+            &v2[..12],
+            &v1[..12]
+        )),
+        "{}",
+        rollback.stderr()
+    );
+    assert_eq!(run["status"], "WaitingForApproval", "{run}");
+    assert_eq!(run["variables"]["variables.RollbackTo"], v1.as_str());
+    assert_eq!(sha(&run), v1, "Build exported the recalled artifact");
+    assert!(
+        run["waiting"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Promote artifact sha256 {v1}, running in sandbox")),
+        "{run}"
+    );
+    // Sandbox took v1 from its own history; prod waits on v2.
+    assert_eq!(
+        code_sha256s(&emu, SANDBOX, "catalog-sandbox").await,
+        vec![lambda_sha(&v1); 3]
+    );
+    assert_eq!(
+        code_sha256s(&emu, PROD, "catalog-prod").await,
+        vec![lambda_sha(&v2); 3]
+    );
+    p.run(&["approve", "--local", "--yes"]).expect(0);
+    assert_eq!(
+        code_sha256s(&emu, PROD, "catalog-prod").await,
+        vec![lambda_sha(&v1); 3]
+    );
+    let history = p
+        .run(&["history", "prod", "--output", "json"])
+        .expect(0)
+        .json();
+    let entries: Vec<(&str, &str)> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["manifest"]["sha256"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (v1.as_str(), "rolled-back"),
+            (v2.as_str(), "deployed"),
+            (v1.as_str(), "deployed")
+        ]
+    );
+
+    // Only an artifact the stack ran comes back: a recall of any other is refused by the deploy.
+    let unknown = "ab".repeat(32);
+    p.run(&["package", "--from-history", &unknown, "--out", "recall"])
+        .expect(0);
+    let err = p
+        .run(&["deploy", "sandbox", "--artifact", "recall/manifest.json"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains(&format!("catalog-sandbox never ran artifact {unknown}")),
+        "{err}"
+    );
+
+    // On AWS: an execution of CodePipeline with RollbackTo set (the emulator keeps no pipeline
+    // made through CloudFormation, so this one is made directly, as `pipeline deploy` would).
+    let cp = aws_sdk_codepipeline::Client::new(&common::sdk_config(&emu, PIPELINE));
+    let stage = |name: &str| {
+        aws_sdk_codepipeline::types::StageDeclaration::builder()
+            .name(name)
+            .actions(
+                aws_sdk_codepipeline::types::ActionDeclaration::builder()
+                    .name(name)
+                    .action_type_id(
+                        aws_sdk_codepipeline::types::ActionTypeId::builder()
+                            .category(aws_sdk_codepipeline::types::ActionCategory::Approval)
+                            .owner(aws_sdk_codepipeline::types::ActionOwner::Aws)
+                            .provider("Manual")
+                            .version("1")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    cp.create_pipeline()
+        .pipeline(
+            aws_sdk_codepipeline::types::PipelineDeclaration::builder()
+                .name("catalog")
+                .role_arn(format!("arn:aws:iam::{PIPELINE}:role/catalog-codepipeline"))
+                .stages(stage("Source"))
+                .stages(stage("Approve"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let started = p
+        .run(&["rollback", "prod", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(started["to"], v2.as_str(), "{started}");
+    let execution = cp
+        .get_pipeline_execution()
+        .pipeline_name("catalog")
+        .pipeline_execution_id(started["execution_id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let variables: Vec<(&str, &str)> = execution
+        .pipeline_execution()
+        .unwrap()
+        .variables()
+        .iter()
+        .map(|v| (v.name().unwrap(), v.resolved_value().unwrap()))
+        .collect();
+    assert_eq!(variables, [("RollbackTo", v2.as_str())]);
 }

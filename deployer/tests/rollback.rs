@@ -90,11 +90,15 @@ async fn rollback_puts_the_previous_artifact_back_and_history_lists_each() {
 }
 
 #[test]
-fn a_protected_environment_is_rolled_back_through_the_pipeline_only() {
+fn only_a_protected_environment_rolls_back_through_the_local_pipeline() {
+    // (Prod's own rollback, through the pipeline and its approval: tests/local_pipeline.rs.)
     let p = common::Project::new();
-    let err = p.run(&["rollback", "prod"]).expect(2).stderr();
+    let err = p
+        .run(&["rollback", "sandbox", "--local"])
+        .expect(2)
+        .stderr();
     assert!(
-        err.contains("prod changes only through the pipeline's approval"),
+        err.contains("--local runs a protected environment's rollback through the local pipeline; sandbox needs no approval"),
         "{err}"
     );
 }

@@ -833,6 +833,44 @@ async fn deploy_against(
     (report.outcome, template.num_calls(), create.num_calls())
 }
 
+/// The pipeline's Prepare may find prod current but unprotected (turned off by hand): its role
+/// may only make change sets, so a proposal turns nothing on (AWS would refuse it the call).
+#[tokio::test]
+async fn a_proposal_never_turns_termination_protection_on() {
+    let mut unprotected = matching_stack();
+    unprotected.enable_termination_protection = Some(false);
+    let describe = mock!(Client::describe_stacks).then_output(move || {
+        DescribeStacksOutput::builder()
+            .stacks(unprotected.clone())
+            .build()
+    });
+    let body = r#"{"Resources":{"Table":{"Type":"AWS::DynamoDB::Table"}}}"#;
+    let template = mock!(Client::get_template)
+        .then_output(move || GetTemplateOutput::builder().template_body(body).build());
+    let protect = mock!(Client::update_termination_protection)
+        .then_output(|| aws_sdk_cloudformation::operation::update_termination_protection::UpdateTerminationProtectionOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &template, &protect, &no_leftovers()]
+    );
+    let mut spec = spec();
+    spec.termination_protection = true;
+    spec.template_body = body.into();
+    let stacks = stacks(client);
+    let found = stacks.look(&spec, false).await.unwrap();
+    assert!(found.current);
+    let options = DeployOptions {
+        force: false,
+        action: Action::Propose,
+    };
+    stacks
+        .deploy_found(&spec, found, &options, &mut |_: &Event| {})
+        .await
+        .unwrap();
+    assert_eq!(protect.num_calls(), 0);
+}
+
 #[tokio::test]
 async fn a_stack_is_current_only_when_its_live_template_matches_too() {
     let mut protected = spec();

@@ -3,6 +3,7 @@
 use crate::access::{
     CREATED_TAG, Through, check_marker, fingerprint, role_name, service, session_in, stack_tags,
 };
+use crate::artifact::{Loaded, Manifest};
 use crate::config::{EnvName, Environments};
 use crate::display::Progress;
 use crate::error::Error;
@@ -15,6 +16,8 @@ pub struct Prepared {
     pub session: crate::aws::Session,
     /// The artifact and its zip, for a stack whose template takes one (parameter ArtifactKey).
     pub artifact: Option<(crate::artifact::Manifest, Vec<u8>)>,
+    /// The artifact came back from the stack's history (a rollback through the pipeline).
+    pub recalled: bool,
     pub bucket: String,
     pub spec: StackSpec,
 }
@@ -29,21 +32,16 @@ pub struct Artifact<'a> {
 }
 
 /// The artifact of a stack whose template declares the parameter ArtifactKey (with
-/// ArtifactBucket): loaded and checked; other stacks deploy without one.
+/// ArtifactBucket), as its manifest file names it; other stacks deploy without one.
 fn load_artifact(
-    envs: &Environments,
-    env: EnvName,
     template: &serde_json::Value,
     artifact: &Artifact<'_>,
-) -> Result<Option<(crate::artifact::Manifest, Vec<u8>)>, Error> {
+) -> Result<Option<Loaded>, Error> {
     if template["Parameters"].get("ArtifactKey").is_none() {
         return Ok(None);
     }
     let artifact_path = artifact.path;
-    let target = envs
-        .target(env)
-        .expect("callers pick a stage's environment");
-    let (manifest, zip) = crate::artifact::load(artifact_path).map_err(|e| match e {
+    let loaded = crate::artifact::load(artifact_path).map_err(|e| match e {
         crate::artifact::Error::Read { path, .. } if path == artifact_path => {
             Error::Refused(format!(
                 "no artifact at {}: build one with `deployer package`, or name it with --artifact",
@@ -52,16 +50,24 @@ fn load_artifact(
         }
         other => other.into(),
     })?;
+    let sha256 = match &loaded {
+        Loaded::Built(manifest, _) => &manifest.sha256,
+        Loaded::Recalled(sha256) => sha256,
+    };
     if let Some(expected) = artifact.expect_sha256
-        && expected != manifest.sha256
+        && expected != sha256
     {
         return Err(Error::Refused(format!(
-            "{} names artifact sha256 {} but this deploy must ship {expected} (--expect-sha256, the one the pipeline's Build exported and the approval named); the artifact changed after Build: deploy nothing, find out who wrote it",
+            "{} names artifact sha256 {sha256} but this deploy must ship {expected} (--expect-sha256, the one the pipeline's Build exported and the approval named); the artifact changed after Build: deploy nothing, find out who wrote it",
             artifact_path.display(),
-            manifest.sha256
         )));
     }
-    let Some(lambda) = &target.lambda else {
+    Ok(Some(loaded))
+}
+
+/// Refuses an artifact built for another architecture than `env`'s functions run on.
+fn fits(envs: &Environments, env: EnvName, manifest: &Manifest, from: &str) -> Result<(), Error> {
+    let Some(lambda) = &envs.target(env).and_then(|t| t.lambda.as_ref()) else {
         return Err(Error::Refused(format!(
             "a stack of {env} runs the artifact (its template declares ArtifactKey) but {} has no [lambda] table saying its architecture; add one",
             envs.file(env).display()
@@ -69,14 +75,13 @@ fn load_artifact(
     };
     if manifest.architecture != lambda.architecture {
         return Err(Error::Refused(format!(
-            "{} holds a {} build but {} sets lambda.architecture = \"{}\"; package for {env} again",
-            artifact_path.display(),
+            "{from} holds a {} build but {} sets lambda.architecture = \"{}\"; package for {env} again",
             manifest.architecture,
             envs.file(env).display(),
             lambda.architecture
         )));
     }
-    Ok(Some((manifest, zip)))
+    Ok(())
 }
 
 pub async fn prepare(
@@ -96,9 +101,35 @@ pub async fn prepare(
         ..Default::default()
     };
     let rendered = renderer.render_with(envs, env, kind, &options)?;
-    let artifact = load_artifact(envs, env, &rendered.template, artifact)?;
+    let loaded = load_artifact(&rendered.template, artifact)?;
+    if let (Some(Loaded::Recalled(_)), Some(branch)) = (&loaded, branch) {
+        return Err(Error::Refused(format!(
+            "{} recalls an artifact from the stack's history, and branch {branch}'s stack keeps none: deploy a built artifact (`deployer package`)",
+            artifact.path.display()
+        )));
+    }
     let session = session_in(envs, env, through).await?;
     let bucket = crate::access::artifact_bucket(envs, env);
+    let recalled = matches!(loaded, Some(Loaded::Recalled(_)));
+    let artifact = match loaded {
+        None => None,
+        Some(Loaded::Built(manifest, zip)) => {
+            fits(envs, env, &manifest, &artifact.path.display().to_string())?;
+            Some((manifest, zip))
+        }
+        Some(Loaded::Recalled(sha256)) => {
+            let (manifest, zip) =
+                crate::history::recall(&session.s3(), &bucket, &rendered.stack_name, &sha256)
+                    .await?;
+            fits(
+                envs,
+                env,
+                &manifest,
+                &format!("s3://{bucket}/{}", manifest.s3_key()),
+            )?;
+            Some((manifest, zip))
+        }
+    };
     // CloudFormation refuses parameters a template does not declare: only those it does.
     let mut parameters = match &artifact {
         Some((manifest, _)) => vec![
@@ -146,6 +177,7 @@ pub async fn prepare(
     Ok(Prepared {
         session,
         artifact,
+        recalled,
         bucket,
         spec,
     })
@@ -359,7 +391,12 @@ pub async fn deploy(
             time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             manifest: manifest.clone(),
             by: crate::aws::operator().await?.arn.clone(),
-            outcome: request.history_outcome.to_string(),
+            outcome: if p.recalled {
+                "rolled-back"
+            } else {
+                request.history_outcome
+            }
+            .to_string(),
         };
         if let Err(e) = crate::history::record(&p.session.s3(), &p.bucket, &entry).await {
             eprintln!(

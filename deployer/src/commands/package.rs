@@ -17,9 +17,43 @@ pub struct Args {
     /// Where the zip and manifest.json go [default: dist/ in the project's root].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Build nothing: write a manifest that recalls this artifact (its sha256) from the history
+    /// of each stack it is deployed to, which must list it (the pipeline's Build, in a
+    /// rollback started by `deployer rollback ENV`).
+    #[arg(long, value_name = "SHA256", conflicts_with_all = ["env", "binary"])]
+    from_history: Option<String>,
+}
+
+/// What `package --from-history` wrote.
+#[derive(Debug, serde::Serialize)]
+struct Recall {
+    manifest: PathBuf,
+    from_history: String,
+}
+
+impl crate::output::Report for Recall {
+    fn human(&self) -> String {
+        format!(
+            "{} recalls artifact {}: each deploy takes it from its stack's history and bucket (nothing built)\n",
+            self.manifest.display(),
+            self.from_history
+        )
+    }
 }
 
 pub fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
+    let out = args.out.unwrap_or_else(|| g.at_root("dist"));
+    if let Some(sha256) = args.from_history {
+        let manifest = crate::artifact::write_recall(&out, &sha256)?;
+        crate::output::emit(
+            g.output,
+            &Recall {
+                manifest,
+                from_history: sha256,
+            },
+        );
+        return Ok(0);
+    }
     let env = match args.env {
         Some(name) => envs.env(&name)?,
         // Every stage that runs the artifact shares its architecture: the first says it.
@@ -44,12 +78,7 @@ pub fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Err
     };
     crate::output::emit(
         g.output,
-        &crate::artifact::package(
-            &binary,
-            source.package.as_str(),
-            architecture,
-            &args.out.unwrap_or_else(|| g.at_root("dist")),
-        )?,
+        &crate::artifact::package(&binary, source.package.as_str(), architecture, &out)?,
     );
     Ok(0)
 }

@@ -73,6 +73,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
                     approve: run.approve,
                     skip_tests: run.skip_tests,
                     verify_url: run.verify_url,
+                    ..Default::default()
                 },
             )?;
             let execution = runner.start().await?;

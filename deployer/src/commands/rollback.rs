@@ -1,11 +1,15 @@
 //! `deployer rollback ENV [--stack NAME] [--to SHA]`: the stack back on an artifact it ran
-//! before (by default the one before the current), with today's templates and settings.
+//! before (by default the one before the current), with today's templates and settings. A
+//! protected environment goes back only through the pipeline: a new execution ships the old
+//! artifact through every stage, and the approval, as it would a new one.
 
 use crate::access::{Through, artifact_bucket};
-use crate::config::Environments;
+use crate::config::{EnvName, Environments};
 use crate::error::Error;
+use crate::history::Entry;
 use crate::render::Renderer;
 use crate::stack::{Action, DeployOptions};
+use serde::Serialize;
 
 /// Redeploy the artifact a stack ran before the current one (see `deployer history`).
 #[derive(Debug, clap::Args)]
@@ -16,30 +20,60 @@ pub struct Args {
     /// `deployer history` lists it. Default: the newest one that is not running now.
     #[arg(long, value_name = "SHA")]
     to: Option<String>,
+    /// Where the environment needs the pipeline's approval: run the rollback's execution on
+    /// this machine against the local emulator (`deployer pipeline run --local`) instead of
+    /// starting CodePipeline.
+    #[arg(long)]
+    local: bool,
+    /// With --local: Build leaves out the project's tests (scripts/test), saying so.
+    #[arg(long, requires = "local")]
+    skip_tests: bool,
+    /// With --local: the API every Verify action smoke-tests, instead of the local stand-in.
+    #[arg(long, value_name = "URL", requires = "local")]
+    verify_url: Option<String>,
 }
 
-pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
-    let env = envs.env(&args.at.env)?;
-    if envs.target(env).is_some_and(|t| t.safety.require_approval) {
-        return Err(Error::Refused(format!(
-            "{env} changes only through the pipeline's approval (safety.require_approval = true in {}): revert the change on the pipeline's branch, and approve what the pipeline then promotes; `deployer history {env}` names the artifacts it ran",
-            envs.file(env).display()
-        )));
+/// A rollback handed to the pipeline.
+#[derive(Debug, Serialize)]
+struct Started {
+    env: EnvName,
+    stack: String,
+    from: String,
+    to: String,
+    pipeline: String,
+    execution_id: String,
+}
+
+impl crate::output::Report for Started {
+    fn human(&self) -> String {
+        format!(
+            "pipeline {} execution {}: ships artifact {} through every stage; {} goes back to it (from {}) once `deployer approve` approves\n",
+            self.pipeline,
+            self.execution_id,
+            &self.to[..12],
+            self.stack,
+            &self.from[..12]
+        )
     }
-    // Read through the deploy role: the same session then fetches the artifact and deploys.
-    let (session, history) =
-        super::history::history(envs, &args.at, 100, Through::DeployRole).await?;
+}
+
+/// The stack's current entry and the one to go back to.
+fn pick<'h>(
+    history: &'h super::history::HistoryReport,
+    to: Option<&str>,
+    env: EnvName,
+) -> Result<(&'h Entry, &'h Entry), Error> {
     let Some(current) = history.entries.first() else {
         return Err(Error::Refused(format!(
             "{} has no recorded deploys to go back to; its history starts with the first deploy that records one",
             history.stack
         )));
     };
-    let target = match &args.to {
+    let target = match to {
         Some(sha) if sha.len() >= 7 => history
             .entries
             .iter()
-            .find(|e| e.manifest.sha256.starts_with(sha.as_str())),
+            .find(|e| e.manifest.sha256.starts_with(sha)),
         Some(_) => {
             return Err(Error::Refused(
                 "--to needs at least 7 characters of the sha256".into(),
@@ -52,13 +86,9 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
     }
     .ok_or_else(|| {
         Error::Refused(format!(
-            "{} ran no other artifact{}: `deployer history {}` lists what it ran",
+            "{} ran no other artifact{}: `deployer history {env}` lists what it ran",
             history.stack,
-            args.to
-                .as_deref()
-                .map(|s| format!(" starting {s}"))
-                .unwrap_or_default(),
-            env
+            to.map(|s| format!(" starting {s}")).unwrap_or_default(),
         ))
     })?;
     if target.manifest.sha256 == current.manifest.sha256 {
@@ -67,6 +97,27 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
             history.stack, target.manifest.sha256
         )));
     }
+    Ok((current, target))
+}
+
+pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
+    let env = envs.env(&args.at.env)?;
+    let protected = envs.target(env).is_some_and(|t| t.safety.require_approval);
+    if args.local && !protected {
+        return Err(Error::Refused(format!(
+            "--local runs a protected environment's rollback through the local pipeline; {env} needs no approval (safety.require_approval = false in {}), so `deployer rollback {env}` deploys it directly",
+            envs.file(env).display()
+        )));
+    }
+    // Where the rollback deploys itself, the deploy role reads the history, fetches the artifact
+    // and deploys; where the pipeline deploys, the read role only reads.
+    let through = if protected {
+        Through::ReadRole
+    } else {
+        Through::DeployRole
+    };
+    let (session, history) = super::history::history(envs, &args.at, 100, through).await?;
+    let (current, target) = pick(&history, args.to.as_deref(), env)?;
     eprintln!(
         "{}: from {} back to {} (running since {})",
         history.stack,
@@ -74,6 +125,9 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
         &target.manifest.sha256[..12],
         target.time
     );
+    if protected {
+        return through_pipeline(g, envs, env, &args, &history.stack, current, target).await;
+    }
     let bucket = artifact_bucket(envs, env);
     let zip = crate::artifact::fetch(&session.s3(), &bucket, &target.manifest).await?;
     let dir = tempfile::Builder::new()
@@ -110,5 +164,53 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
     .await;
     drop(progress);
     crate::output::emit(g.output, &deployed?);
+    Ok(0)
+}
+
+/// A protected environment's rollback: an execution of the pipeline whose Build recalls the old
+/// artifact (RollbackTo); every stage deploys it from its own history, and this environment
+/// only after the approval.
+async fn through_pipeline(
+    g: &super::Global,
+    envs: &Environments,
+    env: EnvName,
+    args: &Args,
+    stack: &str,
+    current: &Entry,
+    target: &Entry,
+) -> Result<u8, Error> {
+    let sha256 = &target.manifest.sha256;
+    if args.local {
+        let runner = super::pipeline::local_runner(
+            g,
+            envs,
+            crate::local_pipeline::Options {
+                skip_tests: args.skip_tests,
+                verify_url: args.verify_url.clone(),
+                variables: vec![(
+                    crate::pipeline::ROLLBACK_VARIABLE.to_string(),
+                    sha256.clone(),
+                )],
+                ..Default::default()
+            },
+        )?;
+        let execution = runner.start().await?;
+        crate::output::emit(g.output, &execution);
+        return Ok(0);
+    }
+    let cp = crate::access::codepipeline(envs, "rollback").await?;
+    let pipeline = envs.prefix().as_str().to_string();
+    let execution_id = crate::pipeline::start_rollback(&cp, &pipeline, sha256).await?;
+    crate::output::emit(
+        g.output,
+        &Started {
+            env,
+            stack: stack.to_string(),
+            from: current.manifest.sha256.clone(),
+            to: sha256.clone(),
+            pipeline,
+            execution_id,
+        },
+    );
     Ok(0)
 }
