@@ -122,8 +122,21 @@ fn routes(template: &Value) -> Result<Vec<Route>, String> {
             .filter(move |(_, r)| r["Type"] == t)
             .map(|(id, r)| (id, &r["Properties"]))
     };
+    // A gradual deploy's integration invokes an alias (or a version) of the function: the
+    // stand-in runs the function it points at (the emulator makes no alias).
+    let function_of = |id: String| match resources.get(&id) {
+        Some(r)
+            if matches!(
+                r["Type"].as_str(),
+                Some("AWS::Lambda::Alias" | "AWS::Lambda::Version")
+            ) =>
+        {
+            referenced(&r["Properties"]["FunctionName"])
+        }
+        _ => Some(id),
+    };
     let integrations: BTreeMap<&String, String> = of_type("AWS::ApiGatewayV2::Integration")
-        .filter_map(|(id, p)| Some((id, referenced(&p["IntegrationUri"])?)))
+        .filter_map(|(id, p)| Some((id, function_of(referenced(&p["IntegrationUri"])?)?)))
         .collect();
     let mut routes = vec![];
     for (id, p) in of_type("AWS::ApiGatewayV2::Route") {
@@ -614,6 +627,19 @@ mod tests {
         // What no route takes goes to $default, here the query function.
         assert_eq!(to("POST", "/products/01ARZ"), "QueryFunction");
         assert_eq!(to("GET", "/files"), "QueryFunction");
+    }
+
+    #[test]
+    fn an_integration_through_an_alias_runs_the_aliased_function() {
+        let template = serde_json::json!({"Resources": {
+            "QueryFunction": {"Type": "AWS::Lambda::Function", "Properties": {}},
+            "QueryAlias": {"Type": "AWS::Lambda::Alias", "Properties": {"FunctionName": {"Ref": "QueryFunction"}, "Name": "live"}},
+            "Q": {"Type": "AWS::ApiGatewayV2::Integration", "Properties": {"IntegrationUri": {"Ref": "QueryAlias"}}},
+            "Get": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"RouteKey": "GET /products", "Target": {"Fn::Sub": "integrations/${Q}"}}},
+        }});
+        let routes = routes(&template).unwrap();
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].function, "QueryFunction");
     }
 
     #[test]

@@ -371,6 +371,11 @@ impl Renderer {
                 message,
             }
         })?;
+        check_pipelines(&template).map_err(|message| Error::NotCloudFormation {
+            path: path.clone(),
+            env,
+            message,
+        })?;
         describe_versions(&mut template);
         Ok(Rendered {
             kind,
@@ -711,6 +716,34 @@ fn check_functions(
     }
 }
 
+/// Each pipeline action's configuration values within CodePipeline's limit (1 to 1,000
+/// characters, variables unresolved), which neither the resource schema (Configuration is free
+/// JSON) nor cfn-lint checks: a stage with many stacks lengthens its Deploy action's
+/// EnvironmentVariables and its approval's CustomData.
+fn check_pipelines(template: &Value) -> Result<(), String> {
+    const LIMIT: usize = 1000;
+    let actions = template["Resources"]
+        .as_object()
+        .into_iter()
+        .flat_map(|r| r.values())
+        .filter(|r| r["Type"] == "AWS::CodePipeline::Pipeline")
+        .flat_map(|r| r["Properties"]["Stages"].as_array().into_iter().flatten())
+        .flat_map(|stage| stage["Actions"].as_array().into_iter().flatten());
+    for action in actions {
+        for (key, value) in action["Configuration"].as_object().into_iter().flatten() {
+            let Some(text) = value.as_str() else { continue };
+            if text.is_empty() || text.chars().count() > LIMIT {
+                return Err(format!(
+                    "pipeline action {} has a Configuration {key} of {} characters; CodePipeline takes 1 to {LIMIT}: give the stage fewer stacks, or shorten what the template writes there",
+                    action["Name"].as_str().unwrap_or("?"),
+                    text.chars().count()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The outline every CloudFormation template has; cfn-lint checks the rest in CI.
 fn check_shape(template: &Value) -> Result<(), String> {
     let obj = template
@@ -770,6 +803,22 @@ mod tests {
         let computed = json!({"Resources": {"Query": {"Type": "AWS::Lambda::Function",
             "Properties": {"FunctionName": {"Fn::Sub": "${AWS::StackName}-query"}}}}});
         assert!(check_functions(&computed, "catalog-sandbox", &declared(&["qurey"])).is_ok());
+    }
+
+    #[test]
+    fn pipeline_action_configuration_values_fit_codepipeline() {
+        let pipeline = |custom_data: &str| {
+            json!({"Resources": {"Pipeline": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {
+                "Stages": [{"Name": "ApproveProd", "Actions": [{"Name": "PromoteToProd",
+                    "Configuration": {"CustomData": custom_data, "ProjectName": {"Ref": "P"}}}]}]}}}})
+        };
+        assert!(check_pipelines(&pipeline(&"x".repeat(1000))).is_ok());
+        let err = check_pipelines(&pipeline(&"x".repeat(1001))).unwrap_err();
+        assert!(
+            err.contains("pipeline action PromoteToProd has a Configuration CustomData of 1001 characters; CodePipeline takes 1 to 1000"),
+            "{err}"
+        );
+        assert!(check_pipelines(&pipeline("")).is_err());
     }
 
     #[test]
