@@ -10,8 +10,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 #[derive(Debug, Deserialize)]
@@ -20,20 +19,26 @@ struct TypeSchema {
     required: Vec<String>,
 }
 
-/// Every type's schema, still as text: a template names a few dozen of some 1,400 types, and
-/// only those are read (reading all of them cost more than rendering).
-fn schemas() -> &'static HashMap<&'static str, &'static RawValue> {
-    static SCHEMAS: OnceLock<HashMap<&'static str, &'static RawValue>> = OnceLock::new();
-    SCHEMAS.get_or_init(|| {
-        serde_json::from_str(include_str!("../schemas/resources.json"))
-            .expect("scripts/resource-schemas writes valid JSON")
+/// Each type's line of the schemas file, as `scripts/resource-schemas` writes it (one
+/// `"TYPE":{...}` per line, sorted by type): a check binary-searches the types its template
+/// names and parses only those (reading the whole file cost more than rendering).
+fn lines() -> &'static [(&'static str, &'static str)] {
+    static LINES: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
+    LINES.get_or_init(|| {
+        include_str!("../schemas/resources.json")
+            .lines()
+            .filter_map(|line| {
+                let (kind, schema) = line.strip_prefix('"')?.split_once("\":")?;
+                Some((kind, schema.trim_end_matches(',')))
+            })
+            .collect()
     })
 }
 
 fn schema(kind: &str) -> Option<TypeSchema> {
-    schemas().get(kind).map(|raw| {
-        serde_json::from_str(raw.get()).expect("scripts/resource-schemas writes valid schemas")
-    })
+    let lines = lines();
+    let at = lines.binary_search_by(|(k, _)| (*k).cmp(kind)).ok()?;
+    Some(serde_json::from_str(lines[at].1).expect("scripts/resource-schemas writes valid schemas"))
 }
 
 /// The first resource that does not fit its type's schema, as a message naming the resource,
@@ -58,7 +63,7 @@ pub fn check(template: &Value) -> Result<(), String> {
         let Some(schema) = schema(kind) else {
             return Err(format!(
                 "resource \"{id}\" has type {kind}, which no CloudFormation resource schema knows{}",
-                crate::suggest::did_you_mean(kind, schemas().keys())
+                crate::suggest::did_you_mean(kind, lines().iter().map(|(k, _)| k))
             ));
         };
         let properties = match resource.get("Properties") {
@@ -127,6 +132,19 @@ mod tests {
             err.contains("lacks property \"Role\", which its schema requires"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_schemas_file_has_every_type_on_a_line_of_its_own_in_order() {
+        // The binary search relies on it: a file written otherwise fails here, not in a check.
+        let whole: std::collections::HashMap<String, TypeSchema> =
+            serde_json::from_str(include_str!("../schemas/resources.json")).unwrap();
+        let lines = lines();
+        assert_eq!(lines.len(), whole.len());
+        assert!(lines.windows(2).all(|w| w[0].0 < w[1].0));
+        for (kind, _) in lines {
+            assert!(whole.contains_key(*kind), "{kind}");
+        }
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
     let (session, history) = super::history::history(envs, &args.at, 100, through).await?;
     let (current, target) = pick(&history, args.to.as_deref(), env)?;
     eprintln!(
-        "{}: from {} back to {} (running since {})",
+        "{}: from {} back to {}, which it ran from {}",
         history.stack,
         &current.manifest.sha256[..12],
         &target.manifest.sha256[..12],
