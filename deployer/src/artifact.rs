@@ -281,7 +281,7 @@ struct Recall {
 }
 
 /// Whether `text` is a whole sha256 in lowercase hex, as manifests and histories name artifacts.
-pub fn is_sha256(text: &str) -> bool {
+fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 

@@ -436,8 +436,12 @@ impl<'a> Runner<'a> {
         for (name, value) in &self.options.variables {
             if !self.declared.contains_key(name) {
                 return Err(Error::Refused(format!(
-                    "the pipeline declares no variable {name} (it declares: {}); deploy the pipeline from this tree with `deployer pipeline deploy` first",
-                    self.declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                    "the pipeline rendered from this tree declares no variable {name} (it declares: {}); declare it in templates/pipeline.json.hbs as the shipped template does",
+                    if self.declared.is_empty() {
+                        "none".to_string()
+                    } else {
+                        self.declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
                 )));
             }
             variables.insert(format!("variables.{name}"), value.clone());

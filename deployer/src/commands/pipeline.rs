@@ -38,13 +38,20 @@ struct RunArgs {
     /// Approve at each approval instead of stopping there.
     #[arg(long)]
     approve: bool,
+    #[command(flatten)]
+    run: LocalRun,
+}
+
+/// How a local run goes: `pipeline run --local`'s and `rollback --local`'s.
+#[derive(Debug, clap::Args)]
+pub struct LocalRun {
     /// Build leaves out the project's tests (scripts/test), saying so: for a quick demo.
-    #[arg(long)]
-    skip_tests: bool,
+    #[arg(long, requires = "local")]
+    pub skip_tests: bool,
     /// The API every Verify action smoke-tests, instead of the local stand-in for API Gateway
     /// and Lambda (each stage's deployed functions, run here under cargo-lambda's runtime API).
-    #[arg(long, value_name = "URL")]
-    verify_url: Option<String>,
+    #[arg(long, value_name = "URL", requires = "local")]
+    pub verify_url: Option<String>,
 }
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
@@ -71,8 +78,8 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
                 envs,
                 crate::local_pipeline::Options {
                     approve: run.approve,
-                    skip_tests: run.skip_tests,
-                    verify_url: run.verify_url,
+                    skip_tests: run.run.skip_tests,
+                    verify_url: run.run.verify_url,
                     ..Default::default()
                 },
             )?;

@@ -25,12 +25,8 @@ pub struct Args {
     /// starting CodePipeline.
     #[arg(long)]
     local: bool,
-    /// With --local: Build leaves out the project's tests (scripts/test), saying so.
-    #[arg(long, requires = "local")]
-    skip_tests: bool,
-    /// With --local: the API every Verify action smoke-tests, instead of the local stand-in.
-    #[arg(long, value_name = "URL", requires = "local")]
-    verify_url: Option<String>,
+    #[command(flatten)]
+    run: super::pipeline::LocalRun,
 }
 
 /// A rollback handed to the pipeline.
@@ -185,8 +181,8 @@ async fn through_pipeline(
             g,
             envs,
             crate::local_pipeline::Options {
-                skip_tests: args.skip_tests,
-                verify_url: args.verify_url.clone(),
+                skip_tests: args.run.skip_tests,
+                verify_url: args.run.verify_url.clone(),
                 variables: vec![(
                     crate::pipeline::ROLLBACK_VARIABLE.to_string(),
                     sha256.clone(),
