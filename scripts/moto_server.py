@@ -22,6 +22,9 @@ ways that refuse what AWS allows, so a least-privilege setup could not run on it
 - CloudFormation's ExecuteChangeSet of an update keeps the stack's tags and parameters from its
   creation (the resources do change); AWS takes the change set's. A deploy that compares them
   would find a stack back on its first build "unchanged".
+- CodePipeline's GetPipeline gives the pipeline's created and updated times as ISO 8601 text,
+  where the JSON protocol (and AWS) sends seconds since the epoch: the AWS SDK for Rust cannot
+  read the answer.
 - It recomputes a request's signature from its own re-encoding of a form body, which differs
   from the AWS SDK for Rust's (CloudFormation's CreateChangeSet fails with SignatureDoesNotMatch).
 
@@ -32,16 +35,18 @@ for STS, IAM, S3 and SQS: the rendered-template tests check the rest); a session
 emulator's own `operator` role (an administrator, who on AWS could rewrite the trust anyway) may
 assume a role that trusts an AWS service or an identity provider, standing in for CodeBuild or
 GitHub's OIDC, whose conditions it cannot check; a gone change set is ChangeSetNotFound; an
-executed change set's tags and parameters become the stack's.
+executed change set's tags and parameters become the stack's; a pipeline's times are numbers.
 Nothing else of moto changes.
 """
 
+import datetime
 import json
 import re
 import sys
 
 from moto.cloudformation import exceptions as cfn_exceptions
 from moto.cloudformation import models as cfn_models
+from moto.codepipeline import models as cp_models
 from moto.iam import access_control as ac
 
 NEUTRAL, PERMITTED, DENIED = (
@@ -217,6 +222,17 @@ def _taking_the_change_sets_tags_and_parameters(method):
 cfn_models.CloudFormationBackend.execute_change_set = _taking_the_change_sets_tags_and_parameters(
     cfn_models.CloudFormationBackend.execute_change_set
 )
+
+def _pipeline_metadata(self):
+    seconds = lambda t: t.replace(tzinfo=datetime.timezone.utc).timestamp()  # noqa: E731
+    return {
+        "pipelineArn": self._arn,
+        "created": seconds(self._created),
+        "updated": seconds(self._updated),
+    }
+
+
+cp_models.CodePipeline.metadata = property(_pipeline_metadata)
 
 if __name__ == "__main__":
     from moto.server import main

@@ -159,6 +159,21 @@ pub const ROLLBACK_VARIABLE: &str = "RollbackTo";
 /// Starts an execution of the pipeline at its branch's latest commit that ships the artifact
 /// `sha256` (one the stages ran before) through every stage and approval; its id.
 pub async fn start_rollback(cp: &Client, pipeline: &str, sha256: &str) -> Result<String, Error> {
+    // A pipeline deployed before it declared the variable would refuse it with CodePipeline's
+    // own words; say what to do instead.
+    let declared = cp
+        .get_pipeline()
+        .name(pipeline)
+        .send()
+        .await
+        .map_err(|e| call_error("codepipeline:GetPipeline", pipeline, error_text(&e)))?
+        .pipeline
+        .is_some_and(|p| p.variables().iter().any(|v| v.name() == ROLLBACK_VARIABLE));
+    if !declared {
+        return Err(Error::Refused(format!(
+            "pipeline {pipeline} declares no variable {ROLLBACK_VARIABLE}, which a rollback sets: it was deployed by an older deployer; update it with `deployer pipeline deploy` (or a merge to its branch), then roll back"
+        )));
+    }
     let variable = aws_sdk_codepipeline::types::PipelineVariable::builder()
         .name(ROLLBACK_VARIABLE)
         .value(sha256)

@@ -565,16 +565,30 @@ async fn a_rollback_of_prod_goes_through_sandbox_and_the_approval() {
             .build()
             .unwrap()
     };
+    let declaration = aws_sdk_codepipeline::types::PipelineDeclaration::builder()
+        .name("catalog")
+        .role_arn(format!("arn:aws:iam::{PIPELINE}:role/catalog-codepipeline"))
+        .stages(stage("Source"))
+        .stages(stage("Approve"));
+    // One deployed by an older deployer declares no RollbackTo: refused, saying to update it.
     cp.create_pipeline()
-        .pipeline(
-            aws_sdk_codepipeline::types::PipelineDeclaration::builder()
-                .name("catalog")
-                .role_arn(format!("arn:aws:iam::{PIPELINE}:role/catalog-codepipeline"))
-                .stages(stage("Source"))
-                .stages(stage("Approve"))
-                .build()
-                .unwrap(),
-        )
+        .pipeline(declaration.clone().build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let err = p.run(&["rollback", "prod"]).expect(2).stderr();
+    assert!(
+        err.contains("pipeline catalog declares no variable RollbackTo")
+            && err.contains("deployer pipeline deploy"),
+        "{err}"
+    );
+    let variable = aws_sdk_codepipeline::types::PipelineVariableDeclaration::builder()
+        .name("RollbackTo")
+        .default_value("none")
+        .build()
+        .unwrap();
+    cp.update_pipeline()
+        .pipeline(declaration.variables(variable).build().unwrap())
         .send()
         .await
         .unwrap();
