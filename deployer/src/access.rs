@@ -271,7 +271,9 @@ pub async fn deploy_as_operator(
         }),
     };
     let stacks = Stacks::new(session.cloudformation());
-    if kind == StackKind::Pipeline {
+    let found = stacks.look(&spec, false).await?;
+    // A stack that already matches changes no approval: its template was read once, by `look`.
+    if kind == StackKind::Pipeline && !found.current {
         let deployed = stacks.template(&spec.name).await?;
         let dropped = crate::pipeline::approvals_kept(
             deployed.as_ref(),
@@ -286,7 +288,9 @@ pub async fn deploy_as_operator(
             );
         }
     }
-    let report = stacks.deploy(&spec, on_event).await?;
+    let report = stacks
+        .deploy_found(&spec, found, &Default::default(), on_event)
+        .await?;
     Ok((report, session))
 }
 
