@@ -4,14 +4,16 @@
 use crate::config::{ConfigError, EnvName, Environments};
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext,
-    RenderError as HbError, RenderErrorReason, Renderable, TemplateErrorReason,
+    RenderError as HbError, RenderErrorReason, Renderable, Template, TemplateErrorReason,
 };
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
+mod cache;
 mod compact;
 
 /// Bumped whenever bootstrap-target changes in a way `deploy` depends on; `deploy` refuses
@@ -180,14 +182,22 @@ impl Rendered {
 }
 
 /// The templates directory; each template is parsed the first time it is rendered, so a command
-/// pays only for the stacks it renders.
+/// pays only for the stacks it renders. Shared between threads: `render_all` parses and renders
+/// on every core.
 pub struct Renderer {
-    hb: RefCell<Handlebars<'static>>,
+    hb: RwLock<Handlebars<'static>>,
     /// Each parsed template's text and, unless it was parsed as it is, its compacted form.
-    sources: RefCell<HashMap<&'static str, (String, Option<compact::Compacted>)>>,
+    sources: RwLock<HashMap<&'static str, Arc<Source>>>,
     dir: PathBuf,
+    /// Parses kept between runs, unless the environment leaves the cache no directory.
+    cache: Option<cache::Cache>,
     /// Off only in the test that shows compaction changes no output.
     compact: bool,
+}
+
+struct Source {
+    text: String,
+    compacted: Option<compact::Compacted>,
 }
 
 impl Renderer {
@@ -213,9 +223,10 @@ impl Renderer {
             });
         }
         Ok(Renderer {
-            hb: RefCell::new(hb),
-            sources: RefCell::new(HashMap::new()),
+            hb: RwLock::new(hb),
+            sources: RwLock::new(HashMap::new()),
             dir: dir.to_path_buf(),
+            cache: cache::Cache::from_env(),
             compact: true,
         })
     }
@@ -225,55 +236,35 @@ impl Renderer {
         &self.dir
     }
 
-    /// Parses `kind`'s template unless an earlier render did.
-    fn parse(&self, kind: StackKind) -> Result<(), Error> {
-        if self.hb.borrow().has_template(kind.template_name()) {
-            return Ok(());
+    /// `kind`'s template as read and compacted, parsing it unless an earlier render did.
+    fn parse(&self, kind: StackKind) -> Result<Arc<Source>, Error> {
+        let name = kind.template_name();
+        if let Some(source) = read(&self.sources).get(name) {
+            return Ok(source.clone());
         }
         let path = template_path(&self.dir, kind);
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
             path: path.clone(),
             source,
         })?;
-        let compacted = self.compact.then(|| compact::compact(&text)).flatten();
-        let parsed = self.hb.borrow_mut().register_template_string(
-            kind.template_name(),
-            compacted
-                .as_ref()
-                .map_or(text.as_str(), |c| c.source.as_str()),
-        );
-        self.sources
-            .borrow_mut()
-            .insert(kind.template_name(), (text, compacted));
-        parsed.map_err(|e| {
-            let (line, column) = self.position(kind, e.pos());
-            Error::Syntax {
-                line,
-                column,
-                message: match e.reason() {
-                    TemplateErrorReason::InvalidSyntax(_) => "handlebars cannot parse this: look for a mistyped {{...}} tag, or a block ({{#if}}, {{#unless}}) that is never closed (reported at the end of the file)".into(),
-                    other => format!("{other}; fix the handlebars syntax there"),
-                },
-                path: path.clone(),
+        let cache = self.cache.as_ref().filter(|_| self.compact);
+        let cache::Parsed {
+            template,
+            compacted,
+        } = match cache.and_then(|c| c.get(&path, &text)) {
+            Some(parsed) => parsed,
+            None => {
+                let parsed = compile(name, &text, self.compact, &path)?;
+                if let Some(cache) = cache {
+                    cache.put(&path, &text, &parsed);
+                }
+                parsed
             }
-        })
-    }
-
-    /// Where in `kind`'s template file a position handlebars reported is.
-    fn position(
-        &self,
-        kind: StackKind,
-        reported: Option<(usize, usize)>,
-    ) -> (Option<usize>, Option<usize>) {
-        let sources = self.sources.borrow();
-        match (reported, sources.get(kind.template_name())) {
-            (Some((line, column)), Some((text, Some(c)))) => {
-                let (line, column) = c.position(text, line, column);
-                (Some(line), Some(column))
-            }
-            (Some((line, column)), _) => (Some(line), Some(column)),
-            (None, _) => (None, None),
-        }
+        };
+        let source = Arc::new(Source { text, compacted });
+        write(&self.hb).register_template(name, template);
+        write(&self.sources).insert(name, source.clone());
+        Ok(source)
     }
 
     pub fn render(
@@ -293,7 +284,7 @@ impl Renderer {
         options: &Options,
     ) -> Result<Rendered, Error> {
         let path = template_path(&self.dir, kind);
-        self.parse(kind)?;
+        let source = self.parse(kind)?;
         let (stack_name, resource_name) = names(envs, env, kind, options.branch.as_deref())?;
         let mut ctx = context(envs, env, &stack_name);
         ctx["resource_name"] = json!(resource_name);
@@ -336,17 +327,20 @@ impl Renderer {
             ctx["target"]["safety"]["retain_data"] = json!(false);
             ctx["target"]["safety"]["termination_protection"] = json!(false);
         }
-        let rendered = self
-            .hb
-            .borrow()
+        let rendered = read(&self.hb)
             .render(kind.template_name(), &ctx)
             .map_err(|e| {
                 let reported = e.line_no.zip(e.column_no);
-                render_error(e, &path, env, self.position(kind, reported))
+                render_error(
+                    e,
+                    &path,
+                    env,
+                    in_file(&source.text, source.compacted.as_ref(), reported),
+                )
             })?;
-        let text = match &self.sources.borrow()[kind.template_name()] {
-            (_, Some(c)) => c.restore(&rendered),
-            (_, None) => rendered,
+        let text = match &source.compacted {
+            Some(c) => c.restore(&rendered),
+            None => rendered,
         };
         let mut template: Value = serde_json::from_str(&text).map_err(|source| Error::NotJson {
             snippet: text
@@ -385,21 +379,98 @@ impl Renderer {
         })
     }
 
-    /// Every stack of the given environments, in a fixed order.
+    /// Every stack of the given environments, in a fixed order, rendered on every core; the
+    /// first failure in that order is the one reported.
     pub fn render_all(
         &self,
         envs: &Environments,
         which: &[EnvName],
     ) -> Result<Vec<Rendered>, Error> {
-        which
+        let jobs: Vec<(EnvName, StackKind)> = which
             .iter()
             .flat_map(|&env| {
                 StackKind::for_env(envs, env)
                     .into_iter()
                     .map(move |kind| (env, kind))
             })
-            .map(|(env, kind)| self.render(envs, env, kind))
-            .collect()
+            .collect();
+        self.render_jobs(&jobs, |env, kind| self.render(envs, env, kind))
+    }
+
+    /// `render` applied to each job on every core, each template parsed once first; the first
+    /// failure in `jobs`' order is the one reported.
+    pub fn render_jobs(
+        &self,
+        jobs: &[(EnvName, StackKind)],
+        render: impl Fn(EnvName, StackKind) -> Result<Rendered, Error> + Sync,
+    ) -> Result<Vec<Rendered>, Error> {
+        let mut kinds: Vec<StackKind> = vec![];
+        for &(_, kind) in jobs {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        in_order(kinds.par_iter().map(|&kind| self.parse(kind)).collect())?;
+        in_order(
+            jobs.par_iter()
+                .map(|&(env, kind)| render(env, kind))
+                .collect(),
+        )
+    }
+}
+
+/// The results in order, or the first error among them.
+pub fn in_order<T, E>(results: Vec<Result<T, E>>) -> Result<Vec<T>, E> {
+    results.into_iter().collect()
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().expect("no render panics holding the lock")
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().expect("no render panics holding the lock")
+}
+
+/// `text`, read from `path`, parsed (compacted first, where `compact` and the text allow).
+fn compile(name: &str, text: &str, compact: bool, path: &Path) -> Result<cache::Parsed, Error> {
+    let compacted = compact.then(|| compact::compact(text)).flatten();
+    match Template::compile_with_name(
+        compacted.as_ref().map_or(text, |c| c.source.as_str()),
+        name.to_string(),
+    ) {
+        Ok(template) => Ok(cache::Parsed {
+            template,
+            compacted,
+        }),
+        Err(e) => {
+            let (line, column) = in_file(text, compacted.as_ref(), e.pos());
+            Err(Error::Syntax {
+                line,
+                column,
+                message: match e.reason() {
+                    TemplateErrorReason::InvalidSyntax(_) => "handlebars cannot parse this: look for a mistyped {{...}} tag, or a block ({{#if}}, {{#unless}}) that is never closed (reported at the end of the file)".into(),
+                    other => format!("{other}; fix the handlebars syntax there"),
+                },
+                path: path.to_path_buf(),
+            })
+        }
+    }
+}
+
+/// Where in a template's file a position handlebars reported is.
+fn in_file(
+    text: &str,
+    compacted: Option<&compact::Compacted>,
+    reported: Option<(usize, usize)>,
+) -> (Option<usize>, Option<usize>) {
+    match (reported, compacted) {
+        (Some((line, column)), Some(c)) => {
+            let (line, column) = c.position(text, line, column);
+            (Some(line), Some(column))
+        }
+        (Some((line, column)), None) => (Some(line), Some(column)),
+        (None, _) => (None, None),
     }
 }
 
@@ -826,7 +897,9 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let envs = Environments::load(&root.join("environments")).unwrap();
         let templates = root.join("templates");
-        let compacted = Renderer::load(&templates).unwrap();
+        // Parsed here, not read from the user's cache.
+        let mut compacted = Renderer::load(&templates).unwrap();
+        compacted.cache = None;
         let mut plain = Renderer::load(&templates).unwrap();
         plain.compact = false;
         let sandbox = envs.env("sandbox").unwrap();
@@ -852,11 +925,9 @@ mod tests {
         }
         // Compaction is what parsed them.
         assert!(
-            compacted
-                .sources
-                .borrow()
+            read(&compacted.sources)
                 .values()
-                .all(|(_, c)| c.is_some())
+                .all(|s| s.compacted.is_some())
         );
     }
 
@@ -880,7 +951,8 @@ mod tests {
         let envs = Environments::load(dir.path()).unwrap();
         let sandbox = envs.env("sandbox").unwrap();
         let catalog = StackKind::Service("catalog");
-        let renderer = Renderer::load(&root.join("templates")).unwrap();
+        let mut renderer = Renderer::load(&root.join("templates")).unwrap();
+        renderer.cache = None;
         let main = renderer.render(&envs, sandbox, catalog).unwrap();
         assert_eq!(
             main.template["Resources"]["Table"]["DeletionPolicy"],

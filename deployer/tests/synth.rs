@@ -743,3 +743,103 @@ fn who_may_sign_up_follows_the_environment_and_a_protected_one_is_closed_by_defa
         assert_eq!(r["Target"]["Fn::Sub"], "integrations/${CommandIntegration}");
     }
 }
+
+/// The parse of each template is kept between runs (render/cache.rs); the cache only ever saves
+/// time: an edited template, a damaged entry or no cache at all render the same bytes as a parse.
+#[test]
+fn kept_parses_never_change_what_is_rendered() {
+    let p = Project::new();
+    let cache = p.path(".cache/deployer/templates");
+    p.run(&["synth", "--all", "--out", "first"]).expect(0);
+    let entries = || -> Vec<std::path::PathBuf> {
+        let mut e: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        e.sort();
+        e
+    };
+    assert_eq!(
+        entries().len(),
+        4,
+        "one entry per template: {:?}",
+        entries()
+    );
+    let first = files(&p.path("first"));
+
+    // An edit is rendered at once, not the kept parse of the text before it.
+    p.edit(
+        "templates/catalog.json.hbs",
+        "{{prefix}} product catalog ({{env}})",
+        "{{prefix}} catalogue ({{env}})",
+    );
+    p.run(&["synth", "sandbox", "--out", "edited"]).expect(0);
+    assert!(
+        p.read("edited/sandbox-catalog.json")
+            .contains("catalog catalogue (sandbox)")
+    );
+    assert_eq!(entries().len(), 4, "the edit's parse replaces the old one");
+    p.edit(
+        "templates/catalog.json.hbs",
+        "{{prefix}} catalogue ({{env}})",
+        "{{prefix}} product catalog ({{env}})",
+    );
+
+    // Damaged entries are parsed again, and rewritten.
+    for entry in entries() {
+        let mut bytes = std::fs::read(&entry).unwrap();
+        bytes.truncate(bytes.len() / 2);
+        std::fs::write(&entry, bytes).unwrap();
+    }
+    p.run(&["synth", "--all", "--out", "damaged"]).expect(0);
+    assert_eq!(files(&p.path("damaged")), first);
+    p.run(&["synth", "--all", "--out", "kept"]).expect(0);
+    assert_eq!(files(&p.path("kept")), first);
+
+    // DEPLOYER_CACHE_DIR="" turns the cache off.
+    std::fs::remove_dir_all(p.path(".cache")).unwrap();
+    p.run_with(
+        &["synth", "--all", "--out", "uncached"],
+        &[("DEPLOYER_CACHE_DIR", "")],
+    )
+    .expect(0);
+    assert_eq!(files(&p.path("uncached")), first);
+    assert!(!p.path(".cache").exists());
+}
+
+#[test]
+fn synth_leaves_a_file_that_already_holds_its_bytes_alone() {
+    let p = Project::new();
+    p.run(&["synth", "--all", "--out", "out"]).expect(0);
+    let modified = |name: &str| {
+        std::fs::metadata(p.path(&format!("out/{name}")))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    for name in ["sandbox-catalog.json", "prod-catalog.json"] {
+        std::fs::File::options()
+            .write(true)
+            .open(p.path(&format!("out/{name}")))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    p.edit(
+        "environments/prod.toml",
+        "log_retention_days = 90",
+        "log_retention_days = 30",
+    );
+    p.run(&["synth", "--all", "--out", "out"]).expect(0);
+    assert_eq!(
+        modified("sandbox-catalog.json"),
+        old,
+        "unchanged: not written"
+    );
+    assert_ne!(modified("prod-catalog.json"), old, "changed: written");
+    assert!(
+        p.read("out/prod-catalog.json")
+            .contains("\"RetentionInDays\": 30")
+    );
+}

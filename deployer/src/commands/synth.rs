@@ -4,6 +4,7 @@ use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use crate::output::Report;
 use crate::render::{Renderer, StackKind};
+use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -16,7 +17,13 @@ pub struct Written {
     pub stack: String,
     pub path: PathBuf,
     pub bytes: usize,
-    pub sha256: String,
+    /// What was written, shown as its sha256: hashed only when a JSON report prints it.
+    #[serde(rename = "sha256", serialize_with = "sha256_hex")]
+    pub text: String,
+}
+
+fn sha256_hex<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(Sha256::digest(text.as_bytes())))
 }
 
 #[derive(Debug, Serialize)]
@@ -66,10 +73,13 @@ pub fn synth_branch(
         branch: Some(branch.to_string()),
         ..Default::default()
     };
-    let rendered = crate::render::StackKind::services(envs, env)
+    let jobs: Vec<_> = crate::render::StackKind::services(envs, env)
         .into_iter()
-        .map(|kind| renderer.render_with(envs, env, kind, &options))
-        .collect::<Result<_, _>>()?;
+        .map(|kind| (env, kind))
+        .collect();
+    let rendered = renderer.render_jobs(&jobs, |env, kind| {
+        renderer.render_with(envs, env, kind, &options)
+    })?;
     write(rendered, out, "branch-")
 }
 
@@ -82,25 +92,31 @@ fn write(
         path: out.to_path_buf(),
         source,
     })?;
-    let files = rendered
-        .into_iter()
-        .map(|r| {
-            let path = out.join(format!("{}-{infix}{}.json", r.env, r.kind.template_name()));
-            let text = r.to_pretty();
-            std::fs::write(&path, &text).map_err(|source| Error::Write {
-                path: path.clone(),
-                source,
-            })?;
-            Ok(Written {
-                env: r.env,
-                kind: r.kind,
-                stack: r.stack_name,
-                bytes: text.len(),
-                sha256: hex::encode(Sha256::digest(text.as_bytes())),
-                path,
+    // Each file is formatted and written on its own core.
+    let files = crate::render::in_order(
+        rendered
+            .into_par_iter()
+            .map(|r| {
+                let path = out.join(format!("{}-{infix}{}.json", r.env, r.kind.template_name()));
+                let text = r.to_pretty();
+                // A file that already holds these bytes is left alone, its modification time too.
+                if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
+                    std::fs::write(&path, &text).map_err(|source| Error::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                }
+                Ok::<_, Error>(Written {
+                    env: r.env,
+                    kind: r.kind,
+                    stack: r.stack_name,
+                    bytes: text.len(),
+                    text,
+                    path,
+                })
             })
-        })
-        .collect::<Result<_, Error>>()?;
+            .collect(),
+    )?;
     Ok(SynthReport { files })
 }
 

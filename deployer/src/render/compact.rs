@@ -10,6 +10,7 @@
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Compacted {
     /// What handlebars parses.
     pub source: String,

@@ -20,12 +20,12 @@ use self::TemplateElement::{
 };
 
 #[non_exhaustive]
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TemplateMapping(pub usize, pub usize);
 
 /// A handlebars template
 #[non_exhaustive]
-#[derive(Builder, PartialEq, Eq, Clone, Debug, Default)]
+#[derive(Builder, PartialEq, Eq, Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Template {
     #[builder(setter(into, strip_option), default)]
     pub name: Option<String>,
@@ -47,7 +47,7 @@ impl TemplateOptions {
 }
 
 #[non_exhaustive]
-#[derive(Builder, PartialEq, Eq, Clone, Debug)]
+#[derive(Builder, PartialEq, Eq, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Subexpression {
     // we use box here avoid resursive struct definition
     pub element: Box<TemplateElement>,
@@ -109,7 +109,7 @@ impl Subexpression {
 }
 
 #[non_exhaustive]
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum BlockParam {
     Single(Parameter),
     Pair((Parameter, Parameter)),
@@ -128,18 +128,32 @@ pub struct ExpressionSpec {
 }
 
 #[non_exhaustive]
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Parameter {
     // for helper name only
     Name(String),
     // for expression, helper param and hash
     Path(Path),
-    Literal(Json),
+    Literal(#[serde(with = "json_text")] Json),
     Subexpression(Subexpression),
 }
 
+/// A literal as its JSON text, so that formats which are not self-describing can hold it.
+mod json_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _, ser::Error as _};
+    use serde_json::Value;
+
+    pub(super) fn serialize<S: Serializer>(value: &Value, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&serde_json::to_string(value).map_err(S::Error::custom)?)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        serde_json::from_str(&String::deserialize(d)?).map_err(D::Error::custom)
+    }
+}
+
 #[non_exhaustive]
-#[derive(Builder, PartialEq, Eq, Clone, Debug)]
+#[derive(Builder, PartialEq, Eq, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct HelperTemplate {
     pub name: Parameter,
     pub params: Vec<Parameter>,
@@ -284,7 +298,7 @@ impl HelperTemplate {
 }
 
 #[non_exhaustive]
-#[derive(Builder, PartialEq, Eq, Clone, Debug)]
+#[derive(Builder, PartialEq, Eq, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct DecoratorTemplate {
     pub name: Parameter,
     pub params: Vec<Parameter>,
@@ -1095,7 +1109,7 @@ impl Template {
 }
 
 #[non_exhaustive]
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum TemplateElement {
     RawString(String),
     HtmlExpression(Box<HelperTemplate>),

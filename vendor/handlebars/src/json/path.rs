@@ -7,18 +7,46 @@ use crate::RenderErrorReason;
 use crate::error::RenderError;
 use crate::grammar::{HandlebarsParser, Rule};
 
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum PathSeg {
     Named(String),
-    Ruled(Rule),
+    Ruled(#[serde(with = "ruled")] Rule),
+}
+
+/// The grammar's rules a path keeps, by name (pest's `Rule` has no serde of its own).
+mod ruled {
+    use super::Rule;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _, ser::Error as _};
+
+    const RULES: [(Rule, &str); 3] = [
+        (Rule::path_root, "path_root"),
+        (Rule::path_local, "path_local"),
+        (Rule::path_up, "path_up"),
+    ];
+
+    pub(super) fn serialize<S: Serializer>(rule: &Rule, s: S) -> Result<S::Ok, S::Error> {
+        match RULES.iter().find(|(r, _)| r == rule) {
+            Some((_, name)) => s.serialize_str(name),
+            None => Err(S::Error::custom(format!("no path segment is a {rule:?}"))),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Rule, D::Error> {
+        let name = String::deserialize(d)?;
+        RULES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(r, _)| *r)
+            .ok_or_else(|| D::Error::custom(format!("no path segment is a {name}")))
+    }
 }
 
 /// Represents the Json path in templates.
 ///
 /// It can be either a local variable like `@first`, `../@index`,
 /// or a normal relative path like `a/b/c`.
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Path {
     Relative((Vec<PathSeg>, String)),
     Local((usize, String, String)),

@@ -1,0 +1,125 @@
+//! Parsed templates kept between runs. Parsing (handlebars' pest grammar) is most of what a
+//! render costs, and a template rarely changes between two commands, so each parse is kept in the
+//! user's cache directory with the text it came from. An entry counts only for the same template
+//! text (compared whole, not by a hash) and the same deployer executable (its version, size and
+//! modification time): a rebuilt or upgraded deployer, whose parser or types may differ, parses
+//! again. Any failure to read or write the cache just means a parse: the cache never changes what
+//! is rendered.
+//!
+//! Where: `DEPLOYER_CACHE_DIR` (empty turns the cache off), else `$XDG_CACHE_HOME/deployer`,
+//! else `$HOME/.cache/deployer`. One file per template file, rewritten when the template changes,
+//! so the cache grows with the projects rendered, not with their edits.
+
+use super::compact::Compacted;
+use handlebars::Template;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// What parsing a template gives: what handlebars renders, and how to put the literal text back.
+#[derive(Serialize, Deserialize)]
+pub struct Parsed {
+    pub template: Template,
+    pub compacted: Option<Compacted>,
+}
+
+pub struct Cache {
+    dir: PathBuf,
+    /// This executable, as far as a cached parse depends on it.
+    build: String,
+}
+
+impl Cache {
+    /// The cache this process uses, if it has a directory for one.
+    pub fn from_env() -> Option<Cache> {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        let dir = match std::env::var_os("DEPLOYER_CACHE_DIR") {
+            Some(dir) if dir.is_empty() => return None,
+            Some(dir) => PathBuf::from(dir),
+            None => var("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| var("HOME").map(|home| Path::new(&home).join(".cache")))?
+                .join("deployer"),
+        };
+        let exe = std::env::current_exe().ok()?.metadata().ok()?;
+        let modified = exe
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(Cache {
+            dir: dir.join("templates"),
+            build: format!(
+                "{} {} {}",
+                env!("CARGO_PKG_VERSION"),
+                exe.len(),
+                modified.as_nanos()
+            ),
+        })
+    }
+
+    /// The parse of `text`, read from `path`, if this build kept one.
+    pub fn get(&self, path: &Path, text: &str) -> Option<Parsed> {
+        let bytes = std::fs::read(self.slot(path)).ok()?;
+        // The build and the text first: an entry of another is never decoded further.
+        let (build, rest) = postcard::take_from_bytes::<&str>(&bytes).ok()?;
+        let (source, parsed) = postcard::take_from_bytes::<&str>(rest).ok()?;
+        (build == self.build && source == text)
+            .then(|| postcard::from_bytes(parsed).ok())
+            .flatten()
+    }
+
+    /// Keeps the parse of `text`, read from `path`, in place of what the slot held.
+    pub fn put(&self, path: &Path, text: &str, parsed: &Parsed) {
+        let slot = self.slot(path);
+        let Ok(bytes) = postcard::to_stdvec(&(&self.build, text, parsed)) else {
+            return;
+        };
+        // Written aside and renamed, so that a reader never sees half an entry.
+        let aside = slot.with_extension(format!("{}.tmp", std::process::id()));
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&aside, bytes))
+            .and_then(|()| std::fs::rename(&aside, &slot));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&aside);
+        }
+    }
+
+    /// One slot per template file, named after its absolute path.
+    fn slot(&self, path: &Path) -> PathBuf {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        self.dir
+            .join(format!("{}-{name}.parsed", hex::encode(&digest[..8])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(dir: &Path, build: &str) -> Cache {
+        Cache {
+            dir: dir.to_path_buf(),
+            build: build.into(),
+        }
+    }
+
+    #[test]
+    fn an_entry_serves_only_its_own_text_and_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/catalog.json.hbs");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let parsed = super::super::compile("catalog", &text, true, &path).unwrap();
+        let this = cache(dir.path(), "this build");
+        assert!(this.get(&path, &text).is_none());
+        this.put(&path, &text, &parsed);
+        let kept = this.get(&path, &text).expect("kept");
+        assert_eq!(kept.template, parsed.template);
+        let compacted = kept.compacted.expect("the catalog template is compacted");
+        assert_eq!(compacted.restore(&compacted.source), text);
+        assert!(this.get(&path, &format!("{text} ")).is_none(), "other text");
+        assert!(cache(dir.path(), "a rebuild").get(&path, &text).is_none());
+    }
+}
