@@ -379,8 +379,7 @@ impl Renderer {
         })
     }
 
-    /// Every stack of the given environments, in a fixed order, rendered on every core; the
-    /// first failure in that order is the one reported.
+    /// Every stack of the given environments, in a fixed order, rendered on every core.
     pub fn render_all(
         &self,
         envs: &Environments,
@@ -397,8 +396,9 @@ impl Renderer {
         self.render_jobs(&jobs, |env, kind| self.render(envs, env, kind))
     }
 
-    /// `render` applied to each job on every core, each template parsed once first; the first
-    /// failure in `jobs`' order is the one reported.
+    /// `render` applied to each job on every core, each template parsed once first. The error
+    /// reported is the same on every run: the first template (in `jobs`' order) that does not
+    /// parse, else the first job that fails.
     pub fn render_jobs(
         &self,
         jobs: &[(EnvName, StackKind)],
