@@ -407,6 +407,41 @@ fn handlebars_syntax_error_names_template() {
     assert_has(&err, &["templates/catalog.json.hbs:", "never closed"]);
 }
 
+/// Templates parse side by side; with two broken, every run names the same one: the first the
+/// environments render, not the first whose parser gave up. Here that is bootstrap-pipeline,
+/// broken at its end (parsed whole first), while bootstrap-target, rendered later (for sandbox),
+/// fails at its first tag.
+#[test]
+fn of_two_broken_templates_the_first_rendered_is_named_every_time() {
+    let p = Project::new();
+    p.edit(
+        "templates/bootstrap-target.json.hbs",
+        "{{!-- What",
+        "{{ % }}{{!-- What",
+    );
+    p.edit(
+        "templates/bootstrap-pipeline.json.hbs",
+        "\n{{/each}}\n    \"PipelineExecutionRoleArn\"",
+        "\n    \"PipelineExecutionRoleArn\"",
+    );
+    for _ in 0..5 {
+        let err = p.run(&["synth", "--all"]).expect(2).stderr();
+        assert_has(
+            &err,
+            &["templates/bootstrap-pipeline.json.hbs:", "never closed"],
+        );
+        assert!(!err.contains("bootstrap-target.json.hbs"), "{err}");
+    }
+    // Each alone is named too.
+    p.edit(
+        "templates/bootstrap-pipeline.json.hbs",
+        "\n    \"PipelineExecutionRoleArn\"",
+        "\n{{/each}}\n    \"PipelineExecutionRoleArn\"",
+    );
+    let err = p.run(&["synth", "--all"]).expect(2).stderr();
+    assert_has(&err, &["templates/bootstrap-target.json.hbs:1:"]);
+}
+
 #[test]
 fn template_that_renders_to_invalid_json_is_named_with_the_offending_line() {
     let err = synth_fails_after(
