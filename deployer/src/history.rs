@@ -41,6 +41,39 @@ pub async fn record(s3: &aws_sdk_s3::Client, bucket: &str, entry: &Entry) -> Res
     Ok(())
 }
 
+/// The keys of the stack's entries, oldest first: each names its artifact (`artifact_of_key`),
+/// so a choice among them reads only the entries it chose.
+pub async fn keys(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    stack: &str,
+) -> Result<Vec<String>, Error> {
+    let mut keys: Vec<String> = crate::artifact::objects(s3, bucket, &prefix(stack))
+        .await?
+        .into_iter()
+        .filter_map(|o| o.key)
+        .collect();
+    keys.sort();
+    Ok(keys)
+}
+
+/// The entry at `key`, checked against the artifact its key names.
+pub async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Entry, Error> {
+    let bad = |message: String| Error::BadManifest {
+        path: format!("s3://{bucket}/{key}").into(),
+        message,
+    };
+    let bytes = crate::artifact::read_object(s3, bucket, key).await?;
+    let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    match artifact_of_key(key) {
+        Some(named) if named != entry.manifest.sha256 => Err(bad(format!(
+            "its key names artifact {named} but it records {}",
+            entry.manifest.sha256
+        ))),
+        _ => Ok(entry),
+    }
+}
+
 /// The stack's newest `limit` entries, newest first.
 pub async fn list(
     s3: &aws_sdk_s3::Client,
@@ -48,20 +81,9 @@ pub async fn list(
     stack: &str,
     limit: usize,
 ) -> Result<Vec<Entry>, Error> {
-    let mut keys: Vec<String> = crate::artifact::objects(s3, bucket, &prefix(stack))
-        .await?
-        .into_iter()
-        .filter_map(|o| o.key)
-        .collect();
-    keys.sort();
     let mut entries = vec![];
-    for key in keys.iter().rev().take(limit) {
-        let bytes = crate::artifact::read_object(s3, bucket, key).await?;
-        let entry = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
-            path: format!("s3://{bucket}/{key}").into(),
-            message: e.to_string(),
-        })?;
-        entries.push(entry);
+    for key in keys(s3, bucket, stack).await?.iter().rev().take(limit) {
+        entries.push(read(s3, bucket, key).await?);
     }
     Ok(entries)
 }
@@ -76,30 +98,15 @@ pub async fn recall(
     sha256: &str,
 ) -> Result<(Manifest, Vec<u8>), Error> {
     // The key names the artifact: one entry read, however long the history.
-    let newest = crate::artifact::objects(s3, bucket, &prefix(stack))
+    let newest = keys(s3, bucket, stack)
         .await?
         .into_iter()
-        .filter_map(|o| o.key)
-        .filter(|key| artifact_of_key(key) == Some(sha256))
-        .max()
+        .rfind(|key| artifact_of_key(key) == Some(sha256))
         .ok_or_else(|| Error::NotInHistory {
             stack: stack.to_string(),
             sha256: sha256.to_string(),
         })?;
-    let bytes = crate::artifact::read_object(s3, bucket, &newest).await?;
-    let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
-        path: format!("s3://{bucket}/{newest}").into(),
-        message: e.to_string(),
-    })?;
-    if entry.manifest.sha256 != sha256 {
-        return Err(Error::BadManifest {
-            path: format!("s3://{bucket}/{newest}").into(),
-            message: format!(
-                "its key names artifact {sha256} but it records {}",
-                entry.manifest.sha256
-            ),
-        });
-    }
+    let entry = read(s3, bucket, &newest).await?;
     let zip = crate::artifact::fetch(s3, bucket, &entry.manifest).await?;
     Ok((entry.manifest, zip))
 }

@@ -18,11 +18,6 @@ fn shas(history: &Value) -> Vec<String> {
 async fn rollback_puts_the_previous_artifact_back_and_history_lists_each() {
     let emu = Emulator::start();
     let p = bootstrapped(&emu);
-    // The emulator keeps a stack's tags and parameters as they were at its creation (AWS
-    // updates them on every change set), so a stack back on its first artifact would look
-    // unchanged there: the stack is made from a v0 first.
-    package(&p, "v0");
-    p.run(&["deploy", "sandbox"]).expect(0);
     let v1 = package(&p, "v1")["sha256"].as_str().unwrap().to_string();
     p.run(&["deploy", "sandbox"]).expect(0);
     let v2 = package(&p, "v2")["sha256"].as_str().unwrap().to_string();
@@ -86,6 +81,55 @@ async fn rollback_puts_the_previous_artifact_back_and_history_lists_each() {
     assert!(
         err.contains("ran no other artifact starting 0000000"),
         "{err}"
+    );
+
+    // However long the history: with 120 newer entries of v2 (as many redeploys would leave),
+    // the artifact before it is still found, by the keys alone, without reading them all.
+    let bucket = format!("catalog-artifacts-{SANDBOX}-us-east-1");
+    let s3 = aws_sdk_s3::Client::new(&common::sdk_config(&emu, SANDBOX));
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("history/catalog-sandbox/")
+        .send()
+        .await
+        .unwrap();
+    let newest = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .max()
+        .unwrap();
+    assert!(newest.ends_with(&format!("-{v2}.json")), "{newest}");
+    let entry = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(newest)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let millis: u64 = newest.rsplit('/').next().unwrap()[..13].parse().unwrap();
+    for i in 1..=120 {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!(
+                "history/catalog-sandbox/{:013}-{v2}.json",
+                millis + i
+            ))
+            .body(entry.clone().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    p.run(&["rollback", "sandbox"]).expect(0);
+    assert_eq!(
+        code_sha256s(&emu, SANDBOX, "catalog-sandbox").await,
+        vec![lambda_sha(&v1); 3]
     );
 }
 

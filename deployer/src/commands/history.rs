@@ -46,23 +46,23 @@ impl crate::output::Report for HistoryReport {
     }
 }
 
-pub async fn history(
+/// The stack `at` names, and a session in its environment to read its history through.
+pub async fn open(
     envs: &Environments,
     at: &super::StackArgs,
-    limit: usize,
     through: Through,
-) -> Result<(crate::aws::Session, HistoryReport), Error> {
+) -> Result<(crate::aws::Session, String), Error> {
     let env = envs.env(&at.env)?;
     let kind = service(envs, env, at.stack.as_deref(), "history")?;
     let (stack, _) = stack_names(envs, env, kind, None)?;
-    let session = crate::access::session_in(envs, env, through).await?;
-    let entries =
-        crate::history::list(&session.s3(), &artifact_bucket(envs, env), &stack, limit).await?;
-    Ok((session, HistoryReport { stack, entries }))
+    Ok((crate::access::session_in(envs, env, through).await?, stack))
 }
 
 pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Error> {
-    let (_, report) = history(envs, &args.at, args.limit, Through::ReadRole).await?;
+    let (session, stack) = open(envs, &args.at, Through::ReadRole).await?;
+    let bucket = artifact_bucket(envs, envs.env(&args.at.env)?);
+    let entries = crate::history::list(&session.s3(), &bucket, &stack, args.limit).await?;
+    let report = HistoryReport { stack, entries };
     crate::output::emit(g.output, &report);
     Ok(0)
 }

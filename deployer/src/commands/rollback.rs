@@ -6,7 +6,7 @@
 use crate::access::{Through, artifact_bucket};
 use crate::config::{EnvName, Environments};
 use crate::error::Error;
-use crate::history::Entry;
+use crate::history::{Entry, artifact_of_key};
 use crate::render::Renderer;
 use crate::stack::{Action, DeployOptions};
 use serde::Serialize;
@@ -53,45 +53,43 @@ impl crate::output::Report for Started {
     }
 }
 
-/// The stack's current entry and the one to go back to.
-fn pick<'h>(
-    history: &'h super::history::HistoryReport,
+/// The keys of the stack's current entry and of the one to go back to, from the keys of its
+/// whole history (oldest first), which name their artifacts: however long ago it ran, `--to`
+/// finds it.
+fn pick<'k>(
+    keys: &'k [String],
+    stack: &str,
     to: Option<&str>,
     env: EnvName,
-) -> Result<(&'h Entry, &'h Entry), Error> {
-    let Some(current) = history.entries.first() else {
+) -> Result<(&'k str, &'k str), Error> {
+    let Some((current, running)) = keys
+        .iter()
+        .rev()
+        .find_map(|k| Some((k, artifact_of_key(k)?)))
+    else {
         return Err(Error::Refused(format!(
-            "{} has no recorded deploys to go back to; its history starts with the first deploy that records one",
-            history.stack
+            "{stack} has no recorded deploys to go back to; its history starts with the first deploy that records one"
         )));
     };
+    let named =
+        |key: &&String, wanted: &dyn Fn(&str) -> bool| artifact_of_key(key).is_some_and(wanted);
     let target = match to {
-        Some(sha) if sha.len() >= 7 => history
-            .entries
-            .iter()
-            .find(|e| e.manifest.sha256.starts_with(sha)),
+        Some(sha) if sha.len() >= 7 => keys.iter().rfind(|k| named(k, &|a| a.starts_with(sha))),
         Some(_) => {
             return Err(Error::Refused(
                 "--to needs at least 7 characters of the sha256".into(),
             ));
         }
-        None => history
-            .entries
-            .iter()
-            .find(|e| e.manifest.sha256 != current.manifest.sha256),
+        None => keys.iter().rfind(|k| named(k, &|a| a != running)),
     }
     .ok_or_else(|| {
         Error::Refused(format!(
-            "{} ran no other artifact{}: `deployer history {env}` lists what it ran",
-            history.stack,
+            "{stack} ran no other artifact{}: `deployer history {env}` lists what it ran",
             to.map(|s| format!(" starting {s}")).unwrap_or_default(),
         ))
     })?;
-    if target.manifest.sha256 == current.manifest.sha256 {
-        return Err(Error::Refused(format!(
-            "{} already runs {}",
-            history.stack, target.manifest.sha256
-        )));
+    if artifact_of_key(target) == Some(running) {
+        return Err(Error::Refused(format!("{stack} already runs {running}")));
     }
     Ok((current, target))
 }
@@ -112,20 +110,25 @@ pub async fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u
     } else {
         Through::DeployRole
     };
-    let (session, history) = super::history::history(envs, &args.at, 100, through).await?;
-    let (current, target) = pick(&history, args.to.as_deref(), env)?;
+    let (session, stack) = super::history::open(envs, &args.at, through).await?;
+    let bucket = artifact_bucket(envs, env);
+    let s3 = session.s3();
+    let keys = crate::history::keys(&s3, &bucket, &stack).await?;
+    let (current, target) = pick(&keys, &stack, args.to.as_deref(), env)?;
+    let (current, target) = (
+        crate::history::read(&s3, &bucket, current).await?,
+        crate::history::read(&s3, &bucket, target).await?,
+    );
     eprintln!(
-        "{}: from {} back to {}, which it ran from {}",
-        history.stack,
+        "{stack}: from {} back to {}, which it ran from {}",
         &current.manifest.sha256[..12],
         &target.manifest.sha256[..12],
         target.time
     );
     if protected {
-        return through_pipeline(g, envs, env, &args, &history.stack, current, target).await;
+        return through_pipeline(g, envs, env, &args, &stack, &current, &target).await;
     }
-    let bucket = artifact_bucket(envs, env);
-    let zip = crate::artifact::fetch(&session.s3(), &bucket, &target.manifest).await?;
+    let zip = crate::artifact::fetch(&s3, &bucket, &target.manifest).await?;
     let dir = tempfile::Builder::new()
         .prefix("deployer-rollback-")
         .tempdir()
