@@ -8,13 +8,18 @@
 //!
 //! Where: `DEPLOYER_CACHE_DIR` (empty turns the cache off), else `$XDG_CACHE_HOME/deployer`,
 //! else `$HOME/.cache/deployer`. One file per template file, rewritten when the template changes,
-//! so the cache grows with the projects rendered, not with their edits.
+//! so the cache grows with the projects rendered, not with their edits; entries unread for 30
+//! days (templates of projects gone, temporary copies) are removed whenever a parse is kept.
 
 use super::compact::Compacted;
 use handlebars::Template;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long an entry unread is kept.
+const STALE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// What parsing a template gives: what handlebars renders, and how to put the literal text back.
 #[derive(Serialize, Deserialize)]
@@ -83,6 +88,26 @@ impl Cache {
         if written.is_err() {
             let _ = std::fs::remove_file(&aside);
         }
+        self.forget_older_than(STALE);
+    }
+
+    /// Removes the entries last read longer ago than `age`, as their access times tell (Linux's
+    /// default `relatime` updates them at least daily; where a file system keeps none, an entry in
+    /// use may go too, and is parsed and kept again).
+    fn forget_older_than(&self, age: Duration) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let unused = entry
+                .metadata()
+                .and_then(|m| m.accessed())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            if unused.is_some_and(|unused| unused > age) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// One slot per template file, named after its absolute path.
@@ -121,5 +146,30 @@ mod tests {
         assert_eq!(compacted.restore(&compacted.source), text);
         assert!(this.get(&path, &format!("{text} ")).is_none(), "other text");
         assert!(cache(dir.path(), "a rebuild").get(&path, &text).is_none());
+    }
+
+    #[test]
+    fn entries_unread_for_long_are_removed_when_a_parse_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let this = cache(dir.path(), "this build");
+        let parsed = |text: &str| super::super::compile("t", text, true, Path::new("t")).unwrap();
+        let (old, new) = (
+            dir.path().join("old.json.hbs"),
+            dir.path().join("new.json.hbs"),
+        );
+        this.put(&old, "{\"a\": {{a}}}", &parsed("{\"a\": {{a}}}"));
+        let long_ago = std::time::SystemTime::now() - STALE - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(this.slot(&old))
+            .unwrap()
+            .set_times(std::fs::FileTimes::new().set_accessed(long_ago))
+            .unwrap();
+        this.put(&new, "{\"b\": {{b}}}", &parsed("{\"b\": {{b}}}"));
+        assert!(
+            this.get(&old, "{\"a\": {{a}}}").is_none(),
+            "unread for 30 days"
+        );
+        assert!(this.get(&new, "{\"b\": {{b}}}").is_some());
     }
 }
