@@ -166,6 +166,18 @@ pub struct Rendered {
     pub template: Value,
 }
 
+/// Every stack of the given environments, in a fixed order.
+pub fn all_stacks(envs: &Environments, which: &[EnvName]) -> Vec<(EnvName, StackKind)> {
+    which
+        .iter()
+        .flat_map(|&env| {
+            StackKind::for_env(envs, env)
+                .into_iter()
+                .map(move |kind| (env, kind))
+        })
+        .collect()
+}
+
 impl Rendered {
     /// The canonical bytes written by `synth` and hashed by `deploy`.
     pub fn to_pretty(&self) -> String {
@@ -379,31 +391,14 @@ impl Renderer {
         })
     }
 
-    /// Every stack of the given environments, in a fixed order, rendered on every core.
-    pub fn render_all(
-        &self,
-        envs: &Environments,
-        which: &[EnvName],
-    ) -> Result<Vec<Rendered>, Error> {
-        let jobs: Vec<(EnvName, StackKind)> = which
-            .iter()
-            .flat_map(|&env| {
-                StackKind::for_env(envs, env)
-                    .into_iter()
-                    .map(move |kind| (env, kind))
-            })
-            .collect();
-        self.render_jobs(&jobs, |env, kind| self.render(envs, env, kind))
-    }
-
-    /// `render` applied to each job on every core, each template parsed once first. The error
-    /// reported is the same on every run: the first template (in `jobs`' order) that does not
-    /// parse, else the first job that fails.
-    pub fn render_jobs(
+    /// `render` (a render and what follows it) applied to each job on every core, each template
+    /// parsed once first. The error reported is the same on every run: the first template (in
+    /// `jobs`' order) that does not parse, else the first job that fails.
+    pub fn render_jobs<T: Send, E: From<Error> + Send>(
         &self,
         jobs: &[(EnvName, StackKind)],
-        render: impl Fn(EnvName, StackKind) -> Result<Rendered, Error> + Sync,
-    ) -> Result<Vec<Rendered>, Error> {
+        render: impl Fn(EnvName, StackKind) -> Result<T, E> + Sync,
+    ) -> Result<Vec<T>, E> {
         let mut kinds: Vec<StackKind> = vec![];
         for &(_, kind) in jobs {
             if !kinds.contains(&kind) {
@@ -420,7 +415,7 @@ impl Renderer {
 }
 
 /// The results in order, or the first error among them.
-pub fn in_order<T, E>(results: Vec<Result<T, E>>) -> Result<Vec<T>, E> {
+fn in_order<T, E>(results: Vec<Result<T, E>>) -> Result<Vec<T>, E> {
     results.into_iter().collect()
 }
 

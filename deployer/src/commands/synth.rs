@@ -4,7 +4,6 @@ use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use crate::output::Report;
 use crate::render::{Renderer, StackKind};
-use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -54,8 +53,14 @@ pub fn synth(
     which: &[EnvName],
     out: &Path,
 ) -> Result<SynthReport, Error> {
-    // Render everything before writing anything: a bad template leaves no half-written DIR.
-    write(renderer.render_all(envs, which)?, out, "")
+    let jobs = crate::render::all_stacks(envs, which);
+    write(
+        renderer.render_jobs(&jobs, |env, kind| {
+            formatted(renderer.render(envs, env, kind))
+        })?,
+        out,
+        "",
+    )
 }
 
 /// A feature branch's stacks in `env` (one of each of its stacks), as `deploy --branch` would
@@ -78,13 +83,24 @@ pub fn synth_branch(
         .map(|kind| (env, kind))
         .collect();
     let rendered = renderer.render_jobs(&jobs, |env, kind| {
-        renderer.render_with(envs, env, kind, &options)
+        formatted(renderer.render_with(envs, env, kind, &options))
     })?;
     write(rendered, out, "branch-")
 }
 
+/// A render with its file's text (formatting is as much work as rendering, and done on the same
+/// core).
+fn formatted(
+    rendered: Result<crate::render::Rendered, crate::render::Error>,
+) -> Result<(crate::render::Rendered, String), Error> {
+    let rendered = rendered?;
+    let text = rendered.to_pretty();
+    Ok((rendered, text))
+}
+
+/// Writes the files once every stack rendered: a bad template leaves no half-written DIR.
 fn write(
-    rendered: Vec<crate::render::Rendered>,
+    rendered: Vec<(crate::render::Rendered, String)>,
     out: &Path,
     infix: &str,
 ) -> Result<SynthReport, Error> {
@@ -92,31 +108,27 @@ fn write(
         path: out.to_path_buf(),
         source,
     })?;
-    // Each file is formatted and written on its own core.
-    let files = crate::render::in_order(
-        rendered
-            .into_par_iter()
-            .map(|r| {
-                let path = out.join(format!("{}-{infix}{}.json", r.env, r.kind.template_name()));
-                let text = r.to_pretty();
-                // A file that already holds these bytes is left alone, its modification time too.
-                if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
-                    std::fs::write(&path, &text).map_err(|source| Error::Write {
-                        path: path.clone(),
-                        source,
-                    })?;
-                }
-                Ok::<_, Error>(Written {
-                    env: r.env,
-                    kind: r.kind,
-                    stack: r.stack_name,
-                    bytes: text.len(),
-                    text,
-                    path,
-                })
+    let files = rendered
+        .into_iter()
+        .map(|(r, text)| {
+            let path = out.join(format!("{}-{infix}{}.json", r.env, r.kind.template_name()));
+            // A file that already holds these bytes is left alone, its modification time too.
+            if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
+                std::fs::write(&path, &text).map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            Ok(Written {
+                env: r.env,
+                kind: r.kind,
+                stack: r.stack_name,
+                bytes: text.len(),
+                text,
+                path,
             })
-            .collect(),
-    )?;
+        })
+        .collect::<Result<_, Error>>()?;
     Ok(SynthReport { files })
 }
 
