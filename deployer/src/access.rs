@@ -274,9 +274,21 @@ pub async fn deploy_as_operator(
     let found = stacks.look(&spec, false).await?;
     // A stack that already matches changes no approval: its template was read once, by `look`.
     if kind == StackKind::Pipeline && !found.current {
-        let deployed = stacks.template(&spec.name).await?;
+        use crate::pipeline::Deployed;
+        use aws_sdk_cloudformation::types::StackStatus;
+        let template = stacks.template(&spec.name).await?;
+        // A stack made by a change set that never ran holds nothing yet.
+        let exists = found
+            .stack
+            .as_ref()
+            .is_some_and(|s| s.stack_status() != Some(&StackStatus::ReviewInProgress));
+        let deployed = match (exists, &template) {
+            (false, _) => Deployed::None,
+            (true, None) => Deployed::Unreadable,
+            (true, Some(template)) => Deployed::Template(template),
+        };
         let dropped = crate::pipeline::approvals_kept(
-            deployed.as_ref(),
+            deployed,
             &rendered.template,
             &aws::operator().await?.arn,
             envs.prefix().as_str(),
@@ -285,6 +297,11 @@ pub async fn deploy_as_operator(
             eprintln!(
                 "warning: this removes the manual approval before {}: the pipeline will deploy there without one",
                 dropped.join(", ")
+            );
+        }
+        if exists && template.is_none() {
+            eprintln!(
+                "warning: the pipeline stack's template is not JSON (deployed by other means): whether this update keeps its approvals is not checked"
             );
         }
     }

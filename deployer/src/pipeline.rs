@@ -124,26 +124,47 @@ pub fn gated_stages(template: &serde_json::Value) -> std::collections::BTreeSet<
         .collect()
 }
 
+/// The pipeline stack as an update finds it.
+pub enum Deployed<'a> {
+    /// No stack yet: a first deploy.
+    None,
+    /// A stack whose template is not JSON (made by hand): its approvals cannot be read.
+    Unreadable,
+    Template(&'a serde_json::Value),
+}
+
 /// A pipeline update that would take away an approval: refused when the pipeline updates itself
 /// (its UpdatePipeline action, `caller`), so that no merge opens its own road to a protected
 /// stage; allowed to a person with the pipeline account's rights, who gets the stages named.
-/// `deployed` is the pipeline stack's template now (None before the first deploy).
+/// A deployed template it cannot read is refused to the pipeline itself, as it cannot tell.
 pub fn approvals_kept(
-    deployed: Option<&serde_json::Value>,
+    deployed: Deployed,
     rendered: &serde_json::Value,
     caller: &str,
     prefix: &str,
 ) -> Result<Vec<String>, Error> {
-    let Some(deployed) = deployed else {
-        return Ok(vec![]);
+    let update_action = format!(":assumed-role/{prefix}-action-update-pipeline/");
+    let pipeline_itself = caller.contains(&update_action);
+    let deployed = match deployed {
+        Deployed::None => return Ok(vec![]),
+        Deployed::Unreadable if pipeline_itself => {
+            return Err(Error::Refused(
+                "the pipeline stack's template is not JSON (it was deployed by other means), so the approvals it has cannot be read, and the pipeline does not update itself past them: an administrator of the pipeline account runs `deployer pipeline deploy` from this commit once".into(),
+            ));
+        }
+        Deployed::Unreadable => {
+            return Ok(vec![
+                "(the deployed template's, which is not JSON and was not read)".into(),
+            ]);
+        }
+        Deployed::Template(template) => template,
     };
     let kept = gated_stages(rendered);
     let dropped: Vec<String> = gated_stages(deployed)
         .into_iter()
         .filter(|s| !kept.contains(s))
         .collect();
-    let update_action = format!(":assumed-role/{prefix}-action-update-pipeline/");
-    if !dropped.is_empty() && caller.contains(&update_action) {
+    if !dropped.is_empty() && pipeline_itself {
         return Err(Error::Refused(format!(
             "this change removes the manual approval before {}: the pipeline does not take away its own approvals. If that is meant, an administrator of the pipeline account runs `deployer pipeline deploy` from this commit, and the pipeline then runs without it",
             dropped.join(", ")
@@ -472,23 +493,28 @@ mod tests {
     fn the_pipeline_may_not_take_away_its_own_approval_but_an_administrator_may() {
         let before = pipeline(&["Build", "DeploySandbox", "ApproveProd", "DeployProd"]);
         let after = pipeline(&["Build", "DeploySandbox", "DeployProd"]);
-        let err = approvals_kept(Some(&before), &after, UPDATE_ACTION, "catalog")
-            .unwrap_err()
-            .to_string();
+        let err = approvals_kept(
+            Deployed::Template(&before),
+            &after,
+            UPDATE_ACTION,
+            "catalog",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("removes the manual approval before DeployProd")
                 && err.contains("`deployer pipeline deploy`"),
             "{err}"
         );
         assert_eq!(
-            approvals_kept(Some(&before), &after, ADMIN, "catalog").unwrap(),
+            approvals_kept(Deployed::Template(&before), &after, ADMIN, "catalog").unwrap(),
             ["DeployProd"]
         );
         // Keeping or adding approvals, or a first deploy, is no one's concern.
         for (deployed, rendered) in [
-            (Some(&before), &before),
-            (Some(&after), &before),
-            (None, &after),
+            (Deployed::Template(&before), &before),
+            (Deployed::Template(&after), &before),
+            (Deployed::None, &after),
         ] {
             assert!(
                 approvals_kept(deployed, rendered, UPDATE_ACTION, "catalog")
@@ -497,6 +523,14 @@ mod tests {
             );
         }
         // Another prefix's update action is a person here, not this pipeline.
-        assert!(approvals_kept(Some(&before), &after, UPDATE_ACTION, "orders").is_ok());
+        assert!(
+            approvals_kept(Deployed::Template(&before), &after, UPDATE_ACTION, "orders").is_ok()
+        );
+        // A stack made by hand from YAML: the pipeline cannot tell what it would take away.
+        let err = approvals_kept(Deployed::Unreadable, &before, UPDATE_ACTION, "catalog")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not JSON"), "{err}");
+        assert!(approvals_kept(Deployed::Unreadable, &before, ADMIN, "catalog").is_ok());
     }
 }

@@ -536,8 +536,9 @@ impl Stacks {
         }
     }
 
-    /// The template the stack was last deployed with, as JSON; None without the stack (or with a
-    /// template that is not JSON, which the deployer never writes).
+    /// The template the stack was last deployed with, as JSON; None without the stack, or with a
+    /// template that is not JSON (which the deployer never writes: the caller tells the two apart
+    /// by the stack).
     pub async fn template(&self, name: &str) -> Result<Option<serde_json::Value>, Error> {
         match self
             .cfn

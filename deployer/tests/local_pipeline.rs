@@ -316,13 +316,91 @@ async fn a_failing_test_stops_the_run_before_sandbox() {
     );
 }
 
+/// A merge that changes the pipeline is applied by the pipeline's own UpdatePipeline action,
+/// under its role (with IAM enforced: it lists the stack's change sets before making its own).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_that_changes_the_pipeline_is_applied_by_the_pipeline_itself() {
+    let emu = Emulator::start();
+    let (p, app, _) = waiting_for_approval(&emu);
+    p.edit(
+        "templates/pipeline.json.hbs",
+        "one artifact throughout",
+        "one artifact throughout, changed by a merge",
+    );
+    merge(&p, "v2");
+    let run = run_local(&p, &app.1).expect(0).json();
+    assert_eq!(run["status"], "WaitingForApproval", "{run}");
+    let deployed = common::cloudformation(&emu, PIPELINE)
+        .get_template()
+        .stack_name("catalog-pipeline")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        deployed
+            .template_body()
+            .unwrap()
+            .contains("changed by a merge"),
+        "the pipeline stack was not updated"
+    );
+}
+
 /// A merge that takes away the approval before prod is refused by the pipeline's own
 /// UpdatePipeline action, so the run stops before anything deploys without it; an administrator
-/// of the pipeline account may still apply it by hand, and is told what it removes.
+/// of the pipeline account may still apply it by hand, and is told what it removes. A pipeline
+/// stack whose template the deployer cannot read (YAML, deployed by hand) is not updated by the
+/// pipeline itself either.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_merge_cannot_take_away_the_approval_before_prod() {
     let emu = Emulator::start();
     let (p, app, _) = waiting_for_approval(&emu);
+
+    // The pipeline stack redeployed by hand from YAML: the pipeline cannot read which approvals
+    // it has, so it does not update itself past it.
+    let cfn = common::cloudformation(&emu, PIPELINE);
+    let deployed = cfn
+        .get_template()
+        .stack_name("catalog-pipeline")
+        .send()
+        .await
+        .unwrap();
+    let json: Value = serde_json::from_str(deployed.template_body().unwrap()).unwrap();
+    cfn.update_stack()
+        .stack_name("catalog-pipeline")
+        .template_body(serde_norway::to_string(&json).unwrap())
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let stacks = cfn
+            .describe_stacks()
+            .stack_name("catalog-pipeline")
+            .send()
+            .await
+            .unwrap();
+        let status = stacks.stacks()[0]
+            .stack_status()
+            .unwrap()
+            .as_str()
+            .to_string();
+        if !status.ends_with("IN_PROGRESS") {
+            assert_eq!(status, "UPDATE_COMPLETE");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    merge(&p, "v2");
+    let err = run_local(&p, &app.1).expect(1).stderr();
+    assert!(
+        err.contains("UpdatePipeline/UpdatePipeline failed") && err.contains("is not JSON"),
+        "{err}"
+    );
+    // An administrator puts the deployer's JSON back, told what was not checked.
+    let err = p.run(&["pipeline", "deploy"]).expect(0).stderr();
+    assert!(
+        err.contains("whether this update keeps its approvals is not checked"),
+        "{err}"
+    );
 
     p.edit(
         "environments/pipeline.toml",
