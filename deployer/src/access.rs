@@ -299,7 +299,7 @@ pub async fn deploy_as_operator(
                 dropped.join(", ")
             );
         }
-        if exists && template.is_none() {
+        if matches!(deployed, Deployed::Unreadable) {
             eprintln!(
                 "warning: the pipeline stack's template is not JSON (deployed by other means): whether this update keeps its approvals is not checked"
             );

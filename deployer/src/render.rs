@@ -194,7 +194,7 @@ impl Rendered {
 }
 
 /// The templates directory; each template is parsed the first time it is rendered, so a command
-/// pays only for the stacks it renders. Shared between threads: `render_all` parses and renders
+/// pays only for the stacks it renders. Shared between threads: `render_jobs` parses and renders
 /// on every core.
 pub struct Renderer {
     hb: RwLock<Handlebars<'static>>,
