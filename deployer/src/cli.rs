@@ -45,3 +45,11 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+impl Command {
+    /// Whether the command may call AWS (and so needs the runtime's I/O and a Ctrl-C handler that
+    /// cleans up there); `synth` and `completions` work on local files alone.
+    pub fn calls_aws(&self) -> bool {
+        !matches!(self, Command::Synth(_) | Command::Completions { .. })
+    }
+}

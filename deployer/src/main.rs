@@ -30,8 +30,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DEPLOYER_LOG"))
         .with_writer(std::io::stderr)
@@ -41,7 +40,42 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let format = cli.global.output;
-    let result = tokio::select! {
+    let result = if cli.command.calls_aws() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("the tokio runtime starts");
+        match runtime.block_on(interruptible(cli)) {
+            Ok(result) => result,
+            Err(interrupted) => return interrupted,
+        }
+    } else {
+        // Nothing in AWS to clean up after a Ctrl-C, so no handler, no I/O driver and no worker
+        // threads: starting those is most of what a local command (synth) would cost.
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("the tokio runtime starts")
+            .block_on(deployer::run(cli))
+    };
+    // For benchmarks: how many requests the command cost.
+    if std::env::var_os("DEPLOYER_STATS").is_some() {
+        eprintln!("aws api calls: {}", deployer::aws::calls());
+    }
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            e.report(format);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `run`, stopped by Ctrl-C: then the change set made and not executed is deleted, and what goes
+/// on in AWS is said; the exit status is 130.
+async fn interruptible(
+    cli: deployer::cli::Cli,
+) -> Result<Result<u8, deployer::error::Error>, ExitCode> {
+    tokio::select! {
         // Ctrl-C's handler is installed when it is first polled: first, before any request.
         biased;
         // Ctrl-C: stop, delete the change set made and not executed (a deploy left waiting on
@@ -61,19 +95,8 @@ async fn main() -> ExitCode {
             eprintln!(
                 "interrupted: {left}. An operation already running in AWS goes on: `deployer status` shows it, and the next deploy waits for it to end"
             );
-            return ExitCode::from(130);
+            Err(ExitCode::from(130))
         }
-        result = deployer::run(cli) => result,
-    };
-    // For benchmarks: how many requests the command cost.
-    if std::env::var_os("DEPLOYER_STATS").is_some() {
-        eprintln!("aws api calls: {}", deployer::aws::calls());
-    }
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            e.report(format);
-            ExitCode::from(e.exit_code())
-        }
+        result = deployer::run(cli) => Ok(result),
     }
 }

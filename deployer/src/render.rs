@@ -194,37 +194,69 @@ impl Rendered {
 }
 
 /// The templates directory; each template is parsed the first time it is rendered, so a command
-/// pays only for the stacks it renders. Shared between threads: `render_jobs` parses and renders
-/// on every core.
+/// pays only for the stacks it renders. Shared between threads: `render_texts` renders on every
+/// core.
 pub struct Renderer {
-    hb: RwLock<Handlebars<'static>>,
-    /// Each parsed template's text and, unless it was parsed as it is, its compacted form.
-    sources: RwLock<HashMap<&'static str, Arc<Source>>>,
+    /// Each template as parsed, in a handlebars registry of its own: no template can take another
+    /// file's partials, so a render reads its own file and its values, nothing else. (With one
+    /// registry, `{{> other}}` would find another template only where a command had happened to
+    /// parse it first, and a kept render could be stale.)
+    compiled: RwLock<HashMap<&'static str, Arc<Compiled>>>,
     dir: PathBuf,
-    /// Parses kept between runs, unless the environment leaves the cache no directory.
+    /// Parses and renders kept between runs, unless the environment leaves the cache no directory.
     cache: Option<cache::Cache>,
     /// Off only in the test that shows compaction changes no output.
     compact: bool,
 }
 
-struct Source {
+/// One template's text as parsed, and the registry that renders it.
+struct Compiled {
     text: String,
     compacted: Option<compact::Compacted>,
+    hb: Handlebars<'static>,
+}
+
+/// Everything one render reads: its template's text and the values it is rendered with. What it
+/// renders to is a function of this and the deployer's build alone (helpers read nothing else),
+/// which is what lets `synth` keep a render between runs.
+pub struct Input {
+    pub kind: StackKind,
+    pub env: EnvName,
+    pub stack_name: String,
+    path: PathBuf,
+    text: String,
+    resource_name: String,
+    ctx: Value,
+    /// The functions the stack's settings declare, which the render checks the template makes.
+    functions: Vec<String>,
+}
+
+/// A stack rendered to the bytes `synth` writes.
+pub struct Text {
+    pub env: EnvName,
+    pub kind: StackKind,
+    pub stack_name: String,
+    pub text: String,
+}
+
+/// A registry with the deployer's helpers, strict, escaping for JSON.
+fn registry() -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    // Values land inside JSON strings: escape for JSON, not HTML.
+    hb.register_escape_fn(|s| {
+        let quoted = serde_json::to_string(s).expect("a str always serializes");
+        compact::shield(quoted[1..quoted.len() - 1].to_string())
+    });
+    hb.register_helper("json", Box::new(json_helper));
+    // The built-in `if` treats a missing variable as false even in strict mode.
+    hb.register_helper("if", Box::new(StrictIf { when: true }));
+    hb.register_helper("unless", Box::new(StrictIf { when: false }));
+    hb
 }
 
 impl Renderer {
     pub fn load(dir: &Path) -> Result<Self, Error> {
-        let mut hb = Handlebars::new();
-        hb.set_strict_mode(true);
-        // Values land inside JSON strings: escape for JSON, not HTML.
-        hb.register_escape_fn(|s| {
-            let quoted = serde_json::to_string(s).expect("a str always serializes");
-            compact::shield(quoted[1..quoted.len() - 1].to_string())
-        });
-        hb.register_helper("json", Box::new(json_helper));
-        // The built-in `if` treats a missing variable as false even in strict mode.
-        hb.register_helper("if", Box::new(StrictIf { when: true }));
-        hb.register_helper("unless", Box::new(StrictIf { when: false }));
         if !dir.is_dir() {
             return Err(Error::Read {
                 path: dir.to_path_buf(),
@@ -235,8 +267,7 @@ impl Renderer {
             });
         }
         Ok(Renderer {
-            hb: RwLock::new(hb),
-            sources: RwLock::new(HashMap::new()),
+            compiled: RwLock::new(HashMap::new()),
             dir: dir.to_path_buf(),
             cache: cache::Cache::from_env(),
             compact: true,
@@ -248,35 +279,40 @@ impl Renderer {
         &self.dir
     }
 
-    /// `kind`'s template as read and compacted, parsing it unless an earlier render did.
-    fn parse(&self, kind: StackKind) -> Result<Arc<Source>, Error> {
+    /// The cache, where it may be used: the test rendering without compaction keeps nothing.
+    fn cache(&self) -> Option<&cache::Cache> {
+        self.cache.as_ref().filter(|_| self.compact)
+    }
+
+    /// `kind`'s template parsed from `text`, read from `path`, unless an earlier render parsed
+    /// that text already.
+    fn parse(&self, kind: StackKind, text: &str, path: &Path) -> Result<Arc<Compiled>, Error> {
         let name = kind.template_name();
-        if let Some(source) = read(&self.sources).get(name) {
-            return Ok(source.clone());
+        if let Some(compiled) = read(&self.compiled).get(name).filter(|c| c.text == text) {
+            return Ok(compiled.clone());
         }
-        let path = template_path(&self.dir, kind);
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let cache = self.cache.as_ref().filter(|_| self.compact);
         let cache::Parsed {
             template,
             compacted,
-        } = match cache.and_then(|c| c.get(&path, &text)) {
+        } = match self.cache().and_then(|c| c.get(path, text)) {
             Some(parsed) => parsed,
             None => {
-                let parsed = compile(name, &text, self.compact, &path)?;
-                if let Some(cache) = cache {
-                    cache.put(&path, &text, &parsed);
+                let parsed = compile(name, text, self.compact, path)?;
+                if let Some(cache) = self.cache() {
+                    cache.put(path, text, &parsed);
                 }
                 parsed
             }
         };
-        let source = Arc::new(Source { text, compacted });
-        write(&self.hb).register_template(name, template);
-        write(&self.sources).insert(name, source.clone());
-        Ok(source)
+        let mut hb = registry();
+        hb.register_template(name, template);
+        let compiled = Arc::new(Compiled {
+            text: text.to_string(),
+            compacted,
+            hb,
+        });
+        write(&self.compiled).insert(name, compiled.clone());
+        Ok(compiled)
     }
 
     pub fn render(
@@ -295,8 +331,23 @@ impl Renderer {
         kind: StackKind,
         options: &Options,
     ) -> Result<Rendered, Error> {
+        self.finish(self.input(envs, env, kind, options)?)
+    }
+
+    /// What rendering `kind` for `env` reads: its template's text, and its values worked out
+    /// from the environments and the stack's settings (checked against their declarations).
+    pub fn input(
+        &self,
+        envs: &Environments,
+        env: EnvName,
+        kind: StackKind,
+        options: &Options,
+    ) -> Result<Input, Error> {
         let path = template_path(&self.dir, kind);
-        let source = self.parse(kind)?;
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
         let (stack_name, resource_name) = names(envs, env, kind, options.branch.as_deref())?;
         let mut ctx = context(envs, env, &stack_name);
         ctx["resource_name"] = json!(resource_name);
@@ -339,7 +390,33 @@ impl Renderer {
             ctx["target"]["safety"]["retain_data"] = json!(false);
             ctx["target"]["safety"]["termination_protection"] = json!(false);
         }
-        let rendered = read(&self.hb)
+        Ok(Input {
+            kind,
+            env,
+            stack_name,
+            path,
+            text,
+            resource_name,
+            ctx,
+            functions: settings.functions,
+        })
+    }
+
+    /// The render of `input`, checked as CloudFormation.
+    fn finish(&self, input: Input) -> Result<Rendered, Error> {
+        let Input {
+            kind,
+            env,
+            stack_name,
+            path,
+            text,
+            resource_name,
+            ctx,
+            functions,
+        } = input;
+        let compiled = self.parse(kind, &text, &path)?;
+        let rendered = compiled
+            .hb
             .render(kind.template_name(), &ctx)
             .map_err(|e| {
                 let reported = e.line_no.zip(e.column_no);
@@ -347,10 +424,10 @@ impl Renderer {
                     e,
                     &path,
                     env,
-                    in_file(&source.text, source.compacted.as_ref(), reported),
+                    in_file(&compiled.text, compiled.compacted.as_ref(), reported),
                 )
             })?;
-        let text = match &source.compacted {
+        let text = match &compiled.compacted {
             Some(c) => c.restore(&rendered),
             None => rendered,
         };
@@ -365,23 +442,14 @@ impl Renderer {
             env,
             source,
         })?;
-        check_shape(&template).map_err(|message| Error::NotCloudFormation {
+        let not_cloudformation = |message| Error::NotCloudFormation {
             path: path.clone(),
             env,
             message,
-        })?;
-        check_functions(&template, &resource_name, &settings.functions).map_err(|message| {
-            Error::NotCloudFormation {
-                path: path.clone(),
-                env,
-                message,
-            }
-        })?;
-        check_pipelines(&template).map_err(|message| Error::NotCloudFormation {
-            path: path.clone(),
-            env,
-            message,
-        })?;
+        };
+        check_shape(&template).map_err(not_cloudformation)?;
+        check_functions(&template, &resource_name, &functions).map_err(not_cloudformation)?;
+        check_pipelines(&template).map_err(not_cloudformation)?;
         describe_versions(&mut template);
         Ok(Rendered {
             kind,
@@ -391,24 +459,61 @@ impl Renderer {
         })
     }
 
-    /// `render` (a render and what follows it) applied to each job on every core, each template
-    /// parsed once first. The error reported is the same on every run: the first template (in
-    /// `jobs`' order) that does not parse, else the first job that fails.
-    pub fn render_jobs<T: Send, E: From<Error> + Send>(
+    /// Each job rendered to the bytes `synth` writes, on every core; a render whose inputs and
+    /// build are those of one kept from an earlier run is taken from the cache, not rendered
+    /// again. The error reported is the same on every run: the first job (in `jobs`' order) whose
+    /// values fail, else the first template that does not parse, else the first render that fails.
+    pub fn render_texts(
         &self,
+        envs: &Environments,
         jobs: &[(EnvName, StackKind)],
-        render: impl Fn(EnvName, StackKind) -> Result<T, E> + Sync,
-    ) -> Result<Vec<T>, E> {
-        let mut kinds: Vec<StackKind> = vec![];
-        for &(_, kind) in jobs {
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
+        options: &Options,
+    ) -> Result<Vec<Text>, Error> {
+        let inputs = in_order(
+            jobs.par_iter()
+                .map(|&(env, kind)| {
+                    let input = self.input(envs, env, kind, options)?;
+                    let entry = self.cache().map(|c| c.render_entry(&input, options));
+                    let kept = entry.as_ref().and_then(|e| e.get());
+                    Ok::<_, Error>((input, entry, kept))
+                })
+                .collect(),
+        )?;
+        // Each template the renders left to do need, parsed once, before any of them renders.
+        let mut to_parse: Vec<&Input> = vec![];
+        for (input, _, kept) in &inputs {
+            if kept.is_none() && !to_parse.iter().any(|i| i.kind == input.kind) {
+                to_parse.push(input);
             }
         }
-        in_order(kinds.par_iter().map(|&kind| self.parse(kind)).collect())?;
         in_order(
-            jobs.par_iter()
-                .map(|&(env, kind)| render(env, kind))
+            to_parse
+                .par_iter()
+                .map(|i| self.parse(i.kind, &i.text, &i.path))
+                .collect(),
+        )?;
+        in_order(
+            inputs
+                .into_par_iter()
+                .map(|(input, entry, kept)| {
+                    let (env, kind, stack_name) = (input.env, input.kind, input.stack_name.clone());
+                    let text = match kept {
+                        Some(text) => text,
+                        None => {
+                            let text = self.finish(input)?.to_pretty();
+                            if let Some(entry) = entry {
+                                entry.put(&text);
+                            }
+                            text
+                        }
+                    };
+                    Ok::<_, Error>(Text {
+                        env,
+                        kind,
+                        stack_name,
+                        text,
+                    })
+                })
                 .collect(),
         )
     }
@@ -736,6 +841,9 @@ fn render_error(
         RenderErrorReason::MissingVariable(None) => {
             "a variable is not defined; templates may use env, stack, stack_name, resource_name, prefix, account_id, region, accounts.*, stages, pipeline.*, target.*, settings.*, options.*, build_container and bootstrap_version".to_string()
         }
+        RenderErrorReason::PartialNotFound(name) => format!(
+            "the partial `{name}` is not defined in this template: define it in the same file ({{{{#*inline \"{name}\"}}}}...{{{{/inline}}}}); a template cannot include another template"
+        ),
         other => other.to_string(),
     };
     Error::Render {
@@ -920,9 +1028,9 @@ mod tests {
         }
         // Compaction is what parsed them.
         assert!(
-            read(&compacted.sources)
+            read(&compacted.compiled)
                 .values()
-                .all(|s| s.compacted.is_some())
+                .all(|c| c.compacted.is_some())
         );
     }
 

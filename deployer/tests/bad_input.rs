@@ -442,6 +442,30 @@ fn of_two_broken_templates_the_first_rendered_is_named_every_time() {
     assert_has(&err, &["templates/bootstrap-target.json.hbs:1:"]);
 }
 
+/// Each template renders alone: one that includes another template as a partial is refused the
+/// same way whichever command renders it (synth of one environment or of all, deploy), not only
+/// where that other template happened to be parsed first.
+#[test]
+fn a_template_cannot_include_another_template() {
+    let p = Project::new();
+    p.edit(
+        "templates/catalog.json.hbs",
+        "\"ProtocolType\": \"HTTP\",",
+        "\"ProtocolType\": \"HTTP\", {{> bootstrap-target}}",
+    );
+    for args in [&["synth", "--all"][..], &["synth", "sandbox"]] {
+        let err = p.run(args).expect(2).stderr();
+        assert_has(
+            &err,
+            &[
+                "templates/catalog.json.hbs:",
+                "the partial `bootstrap-target` is not defined in this template",
+                "cannot include another template",
+            ],
+        );
+    }
+}
+
 #[test]
 fn template_that_renders_to_invalid_json_is_named_with_the_offending_line() {
     let err = synth_fails_after(

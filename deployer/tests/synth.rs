@@ -749,10 +749,11 @@ fn who_may_sign_up_follows_the_environment_and_a_protected_one_is_closed_by_defa
 #[test]
 fn kept_parses_never_change_what_is_rendered() {
     let p = Project::new();
-    let cache = p.path(".cache/deployer/templates");
+    let parses = p.path(".cache/deployer/templates");
+    let renders = p.path(".cache/deployer/rendered");
     p.run(&["synth", "--all", "--out", "first"]).expect(0);
-    let entries = || -> Vec<std::path::PathBuf> {
-        let mut e: Vec<_> = std::fs::read_dir(&cache)
+    let entries = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        let mut e: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
@@ -760,14 +761,20 @@ fn kept_parses_never_change_what_is_rendered() {
         e
     };
     assert_eq!(
-        entries().len(),
+        entries(&parses).len(),
         4,
         "one entry per template: {:?}",
-        entries()
+        entries(&parses)
+    );
+    assert_eq!(
+        entries(&renders).len(),
+        6,
+        "one entry per stack: {:?}",
+        entries(&renders)
     );
     let first = files(&p.path("first"));
 
-    // An edit is rendered at once, not the kept parse of the text before it.
+    // An edit is rendered at once, not the kept parse (or render) of the text before it.
     p.edit(
         "templates/catalog.json.hbs",
         "{{prefix}} product catalog ({{env}})",
@@ -778,17 +785,33 @@ fn kept_parses_never_change_what_is_rendered() {
         p.read("edited/sandbox-catalog.json")
             .contains("catalog catalogue (sandbox)")
     );
-    assert_eq!(entries().len(), 4, "the edit's parse replaces the old one");
+    assert_eq!(
+        entries(&parses).len(),
+        4,
+        "the edit's parse replaces the old one"
+    );
+    assert_eq!(
+        entries(&renders).len(),
+        6,
+        "the edit's render replaces the old one"
+    );
     p.edit(
         "templates/catalog.json.hbs",
         "{{prefix}} catalogue ({{env}})",
         "{{prefix}} product catalog ({{env}})",
     );
 
-    // Damaged entries are parsed again, and rewritten.
-    for entry in entries() {
+    // Damaged entries are parsed and rendered again, and rewritten: cut short, or with a byte of
+    // the kept text changed (which its digest shows).
+    for entry in entries(&parses) {
         let mut bytes = std::fs::read(&entry).unwrap();
         bytes.truncate(bytes.len() / 2);
+        std::fs::write(&entry, bytes).unwrap();
+    }
+    for entry in entries(&renders) {
+        let mut bytes = std::fs::read(&entry).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x01;
         std::fs::write(&entry, bytes).unwrap();
     }
     p.run(&["synth", "--all", "--out", "damaged"]).expect(0);
@@ -805,6 +828,81 @@ fn kept_parses_never_change_what_is_rendered() {
     .expect(0);
     assert_eq!(files(&p.path("uncached")), first);
     assert!(!p.path(".cache").exists());
+}
+
+/// A kept render is used only while everything the render reads is the same: an environment's
+/// value, a setting's declared default, the template. Each change below is rendered, and gives
+/// what a run with no cache gives.
+#[test]
+fn kept_renders_follow_every_input() {
+    let p = Project::new();
+    let synth = |out: &str| {
+        p.run(&["synth", "--all", "--out", out]).expect(0);
+        p.run_with(
+            &["synth", "--all", "--out", &format!("{out}-uncached")],
+            &[("DEPLOYER_CACHE_DIR", "")],
+        )
+        .expect(0);
+        let kept = files(&p.path(out));
+        assert_eq!(kept, files(&p.path(&format!("{out}-uncached"))), "{out}");
+        kept
+    };
+    let before = synth("before");
+    // Nothing changed: each stack's kept render serves, and no entry is written again.
+    let rendered = p.path(".cache/deployer/rendered");
+    let written = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+        let mut e: Vec<_> = std::fs::read_dir(&rendered)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path(), e.metadata().unwrap().modified().unwrap())
+            })
+            .collect();
+        e.sort();
+        e
+    };
+    let kept = written();
+    assert_eq!(kept.len(), 6, "{kept:?}");
+    p.run(&["synth", "--all", "--out", "again"]).expect(0);
+    assert_eq!(files(&p.path("again")), before);
+    assert_eq!(written(), kept, "a kept render was rendered again");
+
+    // A value in an environment's file.
+    // (The first of them: the query function's.)
+    p.edit(
+        "environments/prod.toml",
+        "memory_mb = 512",
+        "memory_mb = 1024",
+    );
+    let memory = synth("memory");
+    assert!(memory["prod-catalog.json"] != before["prod-catalog.json"]);
+    assert_eq!(
+        memory["sandbox-catalog.json"],
+        before["sandbox-catalog.json"]
+    );
+    assert!(String::from_utf8_lossy(&memory["prod-catalog.json"]).contains("\"MemorySize\": 1024"));
+
+    // A setting's default, declared beside the template.
+    p.edit(
+        "templates/catalog.settings.toml",
+        "default = 100.0",
+        "default = 75.0",
+    );
+    p.edit("environments/sandbox.toml", "rate_limit = 100.0\n", "");
+    let default = synth("default");
+    assert!(
+        String::from_utf8_lossy(&default["sandbox-catalog.json"])
+            .contains("\"ThrottlingRateLimit\": 75")
+    );
+
+    // An account the pipeline deploys to, which other environments' stacks read.
+    p.edit(
+        "environments/prod.toml",
+        "account_id = \"333333333333\"",
+        "account_id = \"444444444444\"",
+    );
+    let account = synth("account");
+    assert!(account["pipeline-pipeline.json"] != default["pipeline-pipeline.json"]);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use crate::output::Report;
-use crate::render::{Renderer, StackKind};
+use crate::render::{Options, Renderer, StackKind, Text};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -54,13 +54,8 @@ pub fn synth(
     out: &Path,
 ) -> Result<SynthReport, Error> {
     let jobs = crate::render::all_stacks(envs, which);
-    write(
-        renderer.render_jobs(&jobs, |env, kind| {
-            formatted(renderer.render(envs, env, kind))
-        })?,
-        out,
-        "",
-    )
+    let rendered = renderer.render_texts(envs, &jobs, &Options::default())?;
+    write(rendered, out, "")
 }
 
 /// A feature branch's stacks in `env` (one of each of its stacks), as `deploy --branch` would
@@ -74,47 +69,34 @@ pub fn synth_branch(
     out: &Path,
 ) -> Result<SynthReport, Error> {
     super::deploy::branches_allowed(envs, env)?;
-    let options = crate::render::Options {
+    let options = Options {
         branch: Some(branch.to_string()),
         ..Default::default()
     };
-    let jobs: Vec<_> = crate::render::StackKind::services(envs, env)
+    let jobs: Vec<_> = StackKind::services(envs, env)
         .into_iter()
         .map(|kind| (env, kind))
         .collect();
-    let rendered = renderer.render_jobs(&jobs, |env, kind| {
-        formatted(renderer.render_with(envs, env, kind, &options))
-    })?;
-    write(rendered, out, "branch-")
-}
-
-/// A render with its file's text (formatting is as much work as rendering, and done on the same
-/// core).
-fn formatted(
-    rendered: Result<crate::render::Rendered, crate::render::Error>,
-) -> Result<(crate::render::Rendered, String), Error> {
-    let rendered = rendered?;
-    let text = rendered.to_pretty();
-    Ok((rendered, text))
+    write(
+        renderer.render_texts(envs, &jobs, &options)?,
+        out,
+        "branch-",
+    )
 }
 
 /// Writes the files once every stack rendered: a bad template leaves no half-written DIR.
-fn write(
-    rendered: Vec<(crate::render::Rendered, String)>,
-    out: &Path,
-    infix: &str,
-) -> Result<SynthReport, Error> {
+fn write(rendered: Vec<Text>, out: &Path, infix: &str) -> Result<SynthReport, Error> {
     std::fs::create_dir_all(out).map_err(|source| Error::Write {
         path: out.to_path_buf(),
         source,
     })?;
     let files = rendered
         .into_iter()
-        .map(|(r, text)| {
+        .map(|r| {
             let path = out.join(format!("{}-{infix}{}.json", r.env, r.kind.template_name()));
             // A file that already holds these bytes is left alone, its modification time too.
-            if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
-                std::fs::write(&path, &text).map_err(|source| Error::Write {
+            if std::fs::read(&path).ok().as_deref() != Some(r.text.as_bytes()) {
+                std::fs::write(&path, &r.text).map_err(|source| Error::Write {
                     path: path.clone(),
                     source,
                 })?;
@@ -123,8 +105,8 @@ fn write(
                 env: r.env,
                 kind: r.kind,
                 stack: r.stack_name,
-                bytes: text.len(),
-                text,
+                bytes: r.text.len(),
+                text: r.text,
                 path,
             })
         })

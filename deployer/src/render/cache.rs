@@ -1,17 +1,27 @@
-//! Parsed templates kept between runs. Parsing (handlebars' pest grammar) is most of what a
-//! render costs, and a template rarely changes between two commands, so each parse is kept in the
-//! user's cache directory with the text it came from. An entry counts only for the same template
-//! text (compared whole, not by a hash) and the same deployer executable (its version, size and
-//! modification time): a rebuilt or upgraded deployer, whose parser or types may differ, parses
-//! again. Any failure to read or write the cache just means a parse: the cache never changes what
-//! is rendered.
+//! Parses and renders kept between runs.
+//!
+//! Parsing (handlebars' pest grammar) is most of what a render costs, and a template rarely changes
+//! between two commands, so each parse is kept in the user's cache directory with the text it came
+//! from. An entry counts only for the same template text (compared whole, not by a hash) and the
+//! same deployer executable (its version, size and modification time): a rebuilt or upgraded
+//! deployer, whose parser or types may differ, parses again.
+//!
+//! `synth` keeps each stack's rendered bytes too, under a digest of everything the render read
+//! (`Input`: the template's text and every value it is rendered with) and the build: a render is
+//! a function of those alone, so the same digest means the same bytes. Each entry also holds a
+//! digest of its bytes, checked when read.
+//!
+//! Any failure to read or write the cache just means a parse or a render: the cache never changes
+//! what is rendered.
 //!
 //! Where: `DEPLOYER_CACHE_DIR` (empty turns the cache off), else `$XDG_CACHE_HOME/deployer`,
-//! else `$HOME/.cache/deployer`. One file per template file, rewritten when the template changes,
-//! so the cache grows with the projects rendered, not with their edits; entries unread for 30
-//! days (templates of projects gone, temporary copies) are removed whenever a parse is kept.
+//! else `$HOME/.cache/deployer`. One file per template file, and one per stack rendered by
+//! `synth` (per environment and branch), each rewritten when its input changes, so the cache
+//! grows with the projects rendered, not with their edits; entries unread for 30 days
+//! (templates of projects gone, temporary copies) are removed whenever one is written.
 
 use super::compact::Compacted;
+use super::{Input, Options};
 use handlebars::Template;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -29,6 +39,7 @@ pub struct Parsed {
 }
 
 pub struct Cache {
+    /// The cache's directory: parses in `templates/`, renders in `rendered/`.
     dir: PathBuf,
     /// This executable, as far as a cached parse depends on it.
     build: String,
@@ -53,7 +64,7 @@ impl Cache {
             .duration_since(std::time::UNIX_EPOCH)
             .ok()?;
         Some(Cache {
-            dir: dir.join("templates"),
+            dir,
             build: format!(
                 "{} {} {}",
                 env!("CARGO_PKG_VERSION"),
@@ -76,37 +87,44 @@ impl Cache {
 
     /// Keeps the parse of `text`, read from `path`, in place of what the slot held.
     pub fn put(&self, path: &Path, text: &str, parsed: &Parsed) {
-        let slot = self.slot(path);
-        let Ok(bytes) = postcard::to_stdvec(&(&self.build, text, parsed)) else {
-            return;
-        };
-        // Written aside and renamed, so that a reader never sees half an entry.
-        let aside = slot.with_extension(format!("{}.tmp", std::process::id()));
-        let written = std::fs::create_dir_all(&self.dir)
-            .and_then(|()| std::fs::write(&aside, bytes))
-            .and_then(|()| std::fs::rename(&aside, &slot));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&aside);
+        if let Ok(bytes) = postcard::to_stdvec(&(&self.build, text, parsed)) {
+            keep(&self.slot(path), &bytes);
         }
-        self.forget_older_than(STALE);
     }
 
-    /// Removes the entries last read longer ago than `age`, as their access times tell (Linux's
-    /// default `relatime` updates them at least daily; where a file system keeps none, an entry in
-    /// use may go too, and is parsed and kept again).
-    fn forget_older_than(&self, age: Duration) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
+    /// Where the render of `input` (with `options`) is kept, and under what digest.
+    pub fn render_entry(&self, input: &Input, options: &Options) -> RenderEntry {
+        // BLAKE3 (as ccache's keys): hashing every input on every run is most of what a kept
+        // render costs, and it hashes several times faster than SHA-256.
+        let mut digest = blake3::Hasher::new();
+        // Each part framed by its length, so that no two different inputs read alike.
+        let mut part = |bytes: &[u8]| {
+            digest.update(&(bytes.len() as u64).to_le_bytes());
+            digest.update(bytes);
         };
-        for entry in entries.flatten() {
-            let unused = entry
-                .metadata()
-                .and_then(|m| m.accessed())
-                .ok()
-                .and_then(|t| t.elapsed().ok());
-            if unused.is_some_and(|unused| unused > age) {
-                let _ = std::fs::remove_file(entry.path());
-            }
+        part(self.build.as_bytes());
+        part(input.kind.template_name().as_bytes());
+        part(input.env.as_str().as_bytes());
+        part(input.stack_name.as_bytes());
+        part(input.resource_name.as_bytes());
+        part(input.text.as_bytes());
+        part(&serde_json::to_vec(&input.ctx).expect("a Value always serializes"));
+        part(input.functions.join("\n").as_bytes());
+        // One slot per template file, environment and options (a branch's stacks have their own).
+        let path = std::path::absolute(&input.path).unwrap_or_else(|_| input.path.clone());
+        let slot = blake3::Hasher::new()
+            .update(path.as_os_str().as_encoded_bytes())
+            .update(&[0])
+            .update(&serde_json::to_vec(options).expect("options always serialize"))
+            .finalize();
+        RenderEntry {
+            path: self.dir.join("rendered").join(format!(
+                "{}-{}-{}.json",
+                &slot.to_hex()[..16],
+                input.env,
+                input.kind.template_name()
+            )),
+            key: digest.finalize().into(),
         }
     }
 
@@ -116,7 +134,67 @@ impl Cache {
         let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         self.dir
+            .join("templates")
             .join(format!("{}-{name}.parsed", hex::encode(&digest[..8])))
+    }
+}
+
+/// One stack's render kept by `synth`: valid while its digest is that of the render's inputs.
+pub struct RenderEntry {
+    path: PathBuf,
+    key: [u8; 32],
+}
+
+impl RenderEntry {
+    /// The bytes kept for these inputs, if they are and read back whole.
+    pub fn get(&self) -> Option<String> {
+        let bytes = std::fs::read(&self.path).ok()?;
+        let (key, text, digest) = postcard::from_bytes::<(&[u8], &str, &[u8])>(&bytes).ok()?;
+        (key == self.key && digest == blake3::hash(text.as_bytes()).as_bytes())
+            .then(|| text.to_string())
+    }
+
+    /// Keeps `text` as the render of these inputs, in place of what the slot held.
+    pub fn put(&self, text: &str) {
+        let digest = blake3::hash(text.as_bytes());
+        if let Ok(bytes) = postcard::to_stdvec(&(&self.key[..], text, &digest.as_bytes()[..])) {
+            keep(&self.path, &bytes);
+        }
+    }
+}
+
+/// Writes an entry aside and renames it into place, so that a reader never sees half an entry;
+/// then removes the entries beside it that are long unread.
+fn keep(slot: &Path, bytes: &[u8]) {
+    let Some(dir) = slot.parent() else {
+        return;
+    };
+    let aside = slot.with_extension(format!("{}.tmp", std::process::id()));
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&aside, bytes))
+        .and_then(|()| std::fs::rename(&aside, slot));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&aside);
+    }
+    forget_older_than(dir, STALE);
+}
+
+/// Removes the entries in `dir` last read longer ago than `age`, as their access times tell
+/// (Linux's default `relatime` updates them at least daily; where a file system keeps none, an
+/// entry in use may go too, and is made and kept again).
+fn forget_older_than(dir: &Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let unused = entry
+            .metadata()
+            .and_then(|m| m.accessed())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if unused.is_some_and(|unused| unused > age) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -171,5 +249,60 @@ mod tests {
             "unread for 30 days"
         );
         assert!(this.get(&new, "{\"b\": {{b}}}").is_some());
+    }
+
+    /// Each part of a render's input, and the build, changes its key; the options change its slot.
+    #[test]
+    fn a_kept_render_serves_only_the_same_inputs_and_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let this = cache(dir.path(), "this build");
+        let envs = crate::config::Environments::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../environments"),
+        )
+        .unwrap();
+        let input = || Input {
+            kind: super::super::StackKind::Service("catalog"),
+            env: envs.env("sandbox").unwrap(),
+            stack_name: "catalog-sandbox".into(),
+            path: dir.path().join("catalog.json.hbs"),
+            text: "{{a}}".into(),
+            resource_name: "catalog-sandbox".into(),
+            ctx: serde_json::json!({"a": 1}),
+            functions: vec!["query".into()],
+        };
+        let options = Options::default();
+        let entry = this.render_entry(&input(), &options);
+        assert!(entry.get().is_none());
+        entry.put("rendered");
+        assert_eq!(
+            this.render_entry(&input(), &options).get().as_deref(),
+            Some("rendered")
+        );
+        let changed: [&dyn Fn(&mut Input); 6] = [
+            &|i| i.env = envs.env("prod").unwrap(),
+            &|i| i.stack_name.push('x'),
+            &|i| i.resource_name.push('x'),
+            &|i| i.text.push(' '),
+            &|i| i.ctx["a"] = serde_json::json!(2),
+            &|i| i.functions.push("import".into()),
+        ];
+        for change in changed {
+            let mut other = input();
+            change(&mut other);
+            let entry = this.render_entry(&other, &options);
+            assert!(entry.key != this.render_entry(&input(), &options).key);
+            assert!(entry.get().is_none());
+        }
+        assert!(
+            cache(dir.path(), "a rebuild")
+                .render_entry(&input(), &options)
+                .get()
+                .is_none()
+        );
+        let branch = Options {
+            branch: Some("feat/x".into()),
+            ..Options::default()
+        };
+        assert_ne!(this.render_entry(&input(), &branch).path, entry.path);
     }
 }
