@@ -31,16 +31,18 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DEPLOYER_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = match deployer::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
     let format = cli.global.output;
     let result = if cli.command.calls_aws() {
+        // What the SDK and its HTTP client log (DEPLOYER_LOG=debug shows each request); nothing
+        // else logs, so a local command needs no subscriber.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("DEPLOYER_LOG"))
+            .with_writer(std::io::stderr)
+            .init();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -51,7 +53,7 @@ fn main() -> ExitCode {
         }
     } else {
         // Nothing in AWS to clean up after a Ctrl-C, so no handler, no I/O driver and no worker
-        // threads: starting those is most of what a local command (synth) would cost.
+        // threads, whose start would cost a local command (synth) more than its work.
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("the tokio runtime starts")

@@ -331,7 +331,7 @@ impl Renderer {
         kind: StackKind,
         options: &Options,
     ) -> Result<Rendered, Error> {
-        self.finish(self.input(envs, env, kind, options)?)
+        self.finish(&self.input(envs, env, kind, options)?)
     }
 
     /// What rendering `kind` for `env` reads: its template's text, and its values worked out
@@ -403,7 +403,7 @@ impl Renderer {
     }
 
     /// The render of `input`, checked as CloudFormation.
-    fn finish(&self, input: Input) -> Result<Rendered, Error> {
+    fn finish(&self, input: &Input) -> Result<Rendered, Error> {
         let Input {
             kind,
             env,
@@ -414,7 +414,8 @@ impl Renderer {
             ctx,
             functions,
         } = input;
-        let compiled = self.parse(kind, &text, &path)?;
+        let (kind, env) = (*kind, *env);
+        let compiled = self.parse(kind, text, path)?;
         let rendered = compiled
             .hb
             .render(kind.template_name(), &ctx)
@@ -422,7 +423,7 @@ impl Renderer {
                 let reported = e.line_no.zip(e.column_no);
                 render_error(
                     e,
-                    &path,
+                    path,
                     env,
                     in_file(&compiled.text, compiled.compacted.as_ref(), reported),
                 )
@@ -448,13 +449,13 @@ impl Renderer {
             message,
         };
         check_shape(&template).map_err(not_cloudformation)?;
-        check_functions(&template, &resource_name, &functions).map_err(not_cloudformation)?;
+        check_functions(&template, resource_name, functions).map_err(not_cloudformation)?;
         check_pipelines(&template).map_err(not_cloudformation)?;
         describe_versions(&mut template);
         Ok(Rendered {
             kind,
             env,
-            stack_name,
+            stack_name: stack_name.clone(),
             template,
         })
     }
@@ -469,8 +470,9 @@ impl Renderer {
         jobs: &[(EnvName, StackKind)],
         options: &Options,
     ) -> Result<Vec<Text>, Error> {
+        // On one core: when every render is kept, starting threads would cost more than this.
         let inputs = in_order(
-            jobs.par_iter()
+            jobs.iter()
                 .map(|&(env, kind)| {
                     let input = self.input(envs, env, kind, options)?;
                     let entry = self.cache().map(|c| c.render_entry(&input, options));
@@ -486,36 +488,35 @@ impl Renderer {
                 to_parse.push(input);
             }
         }
+        let finish = |(input, entry, kept): (Input, Option<cache::RenderEntry>, Option<String>)| {
+            let text = match kept {
+                Some(text) => text,
+                None => {
+                    let text = self.finish(&input)?.to_pretty();
+                    if let Some(entry) = entry {
+                        entry.put(&text);
+                    }
+                    text
+                }
+            };
+            Ok(Text {
+                env: input.env,
+                kind: input.kind,
+                stack_name: input.stack_name,
+                text,
+            })
+        };
+        if to_parse.is_empty() {
+            // Every render is kept: no thread is started.
+            return inputs.into_iter().map(finish).collect();
+        }
         in_order(
             to_parse
                 .par_iter()
                 .map(|i| self.parse(i.kind, &i.text, &i.path))
                 .collect(),
         )?;
-        in_order(
-            inputs
-                .into_par_iter()
-                .map(|(input, entry, kept)| {
-                    let (env, kind, stack_name) = (input.env, input.kind, input.stack_name.clone());
-                    let text = match kept {
-                        Some(text) => text,
-                        None => {
-                            let text = self.finish(input)?.to_pretty();
-                            if let Some(entry) = entry {
-                                entry.put(&text);
-                            }
-                            text
-                        }
-                    };
-                    Ok::<_, Error>(Text {
-                        env,
-                        kind,
-                        stack_name,
-                        text,
-                    })
-                })
-                .collect(),
-        )
+        in_order(inputs.into_par_iter().map(finish).collect())
     }
 }
 
