@@ -471,44 +471,41 @@ impl Renderer {
         options: &Options,
     ) -> Result<Vec<Text>, Error> {
         // On one core: when every render is kept, starting threads would cost more than this.
-        let inputs = in_order(
+        // A kept render's input is let go at once, so the next job reuses its memory.
+        let jobs = in_order(
             jobs.iter()
                 .map(|&(env, kind)| {
                     let input = self.input(envs, env, kind, options)?;
                     let entry = self.cache().map(|c| c.render_entry(&input, options));
-                    let kept = entry.as_ref().and_then(|e| e.get());
-                    Ok::<_, Error>((input, entry, kept))
+                    Ok::<_, Error>(match entry.as_ref().and_then(|e| e.get()) {
+                        Some(text) => Job::Kept(input.rendered_as(text)),
+                        None => Job::Render(input, entry),
+                    })
                 })
                 .collect(),
         )?;
         // Each template the renders left to do need, parsed once, before any of them renders.
         let mut to_parse: Vec<&Input> = vec![];
-        for (input, _, kept) in &inputs {
-            if kept.is_none() && !to_parse.iter().any(|i| i.kind == input.kind) {
+        for job in &jobs {
+            if let Job::Render(input, _) = job
+                && !to_parse.iter().any(|i| i.kind == input.kind)
+            {
                 to_parse.push(input);
             }
         }
-        let finish = |(input, entry, kept): (Input, Option<cache::RenderEntry>, Option<String>)| {
-            let text = match kept {
-                Some(text) => text,
-                None => {
-                    let text = self.finish(&input)?.to_pretty();
-                    if let Some(entry) = entry {
-                        entry.put(&text);
-                    }
-                    text
+        let finish = |job| match job {
+            Job::Kept(text) => Ok(text),
+            Job::Render(input, entry) => {
+                let text = self.finish(&input)?.to_pretty();
+                if let Some(entry) = entry {
+                    entry.put(&text);
                 }
-            };
-            Ok(Text {
-                env: input.env,
-                kind: input.kind,
-                stack_name: input.stack_name,
-                text,
-            })
+                Ok(input.rendered_as(text))
+            }
         };
         if to_parse.is_empty() {
             // Every render is kept: no thread is started.
-            return inputs.into_iter().map(finish).collect();
+            return jobs.into_iter().map(finish).collect();
         }
         in_order(
             to_parse
@@ -516,7 +513,26 @@ impl Renderer {
                 .map(|i| self.parse(i.kind, &i.text, &i.path))
                 .collect(),
         )?;
-        in_order(inputs.into_par_iter().map(finish).collect())
+        in_order(jobs.into_par_iter().map(finish).collect())
+    }
+}
+
+/// One stack of `render_texts`: kept from an earlier run, or to render (and keep, where the cache
+/// has a directory).
+enum Job {
+    Kept(Text),
+    Render(Input, Option<cache::RenderEntry>),
+}
+
+impl Input {
+    /// `text`, as what this input renders to.
+    fn rendered_as(self, text: String) -> Text {
+        Text {
+            env: self.env,
+            kind: self.kind,
+            stack_name: self.stack_name,
+            text,
+        }
     }
 }
 

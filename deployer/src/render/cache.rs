@@ -145,21 +145,30 @@ pub struct RenderEntry {
     key: [u8; 32],
 }
 
+/// An entry's bytes: the inputs' digest, the text's digest, then the text as it is (so that a
+/// kept render is read without a copy).
+const HEADER: usize = 64;
+
 impl RenderEntry {
     /// The bytes kept for these inputs, if they are and read back whole.
     pub fn get(&self) -> Option<String> {
-        let bytes = std::fs::read(&self.path).ok()?;
-        let (key, text, digest) = postcard::from_bytes::<(&[u8], &str, &[u8])>(&bytes).ok()?;
-        (key == self.key && digest == blake3::hash(text.as_bytes()).as_bytes())
-            .then(|| text.to_string())
+        let mut bytes = std::fs::read(&self.path).ok()?;
+        let (key, rest) = bytes.split_first_chunk::<32>()?;
+        let (digest, text) = rest.split_first_chunk::<32>()?;
+        if *key != self.key || digest != blake3::hash(text).as_bytes() {
+            return None;
+        }
+        bytes.drain(..HEADER);
+        String::from_utf8(bytes).ok()
     }
 
     /// Keeps `text` as the render of these inputs, in place of what the slot held.
     pub fn put(&self, text: &str) {
-        let digest = blake3::hash(text.as_bytes());
-        if let Ok(bytes) = postcard::to_stdvec(&(&self.key[..], text, &digest.as_bytes()[..])) {
-            keep(&self.path, &bytes);
-        }
+        let mut bytes = Vec::with_capacity(HEADER + text.len());
+        bytes.extend_from_slice(&self.key);
+        bytes.extend_from_slice(blake3::hash(text.as_bytes()).as_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        keep(&self.path, &bytes);
     }
 }
 
