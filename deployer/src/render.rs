@@ -404,21 +404,11 @@ impl Renderer {
 
     /// The render of `input`, checked as CloudFormation.
     fn finish(&self, input: &Input) -> Result<Rendered, Error> {
-        let Input {
-            kind,
-            env,
-            stack_name,
-            path,
-            text,
-            resource_name,
-            ctx,
-            functions,
-        } = input;
-        let (kind, env) = (*kind, *env);
-        let compiled = self.parse(kind, text, path)?;
+        let (kind, env, path) = (input.kind, input.env, &input.path);
+        let compiled = self.parse(kind, &input.text, path)?;
         let rendered = compiled
             .hb
-            .render(kind.template_name(), &ctx)
+            .render(kind.template_name(), &input.ctx)
             .map_err(|e| {
                 let reported = e.line_no.zip(e.column_no);
                 render_error(
@@ -449,13 +439,14 @@ impl Renderer {
             message,
         };
         check_shape(&template).map_err(not_cloudformation)?;
-        check_functions(&template, resource_name, functions).map_err(not_cloudformation)?;
+        check_functions(&template, &input.resource_name, &input.functions)
+            .map_err(not_cloudformation)?;
         check_pipelines(&template).map_err(not_cloudformation)?;
         describe_versions(&mut template);
         Ok(Rendered {
             kind,
             env,
-            stack_name: stack_name.clone(),
+            stack_name: input.stack_name.clone(),
             template,
         })
     }
