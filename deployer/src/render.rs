@@ -219,10 +219,10 @@ struct Compiled {
 /// Everything one render reads: its template's text and the values it is rendered with. What it
 /// renders to is a function of this and the deployer's build alone (helpers read nothing else),
 /// which is what lets `synth` keep a render between runs.
-pub struct Input {
-    pub kind: StackKind,
-    pub env: EnvName,
-    pub stack_name: String,
+struct Input {
+    kind: StackKind,
+    env: EnvName,
+    stack_name: String,
     path: PathBuf,
     text: String,
     resource_name: String,
@@ -336,7 +336,7 @@ impl Renderer {
 
     /// What rendering `kind` for `env` reads: its template's text, and its values worked out
     /// from the environments and the stack's settings (checked against their declarations).
-    pub fn input(
+    fn input(
         &self,
         envs: &Environments,
         env: EnvName,
@@ -463,18 +463,17 @@ impl Renderer {
     ) -> Result<Vec<Text>, Error> {
         // On one core: when every render is kept, starting threads would cost more than this.
         // A kept render's input is let go at once, so the next job reuses its memory.
-        let jobs = in_order(
-            jobs.iter()
-                .map(|&(env, kind)| {
-                    let input = self.input(envs, env, kind, options)?;
-                    let entry = self.cache().map(|c| c.render_entry(&input, options));
-                    Ok::<_, Error>(match entry.as_ref().and_then(|e| e.get()) {
-                        Some(text) => Job::Kept(input.rendered_as(text)),
-                        None => Job::Render(input, entry),
-                    })
+        let jobs = jobs
+            .iter()
+            .map(|&(env, kind)| {
+                let input = self.input(envs, env, kind, options)?;
+                let entry = self.cache().map(|c| c.render_entry(&input, options));
+                Ok(match entry.as_ref().and_then(|e| e.get()) {
+                    Some(text) => Job::Kept(input.rendered_as(text)),
+                    None => Job::Render(input, entry),
                 })
-                .collect(),
-        )?;
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         // Each template the renders left to do need, parsed once, before any of them renders.
         let mut to_parse: Vec<&Input> = vec![];
         for job in &jobs {
