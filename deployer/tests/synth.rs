@@ -399,6 +399,65 @@ fn actions(t: &serde_json::Value, role: &str) -> Vec<String> {
         .collect()
 }
 
+/// CloudFormation authorizes every change set action (CreateChangeSet, DescribeChangeSet,
+/// ExecuteChangeSet, DeleteChangeSet, ListChangeSets) against the stack alone (the Service
+/// Authorization Reference lists no other resource type for them), so each grant of one names
+/// stacks: a `changeSet/...` ARN would grant nothing and read as if change sets were guarded by
+/// their names. The emulator cannot show this; IAM's own resource types do.
+#[test]
+fn change_set_grants_name_stacks_only() {
+    let p = Project::new();
+    p.run(&["synth", "--all"]).expect(0);
+    let mut checked = 0;
+    for file in [
+        "sandbox-bootstrap-target.json",
+        "prod-bootstrap-target.json",
+        "pipeline-bootstrap-pipeline.json",
+    ] {
+        let t: serde_json::Value = serde_json::from_str(&p.read(&format!("out/{file}"))).unwrap();
+        for (id, resource) in t["Resources"].as_object().unwrap() {
+            let policies = resource["Properties"]["Policies"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let documents = policies
+                .iter()
+                .map(|p| p["PolicyDocument"].clone())
+                .chain(resource["Properties"].get("PolicyDocument").cloned());
+            for document in documents {
+                for statement in document["Statement"].as_array().unwrap() {
+                    let actions: Vec<&str> = match &statement["Action"] {
+                        serde_json::Value::Array(a) => {
+                            a.iter().filter_map(|a| a.as_str()).collect()
+                        }
+                        a => a.as_str().into_iter().collect(),
+                    };
+                    if !actions
+                        .iter()
+                        .any(|a| a.starts_with("cloudformation:") && a.contains("ChangeSet"))
+                    {
+                        continue;
+                    }
+                    let resources = match &statement["Resource"] {
+                        serde_json::Value::Array(r) => r.clone(),
+                        r => vec![r.clone()],
+                    };
+                    for r in resources {
+                        let arn = r["Fn::Sub"]
+                            .as_str()
+                            .or(r.as_str())
+                            .unwrap_or_default()
+                            .to_string();
+                        assert!(!arn.contains(":changeSet/"), "{file} {id}: {arn}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} change set grants found");
+}
+
 #[test]
 fn reads_writes_and_imports_are_three_functions_of_one_artifact() {
     let p = Project::new();
