@@ -999,4 +999,22 @@ fn synth_leaves_a_file_that_already_holds_its_bytes_alone() {
         p.read("out/prod-catalog.json")
             .contains("\"RetentionInDays\": 30")
     );
+    // Written aside and renamed: nothing else is left in the directory, and the file is readable
+    // by others as `std::fs::write` makes it (a temporary file alone would be private).
+    let names: Vec<String> = std::fs::read_dir(p.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with(".json") && !n.starts_with('.')),
+        "{names:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p.path("out/prod-catalog.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o044, 0o044, "{mode:o}");
 }

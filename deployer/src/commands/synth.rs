@@ -96,7 +96,7 @@ fn write(rendered: Vec<Text>, out: &Path, infix: &str) -> Result<SynthReport, Er
             let path = out.join(format!("{}-{infix}{}.json", r.env, r.kind.template_name()));
             // A file that already holds these bytes is left alone, its modification time too.
             if std::fs::read(&path).ok().as_deref() != Some(r.text.as_bytes()) {
-                std::fs::write(&path, &r.text).map_err(|source| Error::Write {
+                write_whole(&path, r.text.as_bytes()).map_err(|source| Error::Write {
                     path: path.clone(),
                     source,
                 })?;
@@ -112,6 +112,21 @@ fn write(rendered: Vec<Text>, out: &Path, infix: &str) -> Result<SynthReport, Er
         })
         .collect::<Result<_, Error>>()?;
     Ok(SynthReport { files })
+}
+
+/// Writes `bytes` aside and renames them over `path`: synth takes no Ctrl-C handler, and an
+/// interrupted run must not leave a file cut short. Made as `std::fs::write` would (0666 less the
+/// umask), not private as a temporary file is.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt;
+    let mut aside = tempfile::Builder::new()
+        .prefix(".synth-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(path.parent().unwrap_or(Path::new(".")))?;
+    aside.write_all(bytes)?;
+    aside.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Render the CloudFormation templates of one environment (the pipeline or a stage's), or all,
