@@ -24,7 +24,6 @@ use super::compact::Compacted;
 use super::{Input, Options};
 use handlebars::Template;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -76,7 +75,7 @@ impl Cache {
 
     /// The parse of `text`, read from `path`, if this build kept one.
     pub fn get(&self, path: &Path, text: &str) -> Option<Parsed> {
-        let bytes = std::fs::read(self.slot(path)).ok()?;
+        let bytes = std::fs::read(self.parse_slot(path)).ok()?;
         // The build and the text first: an entry of another is never decoded further.
         let (build, rest) = postcard::take_from_bytes::<&str>(&bytes).ok()?;
         let (source, parsed) = postcard::take_from_bytes::<&str>(rest).ok()?;
@@ -88,7 +87,7 @@ impl Cache {
     /// Keeps the parse of `text`, read from `path`, in place of what the slot held.
     pub fn put(&self, path: &Path, text: &str, parsed: &Parsed) {
         if let Ok(bytes) = postcard::to_stdvec(&(&self.build, text, parsed)) {
-            keep(&self.slot(path), &bytes);
+            keep(&self.parse_slot(path), &bytes);
         }
     }
 
@@ -111,31 +110,31 @@ impl Cache {
         part(&serde_json::to_vec(&input.ctx).expect("a Value always serializes"));
         part(input.functions.join("\n").as_bytes());
         // One slot per template file, environment and options (a branch's stacks have their own).
-        let path = std::path::absolute(&input.path).unwrap_or_else(|_| input.path.clone());
-        let slot = blake3::Hasher::new()
-            .update(path.as_os_str().as_encoded_bytes())
-            .update(&[0])
-            .update(&serde_json::to_vec(options).expect("options always serialize"))
-            .finalize();
+        let options = serde_json::to_vec(options).expect("options always serialize");
+        let name = format!("{}-{}.json", input.env, input.kind.template_name());
         RenderEntry {
-            path: self.dir.join("rendered").join(format!(
-                "{}-{}-{}.json",
-                &slot.to_hex()[..16],
-                input.env,
-                input.kind.template_name()
-            )),
+            path: self.slot("rendered", &input.path, &options, &name),
             key: digest.finalize().into(),
         }
     }
 
-    /// One slot per template file, named after its absolute path.
-    fn slot(&self, path: &Path) -> PathBuf {
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
+    /// One parse slot per template file.
+    fn parse_slot(&self, path: &Path) -> PathBuf {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
+        self.slot("templates", path, &[], &format!("{name}.parsed"))
+    }
+
+    /// `dir/<digest>-<name>`, the digest of `path` made absolute and of `extra`.
+    fn slot(&self, dir: &str, path: &Path, extra: &[u8], name: &str) -> PathBuf {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let digest = blake3::Hasher::new()
+            .update(path.as_os_str().as_encoded_bytes())
+            .update(&[0])
+            .update(extra)
+            .finalize();
         self.dir
-            .join("templates")
-            .join(format!("{}-{name}.parsed", hex::encode(&digest[..8])))
+            .join(dir)
+            .join(format!("{}-{name}", &digest.to_hex()[..16]))
     }
 }
 
@@ -248,7 +247,7 @@ mod tests {
         let long_ago = std::time::SystemTime::now() - STALE - Duration::from_secs(60);
         std::fs::File::options()
             .write(true)
-            .open(this.slot(&old))
+            .open(this.parse_slot(&old))
             .unwrap()
             .set_times(std::fs::FileTimes::new().set_accessed(long_ago))
             .unwrap();
