@@ -36,10 +36,9 @@ use error::Error;
 pub async fn run(mut cli: Cli) -> Result<u8, Error> {
     // Needs no environment files: it works anywhere the binary is installed.
     if let Command::Completions { shell } = cli.command {
-        use clap::CommandFactory;
         clap_complete::generate(
             shell,
-            &mut Cli::command(),
+            &mut Cli::completion_command(),
             "deployer",
             &mut std::io::stdout(),
         );

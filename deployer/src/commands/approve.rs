@@ -4,7 +4,6 @@ use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use crate::pipeline;
 
-/// Approve the pipeline execution waiting to promote an artifact to the next stage.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Recorded with the approval, for whoever reads the pipeline's history.

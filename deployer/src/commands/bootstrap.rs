@@ -34,8 +34,6 @@ pub async fn bootstrap(
     Ok(report)
 }
 
-/// Create or update an account's bootstrap stack: roles, artifact bucket, version marker (and for
-/// pipeline: KMS key, ECR repository). Needs credentials in that account.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose account to prepare (`pipeline` or a stage's); sign in to that

@@ -281,7 +281,6 @@ impl Observer for Shared<'_, '_> {
     }
 }
 
-/// Feature-branch stacks, in the environment that holds them.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]

@@ -412,7 +412,6 @@ pub async fn deploy(
     Ok(report)
 }
 
-/// Create or update an environment's stack through a change set.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]

@@ -72,7 +72,6 @@ pub async fn destroy(
     })
 }
 
-/// Delete an environment's stack (a protected environment's is refused).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]

@@ -61,7 +61,6 @@ pub async fn diff(
     })
 }
 
-/// Show what `deploy` would change (through a change set that is then deleted).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]

@@ -54,8 +54,6 @@ impl Report for DoctorReport {
     }
 }
 
-/// Run the checks for one environment (or all): credentials, the roles each command assumes,
-/// bootstrap versions, GitHub's OIDC provider where branch stacks live. Exit 1 when one fails.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only this environment (default: the pipeline account and every stage's).

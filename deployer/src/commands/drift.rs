@@ -25,8 +25,6 @@ pub async fn drift(
     Ok(crate::drift::detect(&stacks, &name, progress).await?)
 }
 
-/// Compare a stack's resources with its template (CloudFormation drift detection). Exit status
-/// 0 in sync, 1 drifted, 2 bad input, 3 detection failed (nobody can tell).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]

@@ -17,8 +17,6 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// Remove artifacts no stack, change set or history entry references from an environment's
-/// artifact bucket.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose artifact bucket to collect (shared by every environment of its

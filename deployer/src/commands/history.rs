@@ -7,7 +7,6 @@ use crate::error::Error;
 use crate::history::Entry;
 use serde::Serialize;
 
-/// List the artifacts a stack ran, newest first (what `rollback` chooses from).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]

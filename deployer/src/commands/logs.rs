@@ -45,7 +45,6 @@ pub async fn logs(
     ))
 }
 
-/// Print the functions' logs, oldest first.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]

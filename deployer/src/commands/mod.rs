@@ -135,7 +135,8 @@ pub async fn confirm(
     Ok(())
 }
 
-/// Which stack a command acts on: the environment, and the stack where it holds several.
+// Which stack a command acts on: the environment, and the stack where it holds several. Not a doc
+// comment: on a flattened struct clap would take one for the description of the command it is in.
 #[derive(Debug, Args)]
 pub struct StackArgs {
     /// The environment (a stage's; see pipeline.toml).

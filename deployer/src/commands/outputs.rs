@@ -49,7 +49,6 @@ pub async fn outputs(
     })
 }
 
-/// Print the outputs of an environment's stack.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]

@@ -4,7 +4,6 @@ use crate::config::{EnvName, Environments};
 use crate::error::Error;
 use std::path::PathBuf;
 
-/// Build the app for Lambda, zip it deterministically and write a manifest with its sha256.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose lambda.architecture to build for (default: the first stage's;

@@ -5,7 +5,6 @@ use crate::error::Error;
 use crate::render::{Options, Renderer, StackKind};
 use clap::Subcommand;
 
-/// The delivery pipeline in the pipeline account.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -42,7 +41,8 @@ struct RunArgs {
     run: LocalRun,
 }
 
-/// How a local run goes: `pipeline run --local`'s and `rollback --local`'s.
+// How a local run goes: `pipeline run --local`'s and `rollback --local`'s (not a doc comment: see
+// StackArgs).
 #[derive(Debug, clap::Args)]
 pub struct LocalRun {
     /// Build leaves out the project's tests (scripts/test), saying so: for a quick demo.

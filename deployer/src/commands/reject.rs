@@ -3,7 +3,6 @@
 use crate::config::Environments;
 use crate::error::Error;
 
-/// Reject the pipeline execution waiting for approval.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Why: it is recorded with the rejection.

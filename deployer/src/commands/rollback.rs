@@ -11,7 +11,6 @@ use crate::render::Renderer;
 use crate::stack::{Action, DeployOptions};
 use serde::Serialize;
 
-/// Redeploy the artifact a stack ran before the current one (see `deployer history`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]

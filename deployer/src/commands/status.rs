@@ -124,7 +124,6 @@ async fn status_of_env(envs: &Environments, env: EnvName) -> Result<Vec<StackSta
         .collect()
 }
 
-/// The state of every stack the deployer keeps, in one environment or all.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only this environment (default: the pipeline account and every stage's).

@@ -129,8 +129,6 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Render the CloudFormation templates of one environment (the pipeline or a stage's), or all,
-/// into a directory.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["env", "all"])))]
 pub struct Args {

@@ -3,8 +3,6 @@
 use crate::config::{EnvName, Environments};
 use crate::error::Error;
 
-/// Smoke-test an environment's API: health, reads, refused writes, and with a verifier's
-/// credentials a throwaway product made, read, changed and deleted. Exit 1 when a check fails.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
