@@ -6,8 +6,17 @@ use common::{Emulator, Project, SANDBOX, bootstrapped};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-/// Writes `messages` to a function's log group in sandbox, `ago_ms` before now.
-async fn log(emu: &Emulator, function: &str, messages: &[(&str, i64)]) {
+/// Milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Writes `messages` to a function's log group in sandbox, `ago_ms` before `now` (one `now` for
+/// the lines whose order a test checks: on a loaded machine the calls are seconds apart).
+async fn log(emu: &Emulator, function: &str, now: i64, messages: &[(&str, i64)]) {
     let logs = aws_sdk_cloudwatchlogs::Client::new(&common::sdk_config(emu, SANDBOX));
     let group = format!("/aws/lambda/catalog-sandbox-{function}");
     // A stream per call, as each Lambda instance writes its own.
@@ -20,10 +29,6 @@ async fn log(emu: &Emulator, function: &str, messages: &[(&str, i64)]) {
         .send()
         .await
         .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
     let mut put = logs
         .put_log_events()
         .log_group_name(&group)
@@ -62,18 +67,21 @@ async fn logs_merge_the_functions_in_time_order_and_follow_new_ones() {
     let emu = Emulator::start();
     let p = bootstrapped(&emu);
     p.run(&["deploy", "sandbox"]).expect(0);
+    let now = now_ms();
     log(
         &emu,
         "query",
+        now,
         &[("GET /products 200", 3_000), ("GET /health 200", 1_000)],
     )
     .await;
-    log(&emu, "command", &[("POST /products 201", 2_000)]).await;
-    log(&emu, "import", &[("imported long ago", 3_600_000)]).await;
+    log(&emu, "command", now, &[("POST /products 201", 2_000)]).await;
+    log(&emu, "import", now, &[("imported long ago", 3_600_000)]).await;
     // The app's own lines are JSON: --output json gives them as objects, not strings.
     log(
         &emu,
         "query",
+        now,
         &[(r#"{"level":"INFO","fields":{"status":200}}"#, 1_500)],
     )
     .await;
@@ -152,7 +160,7 @@ async fn logs_merge_the_functions_in_time_order_and_follow_new_ones() {
             .unwrap()
             .ends_with("POST /products 201")
     );
-    log(&emu, "command", &[("PUT /products/1 200", 0)]).await;
+    log(&emu, "command", now_ms(), &[("PUT /products/1 200", 0)]).await;
     let next = lines.next().unwrap().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
