@@ -202,6 +202,9 @@ pub struct Renderer {
     /// registry, `{{> other}}` would find another template only where a command had happened to
     /// parse it first, and a kept render could be stale.)
     compiled: RwLock<HashMap<&'static str, Arc<Compiled>>>,
+    /// Each service stack's settings declarations as read, while its file holds the same text:
+    /// a run renders a stack for every stage, and parsing the file is most of resolving them.
+    declarations: RwLock<HashMap<&'static str, Arc<crate::settings::Declarations>>>,
     dir: PathBuf,
     /// Parses and renders kept between runs, unless the environment leaves the cache no directory.
     cache: Option<cache::Cache>,
@@ -268,6 +271,7 @@ impl Renderer {
         }
         Ok(Renderer {
             compiled: RwLock::new(HashMap::new()),
+            declarations: RwLock::new(HashMap::new()),
             dir: dir.to_path_buf(),
             cache: cache::Cache::from_env(),
             compact: true,
@@ -313,6 +317,22 @@ impl Renderer {
         });
         write(&self.compiled).insert(name, compiled.clone());
         Ok(compiled)
+    }
+
+    /// `stack`'s settings declarations, read again only where its file changed since.
+    fn declarations(
+        &self,
+        stack: &'static str,
+    ) -> Result<Arc<crate::settings::Declarations>, ConfigError> {
+        if let Some(d) = read(&self.declarations)
+            .get(stack)
+            .filter(|d| d.is_current())
+        {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(crate::settings::Declarations::read(&self.dir, stack)?);
+        write(&self.declarations).insert(stack, d.clone());
+        Ok(d)
     }
 
     pub fn render(
@@ -367,7 +387,7 @@ impl Renderer {
         ctx["stack"] = json!(kind.template_name());
         let settings = match (kind, envs.target(env)) {
             (StackKind::Service(name), Some(target)) => crate::settings::resolve(
-                &self.dir,
+                &*self.declarations(name)?,
                 name,
                 &envs.file(env),
                 target.settings.get(name),
@@ -1081,5 +1101,39 @@ mod tests {
             "Delete"
         );
         assert!(branch.template["Resources"].get("ApiDomain").is_none());
+    }
+
+    /// A renderer reads a stack's settings declarations once, and again where the file changed.
+    #[test]
+    fn declarations_are_read_again_once_their_file_changes() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let envs = Environments::load(&root.join("environments")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for file in std::fs::read_dir(root.join("templates")).unwrap() {
+            let file = file.unwrap();
+            std::fs::copy(file.path(), dir.path().join(file.file_name())).unwrap();
+        }
+        let mut renderer = Renderer::load(dir.path()).unwrap();
+        renderer.cache = None;
+        let (sandbox, catalog) = (envs.env("sandbox").unwrap(), StackKind::Service("catalog"));
+        assert!(renderer.render(&envs, sandbox, catalog).is_ok());
+        assert!(renderer.render(&envs, sandbox, catalog).is_ok());
+        // A minimum sandbox's burst_limit (200) is under.
+        let declarations = dir.path().join("catalog.settings.toml");
+        let text = std::fs::read_to_string(&declarations).unwrap();
+        let raised =
+            "[throttling.fields.burst_limit]\ntype = \"integer\"\ndefault = 1000\nmin = 1000";
+        let edited = text.replacen(
+            "[throttling.fields.burst_limit]\ntype = \"integer\"\ndefault = 200\nmin = 1",
+            raised,
+            1,
+        );
+        assert!(edited.contains(raised));
+        std::fs::write(&declarations, edited).unwrap();
+        let err = renderer
+            .render(&envs, sandbox, catalog)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("burst_limit"), "{err}");
     }
 }

@@ -212,38 +212,57 @@ pub fn declarations_path(templates: &Path, stack: &str) -> PathBuf {
     templates.join(format!("{stack}.settings.toml"))
 }
 
-/// A stack's declarations file: its path, text and declarations (none without the file).
-fn declarations(
-    templates: &Path,
-    stack: &str,
-) -> Result<(PathBuf, String, BTreeMap<String, Declaration>), ConfigError> {
-    let path = declarations_path(templates, stack);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => return Err(ConfigError::Read { path, source }),
-    };
-    let declared = toml::from_str(&text).map_err(|e| {
-        let message = format!(
-            "{}; each setting is a table with type (string, integer, number, boolean, list, table or function), doc and optionally default, protected_default, optional, min, max, one_of, format, at_most, differs_from, branches and (for a table) fields",
-            e.message().trim()
-        );
-        match e.span() {
-            Some(span) => ConfigError::at(&path, &text, span, message),
-            None => ConfigError::Invalid {
-                path: path.clone(),
-                line: None,
-                message,
-            },
+/// A stack's declarations file as read: its path, text and declarations (none without the file).
+/// What is checked against the environment (`resolve`) is checked on every use.
+pub struct Declarations {
+    path: PathBuf,
+    text: String,
+    declared: BTreeMap<String, Declaration>,
+}
+
+impl Declarations {
+    pub fn read(templates: &Path, stack: &str) -> Result<Self, ConfigError> {
+        let path = declarations_path(templates, stack);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let declared = toml::from_str(&text).map_err(|e| {
+            let message = format!(
+                "{}; each setting is a table with type (string, integer, number, boolean, list, table or function), doc and optionally default, protected_default, optional, min, max, one_of, format, at_most, differs_from, branches and (for a table) fields",
+                e.message().trim()
+            );
+            match e.span() {
+                Some(span) => ConfigError::at(&path, &text, span, message),
+                None => ConfigError::Invalid {
+                    path: path.clone(),
+                    line: None,
+                    message,
+                },
+            }
+        })?;
+        Ok(Declarations {
+            path,
+            text,
+            declared,
+        })
+    }
+
+    /// Whether these are still what the file holds.
+    pub fn is_current(&self) -> bool {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => text == self.text,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound && self.text.is_empty(),
         }
-    })?;
-    Ok((path, text, declared))
+    }
 }
 
 /// The stack's Lambda functions: the keys it declares `type = "function"`, wherever they nest.
 pub fn functions(templates: &Path, stack: &str) -> Result<Vec<String>, ConfigError> {
-    let (_, _, declared) = declarations(templates, stack)?;
-    Ok(function_keys(&declared))
+    Ok(function_keys(
+        &Declarations::read(templates, stack)?.declared,
+    ))
 }
 
 fn function_keys(declared: &BTreeMap<String, Declaration>) -> Vec<String> {
@@ -267,18 +286,18 @@ pub struct Resolved {
 /// `env_file`) or its default, checked against its declaration. A stack without a declarations
 /// file takes none.
 pub fn resolve(
-    templates: &Path,
+    declarations: &Declarations,
     stack: &str,
     env_file: &Path,
     values: Option<&toml::Table>,
     scope: &Scope,
 ) -> Result<Resolved, ConfigError> {
-    let (path, text, mut declared) = declarations(templates, stack)?;
+    let mut declared = declarations.declared.clone();
     let resolver = Resolver {
         stack,
         scope,
-        declarations: &path,
-        declarations_text: &text,
+        declarations: &declarations.path,
+        declarations_text: &declarations.text,
         env_file,
     };
     resolver.check_declarations(&mut declared, &mut vec![])?;
@@ -680,14 +699,9 @@ mod tests {
         let env_file = dir.path().join("staging.toml");
         std::fs::write(&env_file, env).unwrap();
         let file: File = toml::from_str(env).unwrap();
-        let result = resolve(
-            dir.path(),
-            "orders",
-            &env_file,
-            file.settings.get("orders"),
-            scope,
-        )
-        .map(|r| r.values);
+        let result = Declarations::read(dir.path(), "orders")
+            .and_then(|d| resolve(&d, "orders", &env_file, file.settings.get("orders"), scope))
+            .map(|r| r.values);
         (dir, result)
     }
 

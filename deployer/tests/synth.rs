@@ -861,7 +861,7 @@ fn kept_parses_never_change_what_is_rendered() {
     );
 
     // Damaged entries are parsed and rendered again, and rewritten: cut short, or with a byte of
-    // the kept text changed (which its digest shows).
+    // the kept text changed (which its CRC shows).
     for entry in entries(&parses) {
         let mut bytes = std::fs::read(&entry).unwrap();
         bytes.truncate(bytes.len() / 2);

@@ -9,7 +9,7 @@
 //! `synth` keeps each stack's rendered bytes too, under a digest of everything the render read
 //! (`Input`: the template's text and every value it is rendered with) and the build: a render is
 //! a function of those alone, so the same digest means the same bytes. Each entry also holds a
-//! digest of its bytes, checked when read.
+//! CRC-32 of its bytes, checked when read.
 //!
 //! Any failure to read or write the cache just means a parse or a render: the cache never changes
 //! what is rendered.
@@ -144,17 +144,18 @@ pub struct RenderEntry {
     key: [u8; 32],
 }
 
-/// An entry's bytes: the inputs' digest, the text's digest, then the text as it is (so that a
-/// kept render is read without a copy).
-const HEADER: usize = 64;
+/// An entry's bytes: the inputs' digest, the text's CRC-32 (little-endian), then the text as it is
+/// (so that a kept render is read without a copy). The CRC is there for damage (a disk's, another
+/// program's), as zip and gzip check their members: it costs a fraction of a digest to check.
+const HEADER: usize = 36;
 
 impl RenderEntry {
     /// The bytes kept for these inputs, if they are and read back whole.
     pub fn get(&self) -> Option<String> {
         let mut bytes = std::fs::read(&self.path).ok()?;
         let (key, rest) = bytes.split_first_chunk::<32>()?;
-        let (digest, text) = rest.split_first_chunk::<32>()?;
-        if *key != self.key || digest != blake3::hash(text).as_bytes() {
+        let (crc, text) = rest.split_first_chunk::<4>()?;
+        if *key != self.key || u32::from_le_bytes(*crc) != crc32fast::hash(text) {
             return None;
         }
         bytes.drain(..HEADER);
@@ -165,7 +166,7 @@ impl RenderEntry {
     pub fn put(&self, text: &str) {
         let mut bytes = Vec::with_capacity(HEADER + text.len());
         bytes.extend_from_slice(&self.key);
-        bytes.extend_from_slice(blake3::hash(text.as_bytes()).as_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(text.as_bytes()).to_le_bytes());
         bytes.extend_from_slice(text.as_bytes());
         keep(&self.path, &bytes);
     }
