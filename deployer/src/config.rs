@@ -565,14 +565,15 @@ impl Environments {
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
         let pipeline: Pipeline = load_file(&dir.join("pipeline.toml"))?;
         let pipeline_file = dir.join("pipeline.toml");
-        let text = std::fs::read_to_string(&pipeline_file).unwrap_or_default();
-        // Every rule here is about the stages: shown at the one it is about.
+        // Every rule here is about the stages: shown at the one it is about. The file is read
+        // again only for a mistake's position.
         let invalid = |stage: Option<usize>, message: String| {
             let i = stage.map(|i| i.to_string());
             let keys = match &i {
                 Some(i) => vec!["stages", i.as_str(), "environment"],
                 None => vec!["stages"],
             };
+            let text = std::fs::read_to_string(&pipeline_file).unwrap_or_default();
             ConfigError::at_key(&pipeline_file, &text, &keys, message)
         };
         if pipeline.stages.is_empty() {
@@ -821,10 +822,11 @@ impl Environments {
 impl Target {
     /// `approval`: whether the stage that deploys it waits for a manual approval.
     fn check(&self, path: &Path, approval: bool) -> Result<(), ConfigError> {
-        // Each mistake is shown at its key (or the nearest table on the way to it).
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // Each mistake is shown at its key (or the nearest table on the way to it), in the file
+        // read again for it.
         let invalid = |key: &str, message: String| {
             let keys: Vec<&str> = key.split('.').collect();
+            let text = std::fs::read_to_string(path).unwrap_or_default();
             ConfigError::at_key(path, &text, &keys, message)
         };
         if let Some(lambda) = &self.lambda

@@ -95,7 +95,7 @@ fn write(rendered: Vec<Text>, out: &Path, infix: &str) -> Result<SynthReport, Er
         .map(|r| {
             let path = out.join(format!("{}-{infix}{}.json", r.env, r.kind.template_name()));
             // A file that already holds these bytes is left alone, its modification time too.
-            if std::fs::read(&path).ok().as_deref() != Some(r.text.as_bytes()) {
+            if !holds(&path, r.text.as_bytes()) {
                 write_whole(&path, r.text.as_bytes()).map_err(|source| Error::Write {
                     path: path.clone(),
                     source,
@@ -112,6 +112,30 @@ fn write(rendered: Vec<Text>, out: &Path, infix: &str) -> Result<SynthReport, Er
         })
         .collect::<Result<_, Error>>()?;
     Ok(SynthReport { files })
+}
+
+/// Whether the file at `path` holds exactly `bytes`: its length first, then its bytes a block at a
+/// time (a run where nothing changed compares every file, and reading each whole into memory of
+/// its own cost more than the comparing).
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    use std::io::Read as _;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if file.metadata().map(|m| m.len()).ok() != Some(bytes.len() as u64) {
+        return false;
+    }
+    let mut block = [0; 16 * 1024];
+    let mut rest = bytes;
+    loop {
+        match file.read(&mut block) {
+            Ok(0) => return rest.is_empty(),
+            Ok(n) if n <= rest.len() && block[..n] == rest[..n] => rest = &rest[n..],
+            Ok(_) => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Writes `bytes` aside and renames them over `path`: synth takes no Ctrl-C handler, and an
@@ -156,4 +180,25 @@ pub fn run(g: &super::Global, envs: &Environments, args: Args) -> Result<u8, Err
     let which = super::one_or_all(envs, args.env.as_deref())?;
     crate::output::emit(g.output, &synth(envs, &renderer, &which, &out)?);
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_compares_every_byte_across_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        let bytes: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        assert!(!holds(&path, &bytes), "no file");
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(holds(&path, &bytes));
+        let mut other = bytes.clone();
+        other[35_000] ^= 1; // in the third block
+        assert!(!holds(&path, &other), "same length, one byte differs");
+        assert!(!holds(&path, &bytes[..39_999]), "shorter");
+        std::fs::write(&path, [&bytes[..], b"x"].concat()).unwrap();
+        assert!(!holds(&path, &bytes), "longer");
+    }
 }
