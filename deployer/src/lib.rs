@@ -28,7 +28,7 @@ pub mod suggest;
 pub mod verify;
 
 use cli::{Cli, Command};
-use config::{EnvName, Environments};
+use config::EnvName;
 use error::Error;
 
 /// Runs one command line to completion; the exit status when it did not fail (`drift` says 1
@@ -46,15 +46,11 @@ pub async fn run(mut cli: Cli) -> Result<u8, Error> {
     }
     cli.global.locate()?;
     let g = &cli.global;
-    let envs = Environments::load(&g.environments)?;
-    for warning in envs
-        .warnings
-        .iter()
-        .cloned()
-        .chain(render::unused_templates(&envs, &g.templates))
-    {
-        eprintln!("warning: {warning}");
+    if let Command::Synth(args) = cli.command {
+        // Loads the environments itself: a run it kept is replayed before any file is parsed.
+        return commands::synth::run(g, args);
     }
+    let (envs, _) = commands::load(g)?;
     stack::set_wait_limit(g.timeout);
     aws::sign_in(aws::SignIn {
         profile: g.profile.clone(),
@@ -63,7 +59,6 @@ pub async fn run(mut cli: Cli) -> Result<u8, Error> {
     });
     let envs = &envs;
     match cli.command {
-        Command::Synth(args) => commands::synth::run(g, envs, args),
         Command::Bootstrap(args) => commands::bootstrap::run(g, envs, args).await,
         Command::Deploy(args) => commands::deploy::run(g, envs, args).await,
         Command::Diff(args) => commands::diff::run(g, envs, args).await,
@@ -82,6 +77,8 @@ pub async fn run(mut cli: Cli) -> Result<u8, Error> {
         Command::Verify(args) => commands::verify::run(g, envs, args).await,
         Command::Doctor(args) => commands::doctor::run(g, envs, args).await,
         Command::Gc(args) => commands::gc::run(g, envs, args).await,
-        Command::Completions { .. } => unreachable!("handled before the environments load"),
+        Command::Completions { .. } | Command::Synth(_) => {
+            unreachable!("handled before the environments load")
+        }
     }
 }

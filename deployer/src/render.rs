@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-mod cache;
+pub mod cache;
 mod compact;
 
 /// Bumped whenever bootstrap-target changes in a way `deploy` depends on; `deploy` refuses
@@ -283,6 +283,12 @@ impl Renderer {
         &self.dir
     }
 
+    /// Where `synth` keeps what the command line `what` last wrote, valid while no file it can
+    /// read here or in `environments` changed; None without a cache.
+    pub fn kept_run(&self, what: &[u8], environments: &Path) -> Option<cache::Entry> {
+        self.cache()?.run_entry(what, &[environments, &self.dir])
+    }
+
     /// The cache, where it may be used: the test rendering without compaction keeps nothing.
     fn cache(&self) -> Option<&cache::Cache> {
         self.cache.as_ref().filter(|_| self.compact)
@@ -531,7 +537,7 @@ impl Renderer {
 /// has a directory).
 enum Job {
     Kept(Text),
-    Render(Input, Option<cache::RenderEntry>),
+    Render(Input, Option<cache::Entry>),
 }
 
 impl Input {

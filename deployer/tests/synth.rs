@@ -1018,3 +1018,90 @@ fn synth_leaves_a_file_that_already_holds_its_bytes_alone() {
         .mode();
     assert_eq!(mode & 0o044, 0o044, "{mode:o}");
 }
+
+/// What a command line wrote is kept and replayed while no file it reads changed and every file
+/// it wrote holds its bytes (render/cache.rs `run_entry`). Each change below gives what a run with
+/// no cache gives: its files, its report and its warnings.
+#[test]
+fn a_kept_run_gives_what_a_fresh_run_gives_after_any_change() {
+    let p = Project::new();
+    let same_as_fresh = |what: &str| {
+        let kept = p.run(&["synth", "--all", "--out", "out"]).expect(0);
+        let fresh = p
+            .run_with(
+                &["synth", "--all", "--out", "out"],
+                &[("DEPLOYER_CACHE_DIR", "")],
+            )
+            .expect(0);
+        assert_eq!(kept.stdout(), fresh.stdout(), "{what}");
+        assert_eq!(kept.stderr(), fresh.stderr(), "{what}");
+        let out = files(&p.path("out"));
+        p.run_with(
+            &["synth", "--all", "--out", "fresh"],
+            &[("DEPLOYER_CACHE_DIR", "")],
+        )
+        .expect(0);
+        assert_eq!(out, files(&p.path("fresh")), "{what}");
+        out
+    };
+    let before = same_as_fresh("the first run");
+    assert_eq!(
+        std::fs::read_dir(p.path(".cache/deployer/runs"))
+            .unwrap()
+            .count(),
+        1,
+        "one kept run per command line"
+    );
+    same_as_fresh("nothing changed");
+    let json = || {
+        p.run(&["synth", "--all", "--out", "out", "-o", "json"])
+            .expect(0)
+            .json()
+    };
+    let kept_json = json();
+    assert_eq!(kept_json["files"][0]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(kept_json, json(), "the JSON report, digests included");
+
+    // A file written is changed (same length), or removed: written again.
+    let mut bytes = std::fs::read(p.path("out/prod-catalog.json")).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(p.path("out/prod-catalog.json"), &bytes).unwrap();
+    std::fs::remove_file(p.path("out/sandbox-catalog.json")).unwrap();
+    assert_eq!(same_as_fresh("files written changed"), before);
+
+    // Inputs: an environment's value, a setting's declared default, a template's text.
+    p.edit(
+        "environments/prod.toml",
+        "memory_mb = 512",
+        "memory_mb = 1024",
+    );
+    let memory = same_as_fresh("an environment's value");
+    assert!(String::from_utf8_lossy(&memory["prod-catalog.json"]).contains("\"MemorySize\": 1024"));
+    p.edit(
+        "templates/catalog.settings.toml",
+        "default = 100.0",
+        "default = 75.0",
+    );
+    p.edit("environments/sandbox.toml", "rate_limit = 100.0\n", "");
+    let default = same_as_fresh("a declared default");
+    assert!(
+        String::from_utf8_lossy(&default["sandbox-catalog.json"])
+            .contains("\"ThrottlingRateLimit\": 75")
+    );
+    p.edit(
+        "templates/catalog.json.hbs",
+        "{{prefix}} product catalog ({{env}})",
+        "{{prefix}} catalogue ({{env}})",
+    );
+    let edited = same_as_fresh("a template's text");
+    assert!(String::from_utf8_lossy(&edited["sandbox-catalog.json"]).contains("catalogue"));
+
+    // Files nothing uses: warned of on every run, a kept one too.
+    p.write("templates/orders.json.hbs", "{}");
+    p.write("environments/staging.toml", "");
+    same_as_fresh("files nothing uses");
+    let warned = p.run(&["synth", "--all", "--out", "out"]).expect(0);
+    assert!(warned.stderr().contains("orders.json.hbs is not used"));
+    assert!(warned.stderr().contains("staging.toml is not used"));
+}

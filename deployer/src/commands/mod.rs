@@ -110,6 +110,26 @@ impl Global {
     }
 }
 
+/// The environments, with the files in them or in the templates directory that nothing uses said
+/// on stderr (and returned: `synth` says them again when it replays a run).
+pub fn load(g: &Global) -> Result<(crate::config::Environments, Vec<String>), crate::error::Error> {
+    let envs = crate::config::Environments::load(&g.environments)?;
+    let warnings: Vec<String> = envs
+        .warnings
+        .iter()
+        .cloned()
+        .chain(crate::render::unused_templates(&envs, &g.templates))
+        .collect();
+    warn(&warnings);
+    Ok((envs, warnings))
+}
+
+pub fn warn(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
 /// Asks `question` on a terminal; `--yes` answers for a script, and without it nothing that
 /// cannot ask goes ahead. `nothing_done` says what a "no" left alone.
 pub async fn confirm(

@@ -11,12 +11,17 @@
 //! a function of those alone, so the same digest means the same bytes. Each entry also holds a
 //! CRC-32 of its bytes, checked when read.
 //!
+//! Above those, `synth` keeps what each command line last wrote (`run_entry`), under a digest of
+//! the files themselves rather than of the values worked out from them (as ccache's direct mode
+//! hashes sources, not their preprocessed text): a run where no file changed parses nothing.
+//!
 //! Any failure to read or write the cache just means a parse or a render: the cache never changes
 //! what is rendered.
 //!
 //! Where: `DEPLOYER_CACHE_DIR` (empty turns the cache off), else `$XDG_CACHE_HOME/deployer`,
-//! else `$HOME/.cache/deployer`. One file per template file, and one per stack rendered by
-//! `synth` (per environment and branch), each rewritten when its input changes, so the cache
+//! else `$HOME/.cache/deployer`. One file per template file, one per stack rendered by `synth`
+//! (per environment and branch) and one per `synth` command line, each rewritten when its input
+//! changes, so the cache
 //! grows with the projects rendered, not with their edits; entries unread for 30 days
 //! (templates of projects gone, temporary copies) are removed whenever one is written.
 
@@ -92,30 +97,60 @@ impl Cache {
     }
 
     /// Where the render of `input` (with `options`) is kept, and under what digest.
-    pub fn render_entry(&self, input: &Input, options: &Options) -> RenderEntry {
-        // BLAKE3 (as ccache's keys): hashing every input on every run is most of what a kept
-        // render costs, and it hashes several times faster than SHA-256.
-        let mut digest = blake3::Hasher::new();
-        // Each part framed by its length, so that no two different inputs read alike.
-        let mut part = |bytes: &[u8]| {
-            digest.update(&(bytes.len() as u64).to_le_bytes());
-            digest.update(bytes);
-        };
-        part(self.build.as_bytes());
-        part(input.kind.template_name().as_bytes());
-        part(input.env.as_str().as_bytes());
-        part(input.stack_name.as_bytes());
-        part(input.resource_name.as_bytes());
-        part(input.text.as_bytes());
-        part(&serde_json::to_vec(&input.ctx).expect("a Value always serializes"));
-        part(input.functions.join("\n").as_bytes());
+    pub(super) fn render_entry(&self, input: &Input, options: &Options) -> Entry {
+        let mut digest = Digest::new(&self.build);
+        digest.part(input.kind.template_name().as_bytes());
+        digest.part(input.env.as_str().as_bytes());
+        digest.part(input.stack_name.as_bytes());
+        digest.part(input.resource_name.as_bytes());
+        digest.part(input.text.as_bytes());
+        digest.part(&serde_json::to_vec(&input.ctx).expect("a Value always serializes"));
+        digest.part(input.functions.join("\n").as_bytes());
         // One slot per template file, environment and options (a branch's stacks have their own).
         let options = serde_json::to_vec(options).expect("options always serialize");
         let name = format!("{}-{}.json", input.env, input.kind.template_name());
-        RenderEntry {
+        Entry {
             path: self.slot("rendered", &input.path, &options, &name),
-            key: digest.finalize().into(),
+            key: digest.0.finalize().into(),
         }
+    }
+
+    /// Where `synth` keeps what the command line `what` (with the directory it runs in) last
+    /// wrote, and the digest it holds for: of the build, `what`, and every file in `dirs` the run
+    /// can read. That is each directory's names, and the text of each `.toml` and `.hbs` file in
+    /// it: loading the environments and rendering read nothing else. None where a file cannot be
+    /// read (the run then reports it as it always does).
+    pub fn run_entry(&self, what: &[u8], dirs: &[&Path]) -> Option<Entry> {
+        use std::io::Read as _;
+        let mut digest = Digest::new(&self.build);
+        digest.part(what);
+        // One buffer for every file: fresh memory for each would cost more than the reading.
+        let mut text = Vec::new();
+        for dir in dirs {
+            let mut names = std::fs::read_dir(dir)
+                .ok()?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()?;
+            names.sort();
+            digest.part(dir.as_os_str().as_encoded_bytes());
+            for name in names {
+                digest.part(name.as_encoded_bytes());
+                let bytes = name.as_encoded_bytes();
+                if bytes.ends_with(b".toml") || bytes.ends_with(b".hbs") {
+                    text.clear();
+                    std::fs::File::open(dir.join(&name))
+                        .and_then(|mut f| f.read_to_end(&mut text))
+                        .ok()?;
+                    digest.part(&text);
+                }
+            }
+        }
+        Some(Entry {
+            path: (self.dir.join("runs"))
+                .join(format!("{}-synth", &blake3::hash(what).to_hex()[..16])),
+            key: digest.0.finalize().into(),
+        })
     }
 
     /// One parse slot per template file.
@@ -138,8 +173,29 @@ impl Cache {
     }
 }
 
-/// One stack's render kept by `synth`: valid while its digest is that of the render's inputs.
-pub struct RenderEntry {
+/// A digest of inputs. BLAKE3 (as ccache's keys): hashing every input on every run is most of
+/// what a kept render costs, and it hashes several times faster than SHA-256.
+struct Digest(blake3::Hasher);
+
+impl Digest {
+    /// A digest of inputs read by `build`.
+    fn new(build: &str) -> Digest {
+        let mut digest = Digest(blake3::Hasher::new());
+        digest.part(build.as_bytes());
+        digest
+    }
+
+    /// Each part framed by its length, so that no two different inputs read alike.
+    fn part(&mut self, bytes: &[u8]) {
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+}
+
+/// Something `synth` keeps (a stack's render, or what a run wrote): valid while its digest is that
+/// of the inputs it came from.
+#[derive(PartialEq)]
+pub struct Entry {
     path: PathBuf,
     key: [u8; 32],
 }
@@ -149,7 +205,7 @@ pub struct RenderEntry {
 /// program's), as zip and gzip check their members: it costs a fraction of a digest to check.
 const HEADER: usize = 36;
 
-impl RenderEntry {
+impl Entry {
     /// The bytes kept for these inputs, if they are and read back whole.
     pub fn get(&self) -> Option<String> {
         let mut bytes = std::fs::read(&self.path).ok()?;
@@ -162,7 +218,7 @@ impl RenderEntry {
         String::from_utf8(bytes).ok()
     }
 
-    /// Keeps `text` as the render of these inputs, in place of what the slot held.
+    /// Keeps `text` as what these inputs give, in place of what the slot held.
     pub fn put(&self, text: &str) {
         let mut bytes = Vec::with_capacity(HEADER + text.len());
         bytes.extend_from_slice(&self.key);
@@ -258,6 +314,73 @@ mod tests {
             "unread for 30 days"
         );
         assert!(this.get(&new, "{\"b\": {{b}}}").is_some());
+    }
+
+    /// A kept run's digest follows every file loading and rendering can read (and only those),
+    /// the list of files, the build and the command line; the command line also names its slot.
+    #[test]
+    fn a_kept_run_holds_only_for_the_same_files_build_and_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (environments, templates) = (
+            dir.path().join("environments"),
+            dir.path().join("templates"),
+        );
+        for (path, text) in [
+            (environments.join("pipeline.toml"), "prefix = \"a\""),
+            (templates.join("catalog.json.hbs"), "{}"),
+            (templates.join("catalog.settings.toml"), ""),
+            (templates.join("README.md"), "notes"),
+        ] {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let this = cache(dir.path(), "this build");
+        let entry = |cache: &Cache, what: &str| {
+            cache
+                .run_entry(what.as_bytes(), &[&environments, &templates])
+                .unwrap()
+        };
+        let first = entry(&this, "synth --all");
+        assert!(first == entry(&this, "synth --all"), "nothing changed");
+        std::fs::write(templates.join("README.md"), "other notes").unwrap();
+        assert!(first == entry(&this, "synth --all"), "a file never read");
+
+        let changes: [(&str, &dyn Fn()); 5] = [
+            ("an environment's text", &|| {
+                std::fs::write(environments.join("pipeline.toml"), "prefix = \"b\"").unwrap()
+            }),
+            ("a template's text", &|| {
+                std::fs::write(templates.join("catalog.json.hbs"), "{ }").unwrap()
+            }),
+            ("a declarations file's text", &|| {
+                std::fs::write(templates.join("catalog.settings.toml"), "# x").unwrap()
+            }),
+            ("a new file, which a warning may name", &|| {
+                std::fs::write(environments.join("notes.txt"), "").unwrap()
+            }),
+            ("a renamed file", &|| {
+                std::fs::rename(templates.join("README.md"), templates.join("NOTES.md")).unwrap()
+            }),
+        ];
+        let mut before = first;
+        for (what, change) in changes {
+            change();
+            let after = entry(&this, "synth --all");
+            assert!(after.key != before.key, "{what}");
+            assert_eq!(after.path, before.path, "{what}: the same slot");
+            before = after;
+        }
+        let other_build = entry(&cache(dir.path(), "a rebuild"), "synth --all");
+        assert!(other_build.key != before.key && other_build.path == before.path);
+        let other_line = entry(&this, "synth sandbox");
+        assert!(other_line.key != before.key && other_line.path != before.path);
+
+        std::fs::create_dir(templates.join("unreadable.hbs")).unwrap();
+        assert!(
+            this.run_entry(b"synth --all", &[&environments, &templates])
+                .is_none(),
+            "a file the run would fail to read: no replay"
+        );
     }
 
     /// Each part of a render's input, and the build, changes its key; the options change its slot.
