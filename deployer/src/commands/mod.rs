@@ -124,6 +124,7 @@ pub fn load(g: &Global) -> Result<(crate::config::Environments, Vec<String>), cr
     Ok((envs, warnings))
 }
 
+/// Says each warning on stderr, where progress goes too.
 pub fn warn(warnings: &[String]) {
     for warning in warnings {
         eprintln!("warning: {warning}");
