@@ -889,6 +889,41 @@ fn kept_parses_never_change_what_is_rendered() {
     assert!(!p.path(".cache").exists());
 }
 
+/// Edits a value in an environment's file, then a setting's default declared beside the
+/// template, each followed by `synth` (which checks the run and gives its files), and checks that
+/// each reaches the stack it is about and no other; gives the files after the second.
+fn edit_a_value_and_a_default(
+    p: &Project,
+    before: &BTreeMap<String, Vec<u8>>,
+    synth: impl Fn(&str) -> BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, Vec<u8>> {
+    // (The first of them: the query function's.)
+    p.edit(
+        "environments/prod.toml",
+        "memory_mb = 512",
+        "memory_mb = 1024",
+    );
+    let memory = synth("memory");
+    assert!(memory["prod-catalog.json"] != before["prod-catalog.json"]);
+    assert_eq!(
+        memory["sandbox-catalog.json"],
+        before["sandbox-catalog.json"]
+    );
+    assert!(String::from_utf8_lossy(&memory["prod-catalog.json"]).contains("\"MemorySize\": 1024"));
+    p.edit(
+        "templates/catalog.settings.toml",
+        "default = 100.0",
+        "default = 75.0",
+    );
+    p.edit("environments/sandbox.toml", "rate_limit = 100.0\n", "");
+    let default = synth("default");
+    assert!(
+        String::from_utf8_lossy(&default["sandbox-catalog.json"])
+            .contains("\"ThrottlingRateLimit\": 75")
+    );
+    default
+}
+
 /// A kept render is used only while everything the render reads is the same: an environment's
 /// value, a setting's declared default, the template. Each change below is rendered, and gives
 /// what a run with no cache gives.
@@ -926,33 +961,7 @@ fn kept_renders_follow_every_input() {
     assert_eq!(files(&p.path("again")), before);
     assert_eq!(written(), kept, "a kept render was rendered again");
 
-    // A value in an environment's file.
-    // (The first of them: the query function's.)
-    p.edit(
-        "environments/prod.toml",
-        "memory_mb = 512",
-        "memory_mb = 1024",
-    );
-    let memory = synth("memory");
-    assert!(memory["prod-catalog.json"] != before["prod-catalog.json"]);
-    assert_eq!(
-        memory["sandbox-catalog.json"],
-        before["sandbox-catalog.json"]
-    );
-    assert!(String::from_utf8_lossy(&memory["prod-catalog.json"]).contains("\"MemorySize\": 1024"));
-
-    // A setting's default, declared beside the template.
-    p.edit(
-        "templates/catalog.settings.toml",
-        "default = 100.0",
-        "default = 75.0",
-    );
-    p.edit("environments/sandbox.toml", "rate_limit = 100.0\n", "");
-    let default = synth("default");
-    assert!(
-        String::from_utf8_lossy(&default["sandbox-catalog.json"])
-            .contains("\"ThrottlingRateLimit\": 75")
-    );
+    let default = edit_a_value_and_a_default(&p, &before, synth);
 
     // An account the pipeline deploys to, which other environments' stacks read.
     p.edit(
@@ -1071,24 +1080,7 @@ fn a_kept_run_gives_what_a_fresh_run_gives_after_any_change() {
     assert_eq!(same_as_fresh("files written changed"), before);
 
     // Inputs: an environment's value, a setting's declared default, a template's text.
-    p.edit(
-        "environments/prod.toml",
-        "memory_mb = 512",
-        "memory_mb = 1024",
-    );
-    let memory = same_as_fresh("an environment's value");
-    assert!(String::from_utf8_lossy(&memory["prod-catalog.json"]).contains("\"MemorySize\": 1024"));
-    p.edit(
-        "templates/catalog.settings.toml",
-        "default = 100.0",
-        "default = 75.0",
-    );
-    p.edit("environments/sandbox.toml", "rate_limit = 100.0\n", "");
-    let default = same_as_fresh("a declared default");
-    assert!(
-        String::from_utf8_lossy(&default["sandbox-catalog.json"])
-            .contains("\"ThrottlingRateLimit\": 75")
-    );
+    edit_a_value_and_a_default(&p, &before, same_as_fresh);
     p.edit(
         "templates/catalog.json.hbs",
         "{{prefix}} product catalog ({{env}})",
