@@ -10,35 +10,56 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::BTreeSet;
-use std::sync::OnceLock;
 
+/// A type's schema, borrowed from the compiled-in file: no name is copied.
 #[derive(Debug, Deserialize)]
 struct TypeSchema {
-    properties: BTreeSet<String>,
-    required: Vec<String>,
+    /// Sorted, as `scripts/resource-schemas` writes them.
+    #[serde(borrow)]
+    properties: Vec<&'static str>,
+    #[serde(borrow)]
+    required: Vec<&'static str>,
 }
 
-/// Each type's line of the schemas file, as `scripts/resource-schemas` writes it (one
-/// `"TYPE":{...}` per line, sorted by type): a check binary-searches the types its template
-/// names and parses only those (reading the whole file cost more than rendering).
-fn lines() -> &'static [(&'static str, &'static str)] {
-    static LINES: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
-    LINES.get_or_init(|| {
-        include_str!("../schemas/resources.json")
-            .lines()
-            .filter_map(|line| {
-                let (kind, schema) = line.strip_prefix('"')?.split_once("\":")?;
-                Some((kind, schema.trim_end_matches(',')))
-            })
-            .collect()
-    })
+/// The schemas file as `scripts/resource-schemas` writes it: `{`, then one `"TYPE":{...}` line
+/// per type, sorted by type, then `}`.
+const SCHEMAS: &str = include_str!("../schemas/resources.json");
+
+/// A line of the schemas file, as its type and that type's schema.
+fn entry(line: &str) -> Option<(&str, &str)> {
+    let (kind, schema) = line.strip_prefix('"')?.split_once("\":")?;
+    Some((kind, schema.trim_end_matches(',')))
 }
 
+/// Every type the schemas file knows, in order.
+fn kinds() -> impl Iterator<Item = &'static str> {
+    SCHEMAS.lines().filter_map(entry).map(|(kind, _)| kind)
+}
+
+/// `kind`'s schema, found by bisecting the file's lines: a check reads a dozen lines per type
+/// its template names, not the whole file (indexing its 375 KB cost more than a render).
 fn schema(kind: &str) -> Option<TypeSchema> {
-    let lines = lines();
-    let at = lines.binary_search_by(|(k, _)| (*k).cmp(kind)).ok()?;
-    Some(serde_json::from_str(lines[at].1).expect("scripts/resource-schemas writes valid schemas"))
+    let bytes = SCHEMAS.as_bytes();
+    // The lines between `{` and `}`, each ending in a newline.
+    let mut lo = SCHEMAS.find('\n')? + 1;
+    let mut hi = SCHEMAS.trim_end().rfind('\n')? + 1;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let start = memchr::memrchr(b'\n', &bytes[lo..mid]).map_or(lo, |i| lo + i + 1);
+        let end = start + memchr::memchr(b'\n', &bytes[start..hi])?;
+        let (at, schema) = entry(&SCHEMAS[start..end])?;
+        match at.cmp(kind) {
+            std::cmp::Ordering::Less => lo = end + 1,
+            std::cmp::Ordering::Greater => hi = start,
+            std::cmp::Ordering::Equal => {
+                return Some(
+                    serde_json::from_str(schema)
+                        .expect("scripts/resource-schemas writes valid schemas"),
+                );
+            }
+        }
+    }
+    None
 }
 
 /// The first resource that does not fit its type's schema, as a message naming the resource,
@@ -63,7 +84,7 @@ pub fn check(template: &Value) -> Result<(), String> {
         let Some(schema) = schema(kind) else {
             return Err(format!(
                 "resource \"{id}\" has type {kind}, which no CloudFormation resource schema knows{}",
-                crate::suggest::did_you_mean(kind, lines().iter().map(|(k, _)| k))
+                crate::suggest::did_you_mean(kind, kinds())
             ));
         };
         let properties = match resource.get("Properties") {
@@ -73,7 +94,7 @@ pub fn check(template: &Value) -> Result<(), String> {
             Some(_) => continue,
         };
         for name in properties.into_iter().flat_map(|p| p.keys()) {
-            if !schema.properties.contains(name) {
+            if schema.properties.binary_search(&name.as_str()).is_err() {
                 return Err(format!(
                     "resource \"{id}\" ({kind}) has property \"{name}\", which its schema does not list{}",
                     crate::suggest::did_you_mean(name, schema.properties.iter())
@@ -83,7 +104,7 @@ pub fn check(template: &Value) -> Result<(), String> {
         if let Some(missing) = schema
             .required
             .iter()
-            .find(|r| !properties.is_some_and(|p| p.contains_key(*r)))
+            .find(|r| !properties.is_some_and(|p| p.contains_key(**r)))
         {
             return Err(format!(
                 "resource \"{id}\" ({kind}) lacks property \"{missing}\", which its schema requires"
@@ -136,14 +157,30 @@ mod tests {
 
     #[test]
     fn the_schemas_file_has_every_type_on_a_line_of_its_own_in_order() {
-        // The binary search relies on it: a file written otherwise fails here, not in a check.
-        let whole: std::collections::HashMap<String, TypeSchema> =
-            serde_json::from_str(include_str!("../schemas/resources.json")).unwrap();
-        let lines = lines();
-        assert_eq!(lines.len(), whole.len());
-        assert!(lines.windows(2).all(|w| w[0].0 < w[1].0));
-        for (kind, _) in lines {
-            assert!(whole.contains_key(*kind), "{kind}");
+        // The bisection relies on it: a file written otherwise fails here, not in a check.
+        let whole: std::collections::BTreeMap<String, TypeSchema> =
+            serde_json::from_str(SCHEMAS).unwrap();
+        let kinds: Vec<_> = kinds().collect();
+        assert_eq!(SCHEMAS.lines().count(), kinds.len() + 2);
+        assert!(kinds.windows(2).all(|w| w[0] < w[1]));
+        // A check bisects each type's properties too.
+        for (kind, schema) in &whole {
+            assert!(schema.properties.is_sorted(), "{kind}");
+        }
+        // Every type is found, the first and the last too, and with its own schema.
+        for (kind, expected) in &whole {
+            let found = schema(kind).unwrap_or_else(|| panic!("{kind} not found"));
+            assert_eq!(found.properties, expected.properties, "{kind}");
+        }
+        assert_eq!(kinds, whole.keys().map(String::as_str).collect::<Vec<_>>());
+        for absent in [
+            "",
+            "A",
+            "AWS::Lambda::Functio",
+            "AWS::Lambda::Functions",
+            "ZZZ",
+        ] {
+            assert!(schema(absent).is_none(), "{absent}");
         }
     }
 
