@@ -17,6 +17,17 @@ fn files(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// The entries the cache holds in `dir`, in order, without the marker of its last sweep.
+fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut e: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|path| !path.ends_with(".swept"))
+        .collect();
+    e.sort();
+    e
+}
+
 #[test]
 fn synth_all_writes_every_stack_of_every_environment_identically_twice() {
     let p = Project::new();
@@ -811,25 +822,17 @@ fn kept_parses_never_change_what_is_rendered() {
     let parses = p.path(".cache/deployer/templates");
     let renders = p.path(".cache/deployer/rendered");
     p.run(&["synth", "--all", "--out", "first"]).expect(0);
-    let entries = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
-        let mut e: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        e.sort();
-        e
-    };
     assert_eq!(
-        entries(&parses).len(),
+        cache_entries(&parses).len(),
         4,
         "one entry per template: {:?}",
-        entries(&parses)
+        cache_entries(&parses)
     );
     assert_eq!(
-        entries(&renders).len(),
+        cache_entries(&renders).len(),
         6,
         "one entry per stack: {:?}",
-        entries(&renders)
+        cache_entries(&renders)
     );
     let first = files(&p.path("first"));
 
@@ -845,12 +848,12 @@ fn kept_parses_never_change_what_is_rendered() {
             .contains("catalog catalogue (sandbox)")
     );
     assert_eq!(
-        entries(&parses).len(),
+        cache_entries(&parses).len(),
         4,
         "the edit's parse replaces the old one"
     );
     assert_eq!(
-        entries(&renders).len(),
+        cache_entries(&renders).len(),
         6,
         "the edit's render replaces the old one"
     );
@@ -862,12 +865,12 @@ fn kept_parses_never_change_what_is_rendered() {
 
     // Damaged entries are parsed and rendered again, and rewritten: cut short, or with a byte of
     // the kept text changed (which its CRC shows).
-    for entry in entries(&parses) {
+    for entry in cache_entries(&parses) {
         let mut bytes = std::fs::read(&entry).unwrap();
         bytes.truncate(bytes.len() / 2);
         std::fs::write(&entry, bytes).unwrap();
     }
-    for entry in entries(&renders) {
+    for entry in cache_entries(&renders) {
         let mut bytes = std::fs::read(&entry).unwrap();
         let at = bytes.len() / 2;
         bytes[at] ^= 0x01;
@@ -945,15 +948,13 @@ fn kept_renders_follow_every_input() {
     // Nothing changed: each stack's kept render serves, and no entry is written again.
     let rendered = p.path(".cache/deployer/rendered");
     let written = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
-        let mut e: Vec<_> = std::fs::read_dir(&rendered)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.path(), e.metadata().unwrap().modified().unwrap())
+        cache_entries(&rendered)
+            .into_iter()
+            .map(|path| {
+                let modified = path.metadata().unwrap().modified().unwrap();
+                (path, modified)
             })
-            .collect();
-        e.sort();
-        e
+            .collect()
     };
     let kept = written();
     assert_eq!(kept.len(), 6, "{kept:?}");
@@ -1055,9 +1056,7 @@ fn a_kept_run_gives_what_a_fresh_run_gives_after_any_change() {
     };
     let before = same_as_fresh("the first run");
     assert_eq!(
-        std::fs::read_dir(p.path(".cache/deployer/runs"))
-            .unwrap()
-            .count(),
+        cache_entries(&p.path(".cache/deployer/runs")).len(),
         1,
         "one kept run per command line"
     );
