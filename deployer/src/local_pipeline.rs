@@ -387,6 +387,28 @@ impl<'a> Runner<'a> {
         self.root.join(".deployer/pipeline-runs.json")
     }
 
+    /// Held by a command that changes the executions (a run, an approval, a rejection) until it
+    /// ends, as CodePipeline answers one approval once: a second command in another terminal
+    /// would find the same execution waiting and run its later stages again. The system drops
+    /// the lock with the process, however it ends.
+    fn lock(&self) -> Result<std::fs::File, Error> {
+        let path = self.root.join(".deployer/pipeline-runs.lock");
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(path.parent().expect("a file in .deployer")).map_err(io)?;
+        let file = std::fs::File::create(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Refused(format!(
+                "another deployer command is running this project's local pipeline (it holds {}): nothing was done; run this again once it has finished (`deployer pipeline status --local` shows where it is)",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(source)) => Err(io(source)),
+        }
+    }
+
     fn load(&self) -> Result<Runs, Error> {
         let path = self.state_path();
         let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
@@ -455,6 +477,7 @@ impl<'a> Runner<'a> {
             crate::local_api::cargo_lambda(&self.root)
                 .map_err(|e| Error::Refused(e.to_string()))?;
         }
+        let _lock = self.lock()?;
         let mut runs = self.load()?;
         let id = format!(
             "local-{}-{:04x}",
@@ -491,18 +514,11 @@ impl<'a> Runner<'a> {
         self.go_on(execution).await
     }
 
-    /// Answers the execution waiting for approval and, approved, runs the stages after it.
-    pub async fn decide(&self, approve: bool, comment: &str) -> Result<Execution, Error> {
-        let runs = self.load()?;
-        let Some(mut execution) = runs
-            .executions
-            .into_iter()
-            .find(|e| e.status == "WaitingForApproval")
-        else {
-            return Err(Error::Refused(
-                "no local execution waits for approval: start one with `deployer pipeline run --local`".into(),
-            ));
-        };
+    /// Answers execution `id`, the one shown to whoever decides, if it still waits for approval
+    /// and, approved, runs the stages after it.
+    pub async fn decide(&self, id: &str, approve: bool, comment: &str) -> Result<Execution, Error> {
+        let _lock = self.lock()?;
+        let mut execution = still_waiting(self.load()?, id)?;
         let waiting = execution
             .waiting
             .take()
@@ -545,12 +561,16 @@ impl<'a> Runner<'a> {
     }
 
     /// The pending approval, for `approve --local` to show before it asks.
-    pub fn pending(&self) -> Result<Option<(String, Waiting)>, Error> {
-        Ok(self
-            .load()?
+    pub fn pending(&self) -> Result<(String, Waiting), Error> {
+        self.load()?
             .executions
             .into_iter()
-            .find_map(|e| Some((e.id, e.waiting?))))
+            .find_map(|e| Some((e.id, e.waiting?)))
+            .ok_or_else(|| {
+                Error::Refused(
+                    "no local execution waits for approval: start one with `deployer pipeline run --local`".into(),
+                )
+            })
     }
 
     fn record(&self, execution: &Execution) -> Result<(), Error> {
@@ -839,6 +859,20 @@ impl<'a> Runner<'a> {
 }
 
 /// The environment and stack a Verify action's `deployer verify ENV [--stack S]` checks.
+/// Execution `id` out of `runs` if it still waits for approval: what was shown and confirmed is
+/// what gets answered, not an execution that took its place meanwhile (CodePipeline's approval
+/// token does this on AWS).
+fn still_waiting(runs: Runs, id: &str) -> Result<Execution, Error> {
+    let execution = runs.executions.into_iter().find(|e| e.id == id);
+    match execution {
+        Some(e) if e.status == "WaitingForApproval" => Ok(e),
+        other => Err(Error::Refused(format!(
+            "execution {id} no longer waits for approval ({}): nothing was answered; `deployer pipeline status --local` shows the executions",
+            other.map_or("it is gone".into(), |e| format!("it is {}", e.status))
+        ))),
+    }
+}
+
 fn verified(build: &Build) -> Option<(String, Option<String>)> {
     build
         .buildspec
@@ -930,5 +964,26 @@ mod tests {
         );
         let err = resolve("#{BuildVariables.OTHER}", &vars).unwrap_err();
         assert!(err.contains("#{BuildVariables.OTHER} is not set"), "{err}");
+    }
+
+    #[test]
+    fn only_the_execution_shown_is_answered_and_only_while_it_waits() {
+        let execution = |id: &str, status: &str| serde_json::json!({"id": id, "status": status, "started": "", "stages": [], "variables": {}});
+        let runs = || -> Runs {
+            serde_json::from_value(serde_json::json!({"executions": [
+                execution("local-1", "Superseded"),
+                execution("local-2", "WaitingForApproval"),
+            ]}))
+            .unwrap()
+        };
+        assert_eq!(still_waiting(runs(), "local-2").unwrap().id, "local-2");
+        // Shown local-1; a run superseded it before the answer came: local-2 is not answered.
+        let err = still_waiting(runs(), "local-1").unwrap_err().to_string();
+        assert!(
+            err.contains("execution local-1 no longer waits for approval (it is Superseded)"),
+            "{err}"
+        );
+        let err = still_waiting(runs(), "local-0").unwrap_err().to_string();
+        assert!(err.contains("(it is gone)"), "{err}");
     }
 }

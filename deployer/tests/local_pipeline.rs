@@ -254,6 +254,47 @@ async fn a_merge_reaches_prod_only_through_the_approval_with_the_artifact_sandbo
     );
 }
 
+/// A second command while one runs the local pipeline (two approvals in two terminals, a run
+/// beside an approval) is refused, and changes nothing: one approval promotes once.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_command_at_a_time_runs_the_local_pipeline() {
+    let emu = Emulator::start();
+    let (p, app, first) = waiting_for_approval(&emu);
+    let before = prod_status(&emu).await;
+    // Another deployer holding the lock, as a running approval does.
+    let held = std::fs::File::open(p.path(".deployer/pipeline-runs.lock")).unwrap();
+    held.lock().unwrap();
+    let err = p.run(&["approve", "--local", "--yes"]).expect(2).stderr();
+    assert!(
+        err.contains("another deployer command is running this project's local pipeline")
+            && err.contains(".deployer/pipeline-runs.lock"),
+        "{err}"
+    );
+    merge(&p, "v2");
+    let err = run_local(&p, &app.1).expect(2).stderr();
+    assert!(err.contains("nothing was done"), "{err}");
+    let status = p
+        .run(&["pipeline", "status", "--local", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        status["executions"].as_array().unwrap().len(),
+        1,
+        "{status}"
+    );
+    assert_eq!(status["executions"][0]["id"], first["id"]);
+    assert_eq!(status["executions"][0]["status"], "WaitingForApproval");
+    assert_eq!(prod_status(&emu).await, before);
+    // Once the other command has ended, the approval goes through.
+    drop(held);
+    let approved = p
+        .run(&["approve", "--local", "--yes", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(approved["id"], first["id"]);
+    assert_eq!(approved["status"], "Succeeded", "{approved}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_test_stops_the_run_before_sandbox() {
     let emu = Emulator::start();

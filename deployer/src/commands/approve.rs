@@ -40,27 +40,26 @@ pub async fn answer_local(
     yes: bool,
 ) -> Result<crate::local_pipeline::Execution, Error> {
     let runner = super::pipeline::local_runner(g, envs, Default::default())?;
-    if let Some((id, waiting)) = runner.pending()? {
-        eprintln!(
-            "local execution {id} waits at {}/{}: {}",
-            waiting.stage, waiting.action, waiting.summary
-        );
-        let to = promotion(envs, &waiting.stage).0;
-        eprint!(
-            "{}",
-            prepared_text(
-                &runner.execution_dir(&id),
-                to.map_or("the next stage", EnvName::as_str)
-            )
-        );
-        super::confirm(
-            &format!("{} it?", if approve { "Approve" } else { "Reject" }),
-            yes,
-            "nothing was sent",
+    let (id, waiting) = runner.pending()?;
+    eprintln!(
+        "local execution {id} waits at {}/{}: {}",
+        waiting.stage, waiting.action, waiting.summary
+    );
+    let to = promotion(envs, &waiting.stage).0;
+    eprint!(
+        "{}",
+        prepared_text(
+            &runner.execution_dir(&id),
+            to.map_or("the next stage", EnvName::as_str)
         )
-        .await?;
-    }
-    Ok(runner.decide(approve, comment).await?)
+    );
+    super::confirm(
+        &format!("{} it?", if approve { "Approve" } else { "Reject" }),
+        yes,
+        "nothing was sent",
+    )
+    .await?;
+    Ok(runner.decide(&id, approve, comment).await?)
 }
 
 /// The change sets the pending execution's Prepare made in `to`, read through `to`'s read role,
