@@ -12,6 +12,7 @@ pub mod display;
 pub mod drift;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod history;
 pub mod hotswap;
 pub mod local_api;

@@ -438,9 +438,8 @@ impl<'a> Runner<'a> {
             source,
         };
         std::fs::create_dir_all(path.parent().expect("a file in .deployer")).map_err(io)?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(runs).expect("serializes")).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        crate::files::write_whole(&path, &serde_json::to_vec_pretty(runs).expect("serializes"))
+            .map_err(io)
     }
 
     /// Where an execution's Build output lives, and the later actions run.

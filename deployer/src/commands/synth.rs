@@ -105,8 +105,10 @@ fn write(
             let path = out.join(format!("{}-{infix}{}.json", r.env, r.kind.template_name()));
             let bytes = r.text.as_bytes();
             // A file that already holds these bytes is left alone, its modification time too.
+            // Written whole: synth takes no Ctrl-C handler, and an interrupted run must not
+            // leave a template cut short.
             if !holds(&path, bytes) {
-                write_whole(&path, bytes).map_err(|source| Error::Write {
+                crate::files::write_whole(&path, bytes).map_err(|source| Error::Write {
                     path: path.clone(),
                     source,
                 })?;
@@ -225,21 +227,6 @@ fn read_blocks(path: &Path, len: u64, mut each: impl FnMut(&[u8]) -> bool) -> bo
             Err(_) => return false,
         }
     }
-}
-
-/// Writes `bytes` aside and renames them over `path`: synth takes no Ctrl-C handler, and an
-/// interrupted run must not leave a file cut short. Made as `std::fs::write` would (0666 less the
-/// umask), not private as a temporary file is.
-fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::PermissionsExt;
-    let mut aside = tempfile::Builder::new()
-        .prefix(".synth-")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(path.parent().unwrap_or(Path::new(".")))?;
-    aside.write_all(bytes)?;
-    aside.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[derive(Debug, clap::Args)]

@@ -237,19 +237,13 @@ impl Entry {
     }
 }
 
-/// Writes an entry aside and renames it into place, so that a reader never sees half an entry;
-/// then removes the entries beside it that are long unread, if no sweep did today.
+/// Writes an entry whole, so that a reader never sees half of one; then removes the entries beside
+/// it that are long unread, if no sweep did today.
 fn keep(slot: &Path, bytes: &[u8]) {
     let Some(dir) = slot.parent() else {
         return;
     };
-    let aside = slot.with_extension(format!("{}.tmp", std::process::id()));
-    let written = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&aside, bytes))
-        .and_then(|()| std::fs::rename(&aside, slot));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&aside);
-    }
+    let _ = std::fs::create_dir_all(dir).and_then(|()| crate::files::write_whole(slot, bytes));
     let swept = dir.join(SWEPT);
     let recently = std::fs::metadata(&swept)
         .and_then(|m| m.modified())
