@@ -21,7 +21,7 @@ pub enum Error {
         stack: String,
         message: String,
     },
-    #[error("the change set for {stack} failed: {reason}")]
+    #[error("the change set for {stack} failed: {reason}{}", import_hint(reason))]
     ChangeSetFailed { stack: String, reason: String },
     #[error("{}", failed_message(stack, status, failure.as_deref()))]
     Failed {
@@ -71,6 +71,16 @@ pub enum Error {
         status: String,
         limit: Duration,
     },
+}
+
+/// What to do when a change set fails on an `Fn::ImportValue` no stack exports (AWS's reason:
+/// "No export named X found"). The emulator resolves no imports, so it never fails this way.
+fn import_hint(reason: &str) -> &'static str {
+    if reason.contains("No export named") {
+        " (the stack that exports it is missing or older than this template: our templates import only from the bootstrap stack of the account and region they go to, so run `deployer bootstrap ENV` there first)"
+    } else {
+        ""
+    }
 }
 
 /// ": blocked by A (AWS::X, reason); B (...)", or nothing when no resource says.

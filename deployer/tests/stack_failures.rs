@@ -589,6 +589,42 @@ async fn a_change_set_without_changes_is_deleted_and_nothing_runs() {
     assert_eq!((delete.num_calls(), execute.num_calls()), (1, 0));
 }
 
+/// A template importing what no stack exports (the pipeline stack before its account's
+/// bootstrap): AWS fails the change set and says so; the emulator resolves no imports and
+/// creates the stack, so only this test shows it.
+#[tokio::test]
+async fn a_change_set_failing_on_a_missing_export_says_to_bootstrap_first() {
+    let describe = mock!(Client::describe_stacks).then_error(no_stack);
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+    let failed = mock!(Client::describe_change_set).then_output(|| {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::Failed)
+            .status_reason("No export named catalog-action-build-role found")
+            .build()
+    });
+    let delete =
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let delete_stack = mock!(Client::delete_stack).then_output(|| {
+        aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput::builder().build()
+    });
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &failed, &delete, &delete_stack]
+    );
+    let err = stacks(client)
+        .deploy(&spec(), &mut |_: &Event| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("No export named catalog-action-build-role found")
+            && err.contains("run `deployer bootstrap ENV` there first"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn a_change_set_failing_for_a_real_reason_is_an_error_with_that_reason() {
     let describe =
@@ -615,7 +651,8 @@ async fn a_change_set_failing_for_a_real_reason_is_an_error_with_that_reason() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("Unresolved resource dependencies [Tabel]"),
+            .contains("Unresolved resource dependencies [Tabel]")
+            && !err.to_string().contains("deployer bootstrap"),
         "{err}"
     );
     assert_eq!(
