@@ -857,7 +857,6 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// The environment and stack a Verify action's `deployer verify ENV [--stack S]` checks.
 /// Execution `id` out of `runs` if it still waits for approval: what was shown and confirmed is
 /// what gets answered, not an execution that took its place meanwhile (CodePipeline's approval
 /// token does this on AWS).
@@ -872,6 +871,7 @@ fn still_waiting(runs: Runs, id: &str) -> Result<Execution, Error> {
     }
 }
 
+/// The environment and stack a Verify action's `deployer verify ENV [--stack S]` checks.
 fn verified(build: &Build) -> Option<(String, Option<String>)> {
     build
         .buildspec
@@ -967,7 +967,11 @@ mod tests {
 
     #[test]
     fn only_the_execution_shown_is_answered_and_only_while_it_waits() {
-        let execution = |id: &str, status: &str| serde_json::json!({"id": id, "status": status, "started": "", "stages": [], "variables": {}});
+        let execution = |id: &str, status: &str| {
+            serde_json::json!({
+                "id": id, "status": status, "started": "", "stages": [], "variables": {}
+            })
+        };
         let runs = || -> Runs {
             serde_json::from_value(serde_json::json!({"executions": [
                 execution("local-1", "Superseded"),
