@@ -233,9 +233,15 @@ pub fn artifact_bucket(envs: &Environments, env: EnvName) -> String {
     )
 }
 
-/// The SSM parameter the target bootstrap writes its version to.
-pub fn marker_name(envs: &Environments) -> String {
-    format!("/{}/bootstrap/version", envs.prefix().as_str())
+/// The SSM parameter the environment's bootstrap writes its version to: the pipeline account's
+/// has a name of its own, since a target may share its account and region.
+pub fn marker_name(envs: &Environments, env: EnvName) -> String {
+    let prefix = envs.prefix().as_str();
+    if env == EnvName::PIPELINE {
+        format!("/{prefix}/bootstrap/pipeline/version")
+    } else {
+        format!("/{prefix}/bootstrap/version")
+    }
 }
 
 /// Deploys a stack of `env` with the operator's own credentials, which must be in that account
@@ -251,6 +257,11 @@ pub async fn deploy_as_operator(
 ) -> Result<(DeployReport, Session), Error> {
     let rendered = renderer.render_with(envs, env, kind, options)?;
     let session = operator_session(envs, env, verb).await?;
+    // The pipeline stack imports the roles and key its account's bootstrap exports: without
+    // them AWS fails the change set (the emulator resolves no imports and goes on).
+    if kind == StackKind::Pipeline {
+        check_marker(envs, env, &session).await?;
+    }
     let template_body = rendered.to_compact();
     let spec = StackSpec {
         name: rendered.stack_name.clone(),
@@ -371,13 +382,13 @@ pub async fn delete_signing_secret(ssm: &aws_sdk_ssm::Client, name: &str) -> Res
     }
 }
 
-/// Refuses targets whose bootstrap is missing or older than this deployer needs.
+/// Refuses an environment whose bootstrap is missing or older than this deployer needs.
 pub async fn check_marker(
     envs: &Environments,
     env: EnvName,
     session: &Session,
 ) -> Result<(), Error> {
-    let name = marker_name(envs);
+    let name = marker_name(envs, env);
     let fix = format!(
         "run `deployer bootstrap {env}` with credentials in account {}",
         envs.account(env)

@@ -968,6 +968,25 @@ async fn pipeline_deploy_creates_the_pipeline_stack_then_changes_nothing() {
     // asserts on the stack and the template it keeps.
     let emu = Emulator::start();
     let p = Project::new();
+    // Before the account's bootstrap: refused, nothing made. AWS would fail the change set on
+    // the roles and key the template imports; the emulator resolves no imports and would go on.
+    let err = p
+        .run_as(&emu, PIPELINE, &["pipeline", "deploy"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("pipeline (account 111111111111) is not bootstrapped: /catalog/bootstrap/pipeline/version does not exist; run `deployer bootstrap pipeline`"),
+        "{err}"
+    );
+    assert!(
+        cloudformation(&emu, PIPELINE)
+            .describe_stacks()
+            .stack_name("catalog-pipeline")
+            .send()
+            .await
+            .is_err(),
+        "the pipeline stack was made before the bootstrap"
+    );
     p.run_as(&emu, PIPELINE, &["bootstrap", "pipeline"])
         .expect(0);
     let first = p
