@@ -411,7 +411,7 @@ pub async fn check_marker(
     };
     match found.as_deref().map(str::parse::<u32>) {
         None => Err(Error::Refused(format!(
-            "{env} (account {}) is not bootstrapped: {name} does not exist; {fix}",
+            "{env} (account {}) is not bootstrapped, or was by a deployer older than its version marker: {name} does not exist; {fix}",
             envs.account(env)
         ))),
         Some(Ok(v)) if v >= BOOTSTRAP_VERSION => Ok(()),

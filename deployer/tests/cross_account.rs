@@ -975,7 +975,7 @@ async fn pipeline_deploy_creates_the_pipeline_stack_then_changes_nothing() {
         .expect(2)
         .stderr();
     assert!(
-        err.contains("pipeline (account 111111111111) is not bootstrapped: /catalog/bootstrap/pipeline/version does not exist; run `deployer bootstrap pipeline`"),
+        err.contains("pipeline (account 111111111111) is not bootstrapped, or was by a deployer older than its version marker: /catalog/bootstrap/pipeline/version does not exist; run `deployer bootstrap pipeline`"),
         "{err}"
     );
     assert!(
