@@ -126,20 +126,24 @@ fn no_leftovers() -> Rule {
     mock!(Client::list_change_sets).then_output(|| ListChangeSetsOutput::builder().build())
 }
 
-/// CreateChangeSet accepted, DescribeChangeSet FAILED as AWS reports a change set that would
-/// change nothing, and its DeleteChangeSet.
-fn change_set_without_changes() -> [Rule; 3] {
+/// CreateChangeSet accepted, DescribeChangeSet FAILED for `reason`, and its DeleteChangeSet.
+fn change_set_failing(reason: &'static str) -> [Rule; 3] {
     [
         mock!(Client::create_change_set)
             .then_output(|| CreateChangeSetOutput::builder().id("cs").build()),
-        mock!(Client::describe_change_set).then_output(|| {
+        mock!(Client::describe_change_set).then_output(move || {
             DescribeChangeSetOutput::builder()
                 .status(ChangeSetStatus::Failed)
-                .status_reason("The submitted information didn't contain changes.")
+                .status_reason(reason)
                 .build()
         }),
         mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build()),
     ]
+}
+
+/// A change set FAILED as AWS reports one that would change nothing.
+fn change_set_without_changes() -> [Rule; 3] {
+    change_set_failing("The submitted information didn't contain changes.")
 }
 
 /// CreateChangeSet, DescribeChangeSet (ready, one Add) and ExecuteChangeSet, all accepted.
@@ -595,16 +599,8 @@ async fn a_change_set_without_changes_is_deleted_and_nothing_runs() {
 #[tokio::test]
 async fn a_change_set_failing_on_a_missing_export_says_to_bootstrap_first() {
     let describe = mock!(Client::describe_stacks).then_error(no_stack);
-    let create = mock!(Client::create_change_set)
-        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
-    let failed = mock!(Client::describe_change_set).then_output(|| {
-        DescribeChangeSetOutput::builder()
-            .status(ChangeSetStatus::Failed)
-            .status_reason("No export named catalog-action-build-role found")
-            .build()
-    });
-    let delete =
-        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let [create, failed, delete] =
+        change_set_failing("No export named catalog-action-build-role found");
     let delete_stack = mock!(Client::delete_stack).then_output(|| {
         aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput::builder().build()
     });
@@ -629,16 +625,9 @@ async fn a_change_set_failing_on_a_missing_export_says_to_bootstrap_first() {
 async fn a_change_set_failing_for_a_real_reason_is_an_error_with_that_reason() {
     let describe =
         mock!(Client::describe_stacks).then_output(|| stack(StackStatus::UpdateComplete));
-    let create = mock!(Client::create_change_set)
-        .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
-    let failed = mock!(Client::describe_change_set).then_output(|| {
-        DescribeChangeSetOutput::builder()
-            .status(ChangeSetStatus::Failed)
-            .status_reason("Template format error: Unresolved resource dependencies [Tabel] in the Resources block of the template")
-            .build()
-    });
-    let delete =
-        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let [create, failed, delete] = change_set_failing(
+        "Template format error: Unresolved resource dependencies [Tabel] in the Resources block of the template",
+    );
     let leftovers = no_leftovers();
     let client = mock_client!(
         aws_sdk_cloudformation,
