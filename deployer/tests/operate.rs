@@ -347,6 +347,34 @@ fn doctor_names_each_failure_with_what_to_do_then_passes() {
     );
     p.run_as(&emu, common::PROD, &["bootstrap", "prod"])
         .expect(0);
+    // A pipeline account bootstrapped by an older deployer has the stack but an old marker,
+    // which `pipeline deploy` refuses: doctor says so, and how to mend it.
+    let marker = "\"Value\": \"{{bootstrap_version}}\",";
+    p.edit(
+        "templates/bootstrap-pipeline.json.hbs",
+        marker,
+        "\"Value\": \"4\",",
+    );
+    p.run(&["bootstrap", "pipeline"]).expect(0);
+    let report = p
+        .run(&["doctor", "pipeline", "-o", "json"])
+        .expect(1)
+        .json();
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks[0]["check"], "bootstrap", "{report}");
+    assert_eq!(checks[0]["ok"], true, "{report}");
+    assert_eq!(checks[1]["check"], "bootstrap version", "{report}");
+    assert!(
+        checks[1]["detail"].as_str().unwrap().contains(
+            "has bootstrap version 4 but this deployer needs 5; run `deployer bootstrap pipeline`"
+        ),
+        "{report}"
+    );
+    p.edit(
+        "templates/bootstrap-pipeline.json.hbs",
+        "\"Value\": \"4\",",
+        marker,
+    );
     p.run(&["bootstrap", "pipeline"]).expect(0);
     let text = p.run(&["doctor"]).expect(0).stdout();
     assert!(text.contains("every check passed"), "{text}");

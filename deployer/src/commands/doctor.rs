@@ -85,41 +85,25 @@ pub async fn doctor(envs: &Environments, which: &[EnvName]) -> Result<DoctorRepo
     })
 }
 
-async fn checks_of(envs: &Environments, env: EnvName, caller_account: &str) -> Vec<Check> {
-    let check = |name: &str, result: Result<String, String>| Check {
+/// One check's outcome: what was found, or why it failed and what to do.
+fn check(env: EnvName, name: &str, result: Result<String, String>) -> Check {
+    Check {
         env,
         check: name.to_string(),
         ok: result.is_ok(),
         detail: result.unwrap_or_else(|e| e),
-    };
-    let account = envs.account(env).as_str();
+    }
+}
+
+async fn checks_of(envs: &Environments, env: EnvName, caller_account: &str) -> Vec<Check> {
     let Some(target) = envs.target(env) else {
-        // The pipeline account: its own commands (bootstrap, pipeline deploy) run as the caller.
-        let bootstrap = StackKind::BootstrapPipeline.stack_name(envs, env);
-        let result = if caller_account != account {
-            Err(format!(
-                "these credentials are for account {caller_account}, not the pipeline account {account}: sign in there to bootstrap it or deploy the pipeline"
-            ))
-        } else {
-            match crate::access::stacks_in(envs, env, Through::ReadRole).await {
-                Ok(stacks) => match stacks.describe(&bootstrap).await {
-                    Ok(Some(stack)) => {
-                        Ok(format!("{bootstrap} {}", crate::stack::status_of(&stack)))
-                    }
-                    Ok(None) => Err(format!(
-                        "{bootstrap} does not exist: run `deployer bootstrap pipeline`"
-                    )),
-                    Err(e) => Err(e.to_string()),
-                },
-                Err(e) => Err(e.to_string()),
-            }
-        };
-        return vec![check("bootstrap", result)];
+        return pipeline_checks(envs, env, caller_account).await;
     };
     let mut checks = vec![];
     // Every command that reads (status, outputs, logs, drift, verify) goes through this role.
     let read = session_in(envs, env, Through::ReadRole).await;
     checks.push(check(
+        env,
         "read role",
         read.as_ref()
             .map(|s| s.acting_as.clone())
@@ -127,25 +111,12 @@ async fn checks_of(envs: &Environments, env: EnvName, caller_account: &str) -> V
     ));
     if let Ok(session) = &read {
         checks.push(check(
+            env,
             "bootstrap version",
-            check_marker(envs, env, session)
-                .await
-                .map(|()| {
-                    format!(
-                        "{} or newer, as this deployer needs",
-                        crate::render::BOOTSTRAP_VERSION
-                    )
-                })
-                .map_err(|e| match e {
-                    // The read role may read the marker since this command exists.
-                    Error::Aws(e) if e.to_string().contains("AccessDenied") => format!(
-                        "the read role may not read the bootstrap marker: {env} was bootstrapped by an older deployer; run `deployer bootstrap {env}` with credentials in account {account}"
-                    ),
-                    e => e.to_string(),
-                }),
+            bootstrap_version(envs, env, session).await,
         ));
         if target.branches.enabled {
-            checks.push(check("github oidc", oidc(envs, env, session).await));
+            checks.push(check(env, "github oidc", oidc(envs, env, session).await));
         }
     }
     // A protected environment's deploy role trusts only its pipeline Deploy action: not being
@@ -153,6 +124,7 @@ async fn checks_of(envs: &Environments, env: EnvName, caller_account: &str) -> V
     let deploy_role = role_name(envs, env, "deploy");
     checks.push(if target.safety.require_approval {
         check(
+            env,
             "deploy role",
             Ok(format!(
                 "{deploy_role}: only the pipeline's {env} Deploy action may assume it (safety.require_approval), so it is not tried"
@@ -160,6 +132,7 @@ async fn checks_of(envs: &Environments, env: EnvName, caller_account: &str) -> V
         )
     } else {
         check(
+            env,
             "deploy role",
             session_in(envs, env, Through::DeployRole)
                 .await
@@ -168,6 +141,72 @@ async fn checks_of(envs: &Environments, env: EnvName, caller_account: &str) -> V
         )
     });
     checks
+}
+
+/// The pipeline account's checks: its own commands (bootstrap, pipeline deploy) run as the caller,
+/// who must be signed in there. Its bootstrap stack, then the version marker `pipeline deploy`
+/// requires: a bootstrap by an older deployer has the stack but not a marker this one accepts.
+async fn pipeline_checks(envs: &Environments, env: EnvName, caller_account: &str) -> Vec<Check> {
+    let account = envs.account(env).as_str();
+    if caller_account != account {
+        return vec![check(
+            env,
+            "bootstrap",
+            Err(format!(
+                "these credentials are for account {caller_account}, not the pipeline account {account}: sign in there to bootstrap it or deploy the pipeline"
+            )),
+        )];
+    }
+    let bootstrap = StackKind::BootstrapPipeline.stack_name(envs, env);
+    let session = match session_in(envs, env, Through::ReadRole).await {
+        Ok(session) => session,
+        Err(e) => return vec![check(env, "bootstrap", Err(e.to_string()))],
+    };
+    let stack = match crate::stack::Stacks::new(session.cloudformation())
+        .describe(&bootstrap)
+        .await
+    {
+        Ok(Some(stack)) => Ok(format!("{bootstrap} {}", crate::stack::status_of(&stack))),
+        Ok(None) => Err(format!(
+            "{bootstrap} does not exist: run `deployer bootstrap pipeline`"
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    let mut checks = vec![check(env, "bootstrap", stack)];
+    if checks[0].ok {
+        checks.push(check(
+            env,
+            "bootstrap version",
+            bootstrap_version(envs, env, &session).await,
+        ));
+    }
+    checks
+}
+
+/// The environment's bootstrap marker, against the version this deployer needs.
+async fn bootstrap_version(
+    envs: &Environments,
+    env: EnvName,
+    session: &crate::aws::Session,
+) -> Result<String, String> {
+    check_marker(envs, env, session)
+        .await
+        .map(|()| {
+            format!(
+                "{} or newer, as this deployer needs",
+                crate::render::BOOTSTRAP_VERSION
+            )
+        })
+        .map_err(|e| match e {
+            // A target's read role may read the marker since this command exists.
+            Error::Aws(e) if envs.target(env).is_some() && e.to_string().contains("AccessDenied") => {
+                format!(
+                    "the read role may not read the bootstrap marker: {env} was bootstrapped by an older deployer; run `deployer bootstrap {env}` with credentials in account {}",
+                    envs.account(env)
+                )
+            }
+            e => e.to_string(),
+        })
 }
 
 /// GitHub's OIDC provider, which the branch workflows sign in through: named in the file, or made
