@@ -961,9 +961,26 @@ fn data_and_artifacts_are_kept_where_they_must_be() {
     }
 }
 
-/// The SDK operations `file` calls (`.some_operation()` on a client), as IAM actions of `service`.
-fn calls_in(file: &str, service: &str) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(repo_root().join("deployer/src").join(file)).unwrap();
+/// The SDK operations `path` (a file, or a module's directory) calls (`.some_operation()` on a
+/// client), as IAM actions of `service`.
+fn calls_in(path: &str, service: &str) -> BTreeSet<String> {
+    let path = repo_root().join("deployer/src").join(path);
+    let text = if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .collect();
+        assert!(!files.is_empty(), "no source in {}", path.display());
+        files.sort();
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        std::fs::read_to_string(&path).unwrap()
+    };
     let verbs = [
         "describe_",
         "create_",
@@ -1011,7 +1028,7 @@ fn every_call_the_deployer_makes_in_a_target_is_allowed_by_its_role() {
     let read = statements(resource(boot, "ReadRole"));
     let branch = statements(resource(boot, "BranchDeployRole"));
     // Through the deploy role: change sets, stack waits and deletions, artifacts, the marker.
-    let mut through_deploy = calls_in("stack.rs", "cloudformation");
+    let mut through_deploy = calls_in("stack", "cloudformation");
     through_deploy.extend(calls_in("events.rs", "cloudformation"));
     through_deploy.extend(calls_in("artifact.rs", "s3"));
     // The marker check, and branch stacks' signing secrets (made and deleted); the environment's
