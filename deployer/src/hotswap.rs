@@ -66,7 +66,7 @@ pub async fn only_code_changed(
         .send()
         .await
         .map_err(|e| {
-            if crate::events::is_missing_stack(&e) {
+            if crate::stack::is_missing_stack(&e) {
                 Error::NotHotswappable(format!(
                     "{stack} does not exist yet: the first deploy of a branch makes it, without --hotswap"
                 ))

@@ -11,7 +11,6 @@ pub mod config;
 pub mod display;
 pub mod drift;
 pub mod error;
-pub mod events;
 pub mod files;
 pub mod history;
 pub mod hotswap;

@@ -480,7 +480,7 @@ impl<'a> Runner<'a> {
         let mut runs = self.load()?;
         let id = format!(
             "local-{}-{:04x}",
-            crate::events::unix_millis() / 1000,
+            crate::stack::unix_millis() / 1000,
             fastrand::u16(..)
         );
         for old in runs

@@ -177,7 +177,7 @@ impl Cursor {
                 }
                 events.push(LogEvent {
                     millis,
-                    timestamp: crate::events::time_text(&aws_smithy_types::DateTime::from_millis(
+                    timestamp: crate::stack::time_text(&aws_smithy_types::DateTime::from_millis(
                         millis,
                     ))
                     .unwrap_or_default(),

@@ -493,7 +493,7 @@ impl Renderer {
             .iter()
             .map(|&(env, kind)| {
                 let input = self.input(envs, env, kind, options)?;
-                let entry = self.cache().map(|c| c.render_entry(&input, options));
+                let entry = self.cache().map(|c| input.entry_in(c, options));
                 Ok(match entry.as_ref().and_then(|e| e.get()) {
                     Some(text) => Job::Kept(input.rendered_as(text)),
                     None => Job::Render(input, entry),
@@ -541,6 +541,27 @@ enum Job {
 }
 
 impl Input {
+    /// Where `cache` keeps what this input renders to (with `options`): under a digest of every
+    /// part of it, in a slot of its template file, environment and options.
+    fn entry_in(&self, cache: &cache::Cache, options: &Options) -> cache::Entry {
+        let ctx = serde_json::to_vec(&self.ctx).expect("a Value always serializes");
+        let options = serde_json::to_vec(options).expect("options always serialize");
+        cache.render_entry(
+            &self.path,
+            &options,
+            &format!("{}-{}.json", self.env, self.kind.template_name()),
+            &[
+                self.kind.template_name().as_bytes(),
+                self.env.as_str().as_bytes(),
+                self.stack_name.as_bytes(),
+                self.resource_name.as_bytes(),
+                self.text.as_bytes(),
+                &ctx,
+                self.functions.join("\n").as_bytes(),
+            ],
+        )
+    }
+
     /// `text`, as what this input renders to.
     fn rendered_as(self, text: String) -> Text {
         Text {

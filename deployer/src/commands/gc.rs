@@ -192,7 +192,7 @@ pub async fn gc(envs: &Environments, args: &Args) -> Result<(aws_sdk_s3::Client,
                 key: key.to_string(),
                 size: object.size().unwrap_or_default(),
                 uploaded: uploaded
-                    .and_then(crate::events::time_text)
+                    .and_then(crate::stack::time_text)
                     .unwrap_or_default(),
             });
         }

@@ -27,7 +27,6 @@
 //! its directory made at most once a day.
 
 use super::compact::Compacted;
-use super::{Input, Options};
 use handlebars::Template;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -105,21 +104,22 @@ impl Cache {
         }
     }
 
-    /// Where the render of `input` (with `options`) is kept, and under what digest.
-    pub(super) fn render_entry(&self, input: &Input, options: &Options) -> Entry {
+    /// Where a render of the template at `path` is kept, one slot per template file and `slot`
+    /// (the environment and options: a branch's stacks have their own), named `name`; and the
+    /// digest it holds for, of the build and each of `inputs` (everything the render read).
+    pub(super) fn render_entry(
+        &self,
+        path: &Path,
+        slot: &[u8],
+        name: &str,
+        inputs: &[&[u8]],
+    ) -> Entry {
         let mut digest = Digest::new(&self.build);
-        digest.part(input.kind.template_name().as_bytes());
-        digest.part(input.env.as_str().as_bytes());
-        digest.part(input.stack_name.as_bytes());
-        digest.part(input.resource_name.as_bytes());
-        digest.part(input.text.as_bytes());
-        digest.part(&serde_json::to_vec(&input.ctx).expect("a Value always serializes"));
-        digest.part(input.functions.join("\n").as_bytes());
-        // One slot per template file, environment and options (a branch's stacks have their own).
-        let options = serde_json::to_vec(options).expect("options always serialize");
-        let name = format!("{}-{}.json", input.env, input.kind.template_name());
+        for input in inputs {
+            digest.part(input);
+        }
         Entry {
-            path: self.slot("rendered", &input.path, &options, &name),
+            path: self.slot("rendered", path, slot, name),
             key: digest.0.finalize().into(),
         }
     }
@@ -282,6 +282,7 @@ fn forget_older_than(dir: &Path, age: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::{Input, Options};
 
     fn cache(dir: &Path, build: &str) -> Cache {
         Cache {
@@ -447,11 +448,11 @@ mod tests {
             functions: vec!["query".into()],
         };
         let options = Options::default();
-        let entry = this.render_entry(&input(), &options);
+        let entry = input().entry_in(&this, &options);
         assert!(entry.get().is_none());
         entry.put("rendered");
         assert_eq!(
-            this.render_entry(&input(), &options).get().as_deref(),
+            input().entry_in(&this, &options).get().as_deref(),
             Some("rendered")
         );
         let changed: [&dyn Fn(&mut Input); 6] = [
@@ -465,13 +466,13 @@ mod tests {
         for change in changed {
             let mut other = input();
             change(&mut other);
-            let entry = this.render_entry(&other, &options);
-            assert!(entry.key != this.render_entry(&input(), &options).key);
+            let entry = other.entry_in(&this, &options);
+            assert!(entry.key != input().entry_in(&this, &options).key);
             assert!(entry.get().is_none());
         }
         assert!(
-            cache(dir.path(), "a rebuild")
-                .render_entry(&input(), &options)
+            input()
+                .entry_in(&cache(dir.path(), "a rebuild"), &options)
                 .get()
                 .is_none()
         );
@@ -479,6 +480,6 @@ mod tests {
             branch: Some("feat/x".into()),
             ..Options::default()
         };
-        assert_ne!(this.render_entry(&input(), &branch).path, entry.path);
+        assert_ne!(input().entry_in(&this, &branch).path, entry.path);
     }
 }

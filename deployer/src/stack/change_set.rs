@@ -1,12 +1,13 @@
 //! Change sets: made, awaited, shown as rows, executed or cleaned up, never left behind.
 
-use super::states::{Next, next_step};
-use super::{
-    Change, Error, FINGERPRINT_TAG, PropertyChange, StackSpec, Stacks, TEMPLATE_BODY_LIMIT, api,
-    status_of,
+use super::client::Stacks;
+use super::error::{Error, api};
+use super::events::{Observer, Operation, is_missing_stack};
+use super::spec::{
+    Change, FINGERPRINT_TAG, PropertyChange, StackSpec, TEMPLATE_BODY_LIMIT, status_of,
 };
+use super::states::{Next, next_step};
 use crate::aws::error_text;
-use crate::events::{Observer, Operation, is_missing_stack};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};

@@ -1,9 +1,11 @@
 //! Deleting a stack, and waiting until it is gone.
 
+use super::client::Stacks;
+use super::error::{Error, api};
+use super::events::{Observer, Operation};
+use super::spec::{id_of, status_of};
 use super::states::Next;
-use super::wait::in_progress;
-use super::{Error, Expect, Stacks, api, id_of, status_of};
-use crate::events::{Observer, Operation};
+use super::wait::{Expect, in_progress};
 use aws_sdk_cloudformation::types::StackStatus;
 
 impl Stacks {

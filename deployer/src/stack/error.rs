@@ -1,8 +1,8 @@
 //! What can go wrong with a stack, said so that the operator knows the resource, the reason and
 //! what to do.
 
+use super::events::FailedResource;
 use crate::aws::error_text;
-use crate::events::FailedResource;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,10 @@
 //! The state a deploy finds a stack in, and what it does about it: wait, clear, give way, resume.
 
-use super::wait::in_progress;
-use super::{Error, Expect, Stacks, api, id_of, status_of};
-use crate::events::{FailedResource, Observer, Operation, note, time_text};
+use super::client::Stacks;
+use super::error::{Error, api};
+use super::events::{FailedResource, Observer, Operation, note, time_text};
+use super::spec::{id_of, status_of};
+use super::wait::{Expect, in_progress};
 use aws_sdk_cloudformation::types::{Stack, StackStatus};
 use std::time::Duration;
 

@@ -1,39 +1,10 @@
 //! Waiting on a stack: polling with backoff, streaming its events, until its operation ends.
 
-use super::{Error, Stacks, api, status_of};
-use crate::events::{EventStream, Observer, Operation, is_missing_stack, is_throttling};
+use super::client::Stacks;
+use super::error::{Error, api};
+use super::events::{EventStream, Observer, Operation, is_missing_stack, is_throttling};
+use super::spec::status_of;
 use aws_sdk_cloudformation::types::{Stack, StackStatus};
-use std::time::Duration;
-
-pub struct Backoff {
-    pub(super) delay: Duration,
-    pub(super) max: Duration,
-    pub(super) deadline: std::time::Instant,
-    pub(super) limit: Duration,
-}
-
-impl Backoff {
-    /// Sleeps until the next poll, never past the deadline; Err(limit) once it has passed.
-    pub async fn pause(&mut self) -> Result<(), Duration> {
-        let left = self
-            .deadline
-            .saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Err(self.limit);
-        }
-        tokio::time::sleep(self.delay.min(left)).await;
-        self.delay = (self.delay * 2).min(self.max);
-        Ok(())
-    }
-}
-
-pub(super) static WAIT_LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-
-/// How long a wait for a stack operation, a change set or drift detection may take (`--timeout`);
-/// set once, from the command line.
-pub fn set_wait_limit(limit: Duration) {
-    let _ = WAIT_LIMIT.set(limit);
-}
 
 /// What a wait counts as having worked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! A stack operation's events as they come: only the operation's own, across pages, whatever
 //! the local clock says, with its nested stacks' too; and who watches them.
 
+use super::spec::Change;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsError;
@@ -17,7 +18,7 @@ pub trait Observer {
     /// A change set of `changes` is about to run on `stack`: whether it runs now, or only once
     /// the person at the terminal answers the question the observer asked with a yes (a no
     /// deletes the change set; nothing runs).
-    fn planned(&mut self, _stack: &str, _changes: &[crate::stack::Change]) -> Go {
+    fn planned(&mut self, _stack: &str, _changes: &[Change]) -> Go {
         Go::Now
     }
 }
