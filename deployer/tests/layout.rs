@@ -1,5 +1,5 @@
-//! The source's layout rule: no module of the deployer imports one that imports it back, directly
-//! or through others.
+//! The source's layout rule: no module imports one that imports it back, directly or through
+//! others; in the deployer and in the app alike.
 
 mod common;
 
@@ -70,10 +70,20 @@ fn module_of(path: &str, known: &BTreeMap<String, String>) -> Option<String> {
 }
 
 #[test]
-fn no_module_imports_one_that_imports_it_back() {
-    let src = repo_root().join("deployer/src");
-    let modules = modules(&src);
-    assert!(modules.contains_key("stack::wait"), "{:?}", modules.keys());
+fn no_module_of_the_deployer_imports_one_that_imports_it_back() {
+    no_cycle_in("deployer/src", "stack::wait");
+}
+
+#[test]
+fn no_module_of_the_app_imports_one_that_imports_it_back() {
+    no_cycle_in("app/src", "domain::user");
+}
+
+/// Fails naming the cycle where a module of the crate at `src` (which has the module `known`,
+/// so that a wrong path cannot pass by finding nothing) uses one that leads back to it.
+fn no_cycle_in(src: &str, known: &str) {
+    let modules = modules(&repo_root().join(src));
+    assert!(modules.contains_key(known), "{:?}", modules.keys());
     let mut uses: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for (name, code) in &modules {
         let top = matches!(name.as_str(), "lib" | "main");
@@ -130,7 +140,7 @@ fn no_module_imports_one_that_imports_it_back() {
                     longer.push(next.clone());
                     assert!(
                         next != from,
-                        "an import cycle: {} (each uses the next)",
+                        "an import cycle in {src}: {} (each uses the next)",
                         longer.join(" -> ")
                     );
                     trail.push((next.clone(), longer));

@@ -1,36 +1,11 @@
 //! The catalog's rules: what a product and a user are, and what is valid. No AWS, no HTTP.
 
+mod error;
 pub mod product;
 pub mod user;
 
+pub use error::DomainError;
 pub use product::{
     Incoming, NewProduct, PAGE_DEFAULT, PAGE_MAX, Page, PageRequest, Price, Product, ProductId,
 };
 pub use user::{Actor, Email, Invitation, Password, Role, Signup, User, UserId};
-
-/// What can go wrong in the domain, independent of how it is served or stored.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DomainError {
-    /// A value breaks a rule; `field` names it as the client sent it (e.g. `price.currency`).
-    #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
-    #[error("{0} not found")]
-    NotFound(String),
-    /// The write lost a race or repeats an existing record.
-    #[error("{0}")]
-    Conflict(String),
-    #[error("authentication required")]
-    Unauthenticated,
-    /// Signed in, but the role does not allow it; the text says which role would.
-    #[error("{0}")]
-    Forbidden(String),
-}
-
-impl DomainError {
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        DomainError::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}

@@ -1,7 +1,7 @@
 //! Products: validated on the way in, versioned so that concurrent edits do not overwrite each
 //! other.
 
-use super::DomainError;
+use super::error::DomainError;
 use super::user::UserId;
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,6 +1,6 @@
 //! Users: a normalised email that is unique, and a password that is only ever kept hashed.
 
-use super::DomainError;
+use super::error::DomainError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use time::OffsetDateTime;
