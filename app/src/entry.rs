@@ -1,5 +1,6 @@
 //! Where the process starts: as a Lambda behind API Gateway, or as a server on localhost.
 
+use crate::adapters;
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::memory::{MemoryDeadLetters, MemoryStore};
 use crate::adapters::sqs::SqsDeadLetters;
@@ -29,6 +30,13 @@ pub const LOCAL_AUDIENCE: &str = "catalog-local";
 pub async fn aws_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(adapters::CONNECT_TIMEOUT)
+                .operation_attempt_timeout(adapters::ATTEMPT_TIMEOUT)
+                .operation_timeout(adapters::CALL_TIMEOUT)
+                .build(),
+        )
         .load()
         .await
 }

@@ -1,3 +1,4 @@
+use anyhow::Context;
 use app::entry::{self, Store};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -85,7 +86,12 @@ async fn main() -> anyhow::Result<()> {
             let store = match (store, table) {
                 (StoreKind::Dynamodb, Some(table)) => {
                     let store = entry::dynamo_store(&entry::aws_config().await, &table);
-                    if !store.exists().await? {
+                    let exists = store.exists().await.with_context(|| {
+                        format!(
+                            "cannot reach DynamoDB to find table {table}: check AWS_ENDPOINT_URL (the emulator's address), the region and the credentials"
+                        )
+                    })?;
+                    if !exists {
                         anyhow::bail!(
                             "DynamoDB table {table} does not exist: create it with `app create-table --table {table}` (AWS_ENDPOINT_URL for the emulator), or name another with --table"
                         );

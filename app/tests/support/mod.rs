@@ -6,6 +6,9 @@ pub mod emulator;
 
 pub use emulator::Emulator;
 
+#[path = "../../../deployer/tests/common/proxy.rs"]
+pub mod proxy;
+
 /// The account the app's tests act in; the emulator enforces IAM, so they sign in as its operator.
 pub const ACCOUNT: &str = "222222222222";
 
