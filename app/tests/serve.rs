@@ -5,14 +5,10 @@ mod support;
 #[test]
 fn serve_refuses_a_missing_table_naming_it_and_the_command_that_makes_it() {
     let emu = support::Emulator::start();
-    let creds = emu.credentials(support::ACCOUNT);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+    let out = app_at(&emu, &emu.url)
         .args([
             "serve", "--port", "0", "--store", "dynamodb", "--table", "nope",
         ])
-        .env("AWS_ENDPOINT_URL", &emu.url)
-        .env("AWS_REGION", "us-east-1")
-        .envs(creds)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -31,23 +27,13 @@ fn serve_refuses_a_missing_table_naming_it_and_the_command_that_makes_it() {
 
 #[test]
 fn a_redirected_log_has_no_colour_codes_and_latencies_print_short() {
-    use std::io::{BufRead, Read, Write};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_app"))
-        .args(["serve", "--port", "0"])
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_string();
+    use std::io::{Read, Write};
+    let (mut child, addr) = listening(
+        std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+            .args(["serve", "--port", "0"])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped()),
+    );
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -74,23 +60,21 @@ fn a_redirected_log_has_no_colour_codes_and_latencies_print_short() {
     assert!(decimals <= 3, "latency_ms={latency}");
 }
 
-/// `app serve` over DynamoDB, through `endpoint`, as `emu`'s operator: the child, and the address
-/// it listens on once it says so.
-fn serve_through(
-    emu: &support::Emulator,
-    endpoint: &str,
-    table: &str,
-) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_app"))
-        .args([
-            "serve", "--port", "0", "--store", "dynamodb", "--table", table,
-        ])
+/// The app binary, signed in as `emu`'s operator, every AWS call going to `endpoint`.
+fn app_at(emu: &support::Emulator, endpoint: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_app"));
+    command
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
-        .envs(emu.credentials(support::ACCOUNT))
+        .envs(emu.credentials(support::ACCOUNT));
+    command
+}
+
+/// Starts `command` (an `app serve --port 0`): the child, and the address it says it listens on.
+fn listening(command: &mut std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = command
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut first = String::new();
@@ -113,17 +97,20 @@ fn serve_through(
 fn a_store_that_stops_answering_is_a_503_the_client_may_retry() {
     use std::io::{Read, Write};
     let emu = support::Emulator::start();
-    let made = std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+    let made = app_at(&emu, &emu.url)
         .args(["create-table", "--table", "held"])
-        .env("AWS_ENDPOINT_URL", &emu.url)
-        .env("AWS_REGION", "us-east-1")
-        .envs(emu.credentials(support::ACCOUNT))
         .output()
         .unwrap();
     assert!(made.status.success(), "{made:?}");
     // Every call goes through; a product list (a Query) is taken and never answered.
     let (proxy, held) = support::proxy::holding_proxy(&emu.url, "DynamoDB_20120810.Query");
-    let (mut child, addr) = serve_through(&emu, &proxy, "held");
+    let (mut child, addr) = listening(
+        app_at(&emu, &proxy)
+            .args([
+                "serve", "--port", "0", "--store", "dynamodb", "--table", "held",
+            ])
+            .stderr(std::process::Stdio::null()),
+    );
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     // Far above the call's limit: a test that would otherwise wait for ever fails instead.
     conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))
@@ -151,13 +138,10 @@ fn a_store_that_stops_answering_is_a_503_the_client_may_retry() {
 fn serve_stops_at_once_when_dynamodb_does_not_answer_naming_what_to_check() {
     let emu = support::Emulator::start();
     let (silent, _held) = support::proxy::silent_endpoint(4);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+    let mut child = app_at(&emu, &silent)
         .args([
             "serve", "--port", "0", "--store", "dynamodb", "--table", "t",
         ])
-        .env("AWS_ENDPOINT_URL", &silent)
-        .env("AWS_REGION", "us-east-1")
-        .envs(emu.credentials(support::ACCOUNT))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
