@@ -30,7 +30,12 @@ where
         _ => DisplayErrorContext(&e).to_string(),
     };
     // No answer in time, or no connection: worth trying again in a moment, as a 503 says.
-    if matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)) {
+    let unreachable = match &e {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(d) => d.is_timeout() || d.is_io(),
+        _ => false,
+    };
+    if unreachable {
         return StoreError::Busy(format!(
             "no answer from the store (time limit {}s a call): {text}",
             CALL_TIMEOUT.as_secs()

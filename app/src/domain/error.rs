@@ -1,4 +1,4 @@
-//! What can go wrong in the domain, independent of how it is served or stored.
+//! The domain's one error type, apart so that the rules of products and users can both use it.
 
 /// What can go wrong in the domain, independent of how it is served or stored.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
