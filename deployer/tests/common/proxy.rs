@@ -15,9 +15,9 @@ pub fn silent_endpoint(
     (url, held)
 }
 
-/// A proxy in front of `target` (an http:// URL) that forwards every request but one whose text
-/// contains `hold`: that one it takes and never answers, like AWS still busy with the call. Its
-/// URL, and a receiver told when the held request has come.
+/// A proxy in front of `target` (an http:// URL) that forwards every request but those whose text
+/// contains `hold`: those it takes and never answers, like AWS still busy with the call (a client
+/// that tries again is held again). Its URL, and a receiver told of each request held.
 pub fn holding_proxy(target: &str, hold: &'static str) -> (String, std::sync::mpsc::Receiver<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
