@@ -765,6 +765,8 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
                     "stack": stack,
                     "var": change_set_var(stack),
                 })).collect::<Vec<_>>(),
+                // The TimeoutInMinutes of its Prepare and Deploy projects.
+                "action_minutes": action_minutes(target.stacks.len()),
             })
         })
         .collect();
@@ -780,6 +782,8 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
             .map(|e| (e.as_str(), envs.account(e)))
             .collect::<std::collections::BTreeMap<_, _>>(),
         "stages": stages,
+        // UpdatePipeline deploys one stack, the pipeline's.
+        "update_pipeline_minutes": action_minutes(1),
         "pipeline": envs.pipeline,
         // CodeBuild builds on the architecture the functions run on.
         "build_container": match envs.artifact_architecture() {
@@ -794,6 +798,16 @@ fn context(envs: &Environments, env: EnvName, stack_name: &str) -> Value {
         },
         "read_role_trust": envs.read_role_trust(env),
     })
+}
+
+/// The `TimeoutInMinutes` of a pipeline action that deploys `stacks` stacks: room for its deployer
+/// to wait out, for each stack, an operation already running and then its own, each up to the
+/// default `--timeout`. A wait that long then ends with the deployer saying what is still in
+/// progress, not with CodeBuild stopping the build mid-wait (its default, 60 minutes, is the
+/// deployer's own limit for one wait). Within CodeBuild's 5 to 2160.
+fn action_minutes(stacks: usize) -> u64 {
+    let wait = crate::stack::default_wait().as_secs().div_ceil(60);
+    (2 * wait * stacks as u64 + 15).clamp(5, 2160)
 }
 
 /// "prod-eu" as "ProdEu": for logical ids and CodePipeline stage names.

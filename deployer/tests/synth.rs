@@ -276,6 +276,54 @@ fn builds_run_in_the_pinned_toolchain_s_image_on_the_functions_architecture() {
     }
 }
 
+/// CodeBuild stops a build at its project's TimeoutInMinutes, 60 where none is set: the deployer's
+/// own limit for one wait. Every project says its limit, and one that deploys leaves its deployer
+/// room to wait out, for each stack it deploys, an operation already running and then its own,
+/// each up to the default `--timeout` the deployer's help gives. Then a long wait ends with the
+/// deployer saying what goes on in AWS. The emulator runs no build: the template is the judge.
+#[test]
+fn every_build_has_a_limit_and_deploys_leave_their_deployer_room_to_wait() {
+    let p = Project::new();
+    let help = p.run(&["deploy", "--help"]).expect(0).stdout();
+    let default = help
+        .split("--timeout")
+        .nth(1)
+        .and_then(|rest| rest.split("[default: ").nth(1))
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or_else(|| panic!("{help}"));
+    let wait = humantime::parse_duration(default)
+        .unwrap()
+        .as_secs()
+        .div_ceil(60);
+    p.run(&["synth", "pipeline"]).expect(0);
+    let t: serde_json::Value = serde_json::from_str(&p.read("out/pipeline-pipeline.json")).unwrap();
+    let mut deploying = 0;
+    for (id, r) in t["Resources"].as_object().unwrap() {
+        if r["Type"] != "AWS::CodeBuild::Project" {
+            continue;
+        }
+        let minutes = r["Properties"]["TimeoutInMinutes"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{id} has no TimeoutInMinutes"));
+        assert!((5..=2160).contains(&minutes), "{id}: {minutes}");
+        let spec = r["Properties"]["Source"]["BuildSpec"].as_str().unwrap();
+        // One command a stack (the approved stage's runs one of two deploys, by its change set).
+        let deploys = spec
+            .lines()
+            .filter(|l| l.contains("deployer deploy ") || l.contains("deployer pipeline deploy"))
+            .count();
+        if deploys > 0 {
+            deploying += 1;
+            assert!(
+                minutes > 2 * wait * deploys as u64,
+                "{id} deploys {deploys} stack(s), each may wait twice {wait} minutes, and it has {minutes}"
+            );
+        }
+    }
+    // UpdatePipeline, and Prepare and Deploy of the stages.
+    assert_eq!(deploying, 4, "{t}");
+}
+
 #[test]
 fn approval_notifications_are_an_sns_topic_only_when_emails_are_named() {
     let p = Project::new();

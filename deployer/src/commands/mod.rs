@@ -63,7 +63,7 @@ pub struct Global {
     /// How long to wait for a stack operation, a change set or drift detection (like 90s, 30m,
     /// 2h); past it the deployer stops waiting, says what is still in progress, exits 1, and the
     /// operation goes on in AWS.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "60m", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", default_value = crate::stack::DEFAULT_WAIT, value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
     /// The project's root where it is not the current directory (see `locate`).
     #[arg(skip)]

@@ -24,10 +24,7 @@ impl Stacks {
             cfn,
             poll: Duration::from_millis(250),
             max_poll: Duration::from_secs(5),
-            timeout: WAIT_LIMIT
-                .get()
-                .copied()
-                .unwrap_or(Duration::from_secs(3600)),
+            timeout: WAIT_LIMIT.get().copied().unwrap_or_else(default_wait),
         }
     }
 
@@ -214,6 +211,14 @@ impl Backoff {
 }
 
 pub(super) static WAIT_LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// How long a wait may take where `--timeout` says nothing.
+pub const DEFAULT_WAIT: &str = "60m";
+
+/// [`DEFAULT_WAIT`], as a duration.
+pub fn default_wait() -> Duration {
+    humantime::parse_duration(DEFAULT_WAIT).expect("DEFAULT_WAIT is a duration")
+}
 
 /// How long a wait for a stack operation, a change set or drift detection may take (`--timeout`);
 /// set once, from the command line.

@@ -19,7 +19,7 @@ mod states;
 mod wait;
 
 pub use change_set::abandon;
-pub use client::{Backoff, Stacks, set_wait_limit};
+pub use client::{Backoff, DEFAULT_WAIT, Stacks, default_wait, set_wait_limit};
 pub use error::Error;
 pub(crate) use error::api;
 pub use events::{Event, FailedResource, Go, Observer, Operation, now_text, time_text};
