@@ -14,6 +14,7 @@ pub mod error;
 pub mod files;
 pub mod history;
 pub mod hotswap;
+pub mod json;
 pub mod local_api;
 pub mod local_pipeline;
 pub mod logs;

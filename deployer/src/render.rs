@@ -2,11 +2,11 @@
 //! canonical form (sorted keys) so that the same inputs always give the same bytes.
 
 use crate::config::{ConfigError, EnvName, Environments};
+use crate::json::Json;
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext,
     RenderError as HbError, RenderErrorReason, Renderable, Template, TemplateErrorReason,
 };
-use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -179,14 +179,6 @@ pub fn all_stacks(envs: &Environments, which: &[EnvName]) -> Vec<(EnvName, Stack
 }
 
 impl Rendered {
-    /// The canonical bytes written by `synth` and hashed by `deploy`.
-    pub fn to_pretty(&self) -> String {
-        let mut s =
-            serde_json::to_string_pretty(&self.template).expect("a Value always serializes");
-        s.push('\n');
-        s
-    }
-
     /// The compact form sent to CloudFormation, whose TemplateBody limit is 51,200 bytes.
     pub fn to_compact(&self) -> String {
         serde_json::to_string(&self.template).expect("a Value always serializes")
@@ -357,7 +349,14 @@ impl Renderer {
         kind: StackKind,
         options: &Options,
     ) -> Result<Rendered, Error> {
-        self.finish(&self.input(envs, env, kind, options)?)
+        let input = self.input(envs, env, kind, options)?;
+        let text = self.finish(&input)?;
+        Ok(Rendered {
+            kind,
+            env,
+            stack_name: input.stack_name,
+            template: serde_json::from_str(&text).expect("a render is checked JSON"),
+        })
     }
 
     /// What rendering `kind` for `env` reads: its template's text, and its values worked out
@@ -428,8 +427,8 @@ impl Renderer {
         })
     }
 
-    /// The render of `input`, checked as CloudFormation.
-    fn finish(&self, input: &Input) -> Result<Rendered, Error> {
+    /// The render of `input`, checked as CloudFormation, as `synth` writes it.
+    fn finish(&self, input: &Input) -> Result<String, Error> {
         let (kind, env, path) = (input.kind, input.env, &input.path);
         let compiled = self.parse(kind, &input.text, path)?;
         let rendered = compiled
@@ -448,7 +447,7 @@ impl Renderer {
             Some(c) => c.restore(&rendered),
             None => rendered,
         };
-        let mut template: Value = serde_json::from_str(&text).map_err(|source| Error::NotJson {
+        let mut template = Json::parse(&text).map_err(|source| Error::NotJson {
             snippet: text
                 .lines()
                 .nth(source.line().saturating_sub(1))
@@ -469,12 +468,7 @@ impl Renderer {
             .map_err(not_cloudformation)?;
         check_pipelines(&template).map_err(not_cloudformation)?;
         describe_versions(&mut template);
-        Ok(Rendered {
-            kind,
-            env,
-            stack_name: input.stack_name.clone(),
-            template,
-        })
+        Ok(template.pretty(text.len()))
     }
 
     /// Each job rendered to the bytes `synth` writes, on every core; a render whose inputs and
@@ -487,57 +481,97 @@ impl Renderer {
         jobs: &[(EnvName, StackKind)],
         options: &Options,
     ) -> Result<Vec<Text>, Error> {
-        // On one core: when every render is kept, starting threads would cost more than this.
-        // A kept render's input is let go at once, so the next job reuses its memory.
-        let jobs = jobs
+        let jobs = on_every_core(jobs, |&(env, kind)| {
+            let input = self.input(envs, env, kind, options)?;
+            let entry = self.cache().map(|c| input.entry_in(c, options));
+            let job = match entry.as_ref().and_then(cache::Entry::get) {
+                Some(text) => Job::Kept(text),
+                None => Job::Render(entry),
+            };
+            Ok((job, input))
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, Error>>()?;
+        let to_render: Vec<_> = jobs
             .iter()
-            .map(|&(env, kind)| {
-                let input = self.input(envs, env, kind, options)?;
-                let entry = self.cache().map(|c| input.entry_in(c, options));
-                Ok(match entry.as_ref().and_then(|e| e.get()) {
-                    Some(text) => Job::Kept(input.rendered_as(text)),
-                    None => Job::Render(input, entry),
-                })
+            .filter_map(|(job, input)| match job {
+                Job::Render(entry) => Some((input, entry)),
+                Job::Kept(_) => None,
             })
-            .collect::<Result<Vec<_>, Error>>()?;
-        // Each template the renders left to do need, parsed once, before any of them renders.
+            .collect();
+        // Each template the renders need, parsed once, before any of them renders.
         let mut to_parse: Vec<&Input> = vec![];
-        for job in &jobs {
-            if let Job::Render(input, _) = job
-                && !to_parse.iter().any(|i| i.kind == input.kind)
-            {
+        for (input, _) in &to_render {
+            if !to_parse.iter().any(|i| i.kind == input.kind) {
                 to_parse.push(input);
             }
         }
-        let finish = |job| match job {
-            Job::Kept(text) => Ok(text),
-            Job::Render(input, entry) => {
-                let text = self.finish(&input)?.to_pretty();
-                if let Some(entry) = entry {
-                    entry.put(&text);
-                }
-                Ok(input.rendered_as(text))
+        on_every_core(&to_parse, |i| {
+            self.parse(i.kind, &i.text, &i.path).map(drop)
+        })
+        .into_iter()
+        .collect::<Result<(), Error>>()?;
+        let mut rendered = on_every_core(&to_render, |(input, entry)| {
+            let text = self.finish(input)?;
+            if let Some(entry) = entry {
+                entry.put(&text);
             }
-        };
-        if to_parse.is_empty() {
-            // Every render is kept: no thread is started.
-            return jobs.into_iter().map(finish).collect();
-        }
-        in_order(
-            to_parse
-                .par_iter()
-                .map(|i| self.parse(i.kind, &i.text, &i.path))
-                .collect(),
-        )?;
-        in_order(jobs.into_par_iter().map(finish).collect())
+            Ok::<_, Error>(text)
+        })
+        .into_iter();
+        jobs.into_iter()
+            .map(|(job, input)| {
+                let text = match job {
+                    Job::Kept(text) => text,
+                    Job::Render(_) => rendered.next().expect("a render for each")?,
+                };
+                Ok(input.rendered_as(text))
+            })
+            .collect()
     }
 }
 
 /// One stack of `render_texts`: kept from an earlier run, or to render (and keep, where the cache
 /// has a directory).
 enum Job {
-    Kept(Text),
-    Render(Input, Option<cache::Entry>),
+    Kept(String),
+    Render(Option<cache::Entry>),
+}
+
+/// `f` of each item, in the items' order, worked out on every core this process may use (this
+/// thread one of them), each thread taking the next item left; no thread is started for one
+/// item or none. Scoped threads, not a pool: a `synth` has a handful of jobs, and a pool's start
+/// and its idle threads' polling cost more than they save.
+fn on_every_core<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = vec![];
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else {
+                return done;
+            };
+            done.push((i, f(item)));
+        }
+    };
+    let mut done = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..cores.min(items.len()))
+            .map(|_| scope.spawn(work))
+            .collect();
+        let mut done = work();
+        for helper in helpers {
+            done.extend(
+                helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 impl Input {
@@ -571,11 +605,6 @@ impl Input {
             text,
         }
     }
-}
-
-/// The results in order, or the first error among them.
-fn in_order<T, E>(results: Vec<Result<T, E>>) -> Result<Vec<T>, E> {
-    results.into_iter().collect()
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -634,10 +663,10 @@ fn in_file(
 /// published whenever the code or the configuration changes, and never otherwise: an alias on a
 /// version of old configuration would go on serving it. (SAM's AutoPublishAlias does the same
 /// with a hash in the logical id.)
-fn describe_versions(template: &mut Value) {
+fn describe_versions(template: &mut Json) {
     use sha2::{Digest, Sha256};
     let has_artifact = template["Parameters"].get("ArtifactKey").is_some();
-    let Some(resources) = template["Resources"].as_object_mut() else {
+    let Some(resources) = template.get_mut("Resources").and_then(Json::as_object_mut) else {
         return;
     };
     let described: Vec<(String, String)> = resources
@@ -645,6 +674,7 @@ fn describe_versions(template: &mut Value) {
         .filter(|(_, r)| r["Type"] == "AWS::Lambda::Version")
         .filter_map(|(id, r)| {
             let function = r["Properties"]["FunctionName"]["Ref"].as_str()?;
+            // Serialized as `Value` was with sorted maps: the same digest for the same function.
             let configuration = serde_json::to_vec(&resources.get(function)?["Properties"]).ok()?;
             let digest = hex::encode(Sha256::digest(configuration));
             let text = if has_artifact {
@@ -655,11 +685,20 @@ fn describe_versions(template: &mut Value) {
             } else {
                 format!("{function}: configuration {}", &digest[..16])
             };
-            Some((id.clone(), text))
+            Some((id.to_string(), text))
         })
         .collect();
     for (id, text) in described {
-        resources[&id]["Properties"]["Description"] = json!({ "Fn::Sub": text });
+        if let Some(properties) = resources
+            .get_mut(&id)
+            .and_then(|r| r.get_mut("Properties"))
+            .and_then(Json::as_object_mut)
+        {
+            let sub = [("Fn::Sub", Json::String(text.into()))]
+                .into_iter()
+                .collect();
+            properties.insert("Description", Json::Object(sub));
+        }
     }
 }
 
@@ -927,7 +966,7 @@ fn render_error(
 /// `logs --function` and `--hotswap` will look for (`{resource_name}-{key}`). Only checked where
 /// every function's name is plain text.
 fn check_functions(
-    template: &Value,
+    template: &Json,
     resource_name: &str,
     declared: &[String],
 ) -> Result<(), String> {
@@ -962,7 +1001,7 @@ fn check_functions(
 /// characters, variables unresolved), which neither the resource schema (Configuration is free
 /// JSON) nor cfn-lint checks: a stage with many stacks lengthens its Deploy action's
 /// EnvironmentVariables and its approval's CustomData.
-fn check_pipelines(template: &Value) -> Result<(), String> {
+fn check_pipelines(template: &Json) -> Result<(), String> {
     const LIMIT: usize = 1000;
     let actions = template["Resources"]
         .as_object()
@@ -987,7 +1026,7 @@ fn check_pipelines(template: &Value) -> Result<(), String> {
 }
 
 /// The outline every CloudFormation template has; cfn-lint checks the rest in CI.
-fn check_shape(template: &Value) -> Result<(), String> {
+fn check_shape(template: &Json) -> Result<(), String> {
     let obj = template
         .as_object()
         .ok_or("the top level must be a JSON object")?;
@@ -1002,7 +1041,7 @@ fn check_shape(template: &Value) -> Result<(), String> {
         "Resources",
         "Outputs",
     ];
-    if let Some(unknown) = obj.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+    if let Some(unknown) = obj.keys().find(|k| !SECTIONS.contains(k)) {
         return Err(format!(
             "unknown top-level section \"{unknown}\"; allowed: {}",
             SECTIONS.join(", ")
@@ -1010,13 +1049,13 @@ fn check_shape(template: &Value) -> Result<(), String> {
     }
     let resources = obj
         .get("Resources")
-        .and_then(Value::as_object)
+        .and_then(Json::as_object)
         .ok_or("\"Resources\" must be an object with at least one resource")?;
     if resources.is_empty() {
         return Err("\"Resources\" must hold at least one resource".into());
     }
     for (id, resource) in resources {
-        if !resource.get("Type").is_some_and(Value::is_string) {
+        if !resource.get("Type").is_some_and(Json::is_string) {
             return Err(format!("resource \"{id}\" has no \"Type\""));
         }
     }
@@ -1029,10 +1068,11 @@ mod tests {
 
     #[test]
     fn declared_functions_must_be_made_by_the_template() {
-        let template = json!({"Resources": {
+        let template: Json = json!({"Resources": {
             "Query": {"Type": "AWS::Lambda::Function", "Properties": {"FunctionName": "catalog-sandbox-query"}},
             "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {}}
-        }});
+        }})
+        .into();
         let declared = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
         assert!(check_functions(&template, "catalog-sandbox", &declared(&["query"])).is_ok());
         let err = check_functions(&template, "catalog-sandbox", &declared(&["query", "qurey"]))
@@ -1042,17 +1082,19 @@ mod tests {
             "{err}"
         );
         // A name made at deploy time (Fn::Sub) cannot be checked before it.
-        let computed = json!({"Resources": {"Query": {"Type": "AWS::Lambda::Function",
-            "Properties": {"FunctionName": {"Fn::Sub": "${AWS::StackName}-query"}}}}});
+        let computed: Json = json!({"Resources": {"Query": {"Type": "AWS::Lambda::Function",
+            "Properties": {"FunctionName": {"Fn::Sub": "${AWS::StackName}-query"}}}}})
+        .into();
         assert!(check_functions(&computed, "catalog-sandbox", &declared(&["qurey"])).is_ok());
     }
 
     #[test]
     fn pipeline_action_configuration_values_fit_codepipeline() {
-        let pipeline = |custom_data: &str| {
+        let pipeline = |custom_data: &str| -> Json {
             json!({"Resources": {"Pipeline": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {
                 "Stages": [{"Name": "ApproveProd", "Actions": [{"Name": "PromoteToProd",
                     "Configuration": {"CustomData": custom_data, "ProjectName": {"Ref": "P"}}}]}]}}}})
+            .into()
         };
         assert!(check_pipelines(&pipeline(&"x".repeat(1000))).is_ok());
         let err = check_pipelines(&pipeline(&"x".repeat(1001))).unwrap_err();
@@ -1064,7 +1106,7 @@ mod tests {
     }
 
     #[test]
-    fn compacted_templates_render_the_same_bytes() {
+    fn compacted_templates_render_the_same_canonical_bytes() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let envs = Environments::load(&root.join("environments")).unwrap();
         let templates = root.join("templates");
@@ -1090,9 +1132,17 @@ mod tests {
         cases.push((sandbox, StackKind::Service("catalog"), branch.clone()));
         cases.push((sandbox, StackKind::BootstrapTarget, branch));
         for (env, kind, options) in cases {
-            let a = compacted.render_with(&envs, env, kind, &options).unwrap();
-            let b = plain.render_with(&envs, env, kind, &options).unwrap();
-            assert_eq!(a.to_pretty(), b.to_pretty(), "{env} {kind:?}");
+            let render = |r: &Renderer| r.finish(&r.input(&envs, env, kind, &options).unwrap());
+            let text = render(&compacted).unwrap();
+            assert_eq!(text, render(&plain).unwrap(), "{env} {kind:?}");
+            // And in canonical form: what serde_json writes with every object's keys sorted.
+            let mut sorted: Value = serde_json::from_str(&text).unwrap();
+            sorted.sort_all_objects();
+            assert_eq!(
+                text,
+                serde_json::to_string_pretty(&sorted).unwrap() + "\n",
+                "{env} {kind:?}"
+            );
         }
         // Compaction is what parsed them.
         assert!(

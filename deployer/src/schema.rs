@@ -8,8 +8,10 @@
 //! credentials and one call per type, and this way the deployer checks against exactly the
 //! version CI lints with (a test fails when the two drift apart).
 
+use crate::json::{Json, Object};
 use serde::Deserialize;
-use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 /// A type's schema, borrowed from the compiled-in file: no name is copied.
 #[derive(Debug, Deserialize)]
@@ -36,9 +38,24 @@ fn kinds() -> impl Iterator<Item = &'static str> {
     SCHEMAS.lines().filter_map(entry).map(|(kind, _)| kind)
 }
 
+/// `kind`'s schema, found once a process: `synth --all` checks 132 resources of 21 types, and
+/// reading a type's line was most of a check.
+fn schema(kind: &str) -> Option<Arc<TypeSchema>> {
+    static FOUND: Mutex<BTreeMap<String, Option<Arc<TypeSchema>>>> = Mutex::new(BTreeMap::new());
+    let mut found = FOUND
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(schema) = found.get(kind) {
+        return schema.clone();
+    }
+    let schema = find(kind).map(Arc::new);
+    found.insert(kind.to_string(), schema.clone());
+    schema
+}
+
 /// `kind`'s schema, found by bisecting the file's lines: a check reads a dozen lines per type
 /// its template names, not the whole file (indexing its 375 KB cost more than a render).
-fn schema(kind: &str) -> Option<TypeSchema> {
+fn find(kind: &str) -> Option<TypeSchema> {
     let bytes = SCHEMAS.as_bytes();
     // The lines between `{` and `}`, each ending in a newline.
     let mut lo = SCHEMAS.find('\n')? + 1;
@@ -64,17 +81,17 @@ fn schema(kind: &str) -> Option<TypeSchema> {
 
 /// The first resource that does not fit its type's schema, as a message naming the resource,
 /// the type or property, and the likely meant one.
-pub fn check(template: &Value) -> Result<(), String> {
+pub fn check(template: &Json) -> Result<(), String> {
     // A transform (SAM, a macro) turns the template into another before CloudFormation reads
     // the types; what it gets is not this.
     if template.get("Transform").is_some() {
         return Ok(());
     }
-    let Some(resources) = template.get("Resources").and_then(Value::as_object) else {
+    let Some(resources) = template.get("Resources").and_then(Json::as_object) else {
         return Ok(());
     };
     for (id, resource) in resources {
-        let Some(kind) = resource.get("Type").and_then(Value::as_str) else {
+        let Some(kind) = resource.get("Type").and_then(Json::as_str) else {
             continue;
         };
         // Custom resources and third-party registry types have no schema here.
@@ -89,12 +106,12 @@ pub fn check(template: &Value) -> Result<(), String> {
         };
         let properties = match resource.get("Properties") {
             None => None,
-            Some(Value::Object(props)) if !is_intrinsic(props) => Some(props),
+            Some(Json::Object(props)) if !is_intrinsic(props) => Some(props),
             // Properties chosen by a condition: their names are not known until deploy time.
             Some(_) => continue,
         };
         for name in properties.into_iter().flat_map(|p| p.keys()) {
-            if schema.properties.binary_search(&name.as_str()).is_err() {
+            if schema.properties.binary_search(&name).is_err() {
                 return Err(format!(
                     "resource \"{id}\" ({kind}) has property \"{name}\", which its schema does not list{}",
                     crate::suggest::did_you_mean(name, schema.properties.iter())
@@ -104,7 +121,7 @@ pub fn check(template: &Value) -> Result<(), String> {
         if let Some(missing) = schema
             .required
             .iter()
-            .find(|r| !properties.is_some_and(|p| p.contains_key(**r)))
+            .find(|r| !properties.is_some_and(|p| p.contains_key(r)))
         {
             return Err(format!(
                 "resource \"{id}\" ({kind}) lacks property \"{missing}\", which its schema requires"
@@ -115,7 +132,7 @@ pub fn check(template: &Value) -> Result<(), String> {
 }
 
 /// An object that is one intrinsic function call (`{"Fn::If": [...]}`), not a map of names.
-fn is_intrinsic(object: &serde_json::Map<String, Value>) -> bool {
+fn is_intrinsic(object: &Object) -> bool {
     object.len() == 1
         && object
             .keys()
@@ -126,7 +143,12 @@ fn is_intrinsic(object: &serde_json::Map<String, Value>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// The check, on a template written with `json!`.
+    fn check(template: &Value) -> Result<(), String> {
+        super::check(&template.clone().into())
+    }
 
     fn template(resource: Value) -> Value {
         json!({ "Resources": { "Fn": resource } })
@@ -169,7 +191,7 @@ mod tests {
         }
         // Every type is found, the first and the last too, and with its own schema.
         for (kind, expected) in &whole {
-            let found = schema(kind).unwrap_or_else(|| panic!("{kind} not found"));
+            let found = find(kind).unwrap_or_else(|| panic!("{kind} not found"));
             assert_eq!(found.properties, expected.properties, "{kind}");
         }
         assert_eq!(kinds, whole.keys().map(String::as_str).collect::<Vec<_>>());
@@ -180,7 +202,7 @@ mod tests {
             "AWS::Lambda::Functions",
             "ZZZ",
         ] {
-            assert!(schema(absent).is_none(), "{absent}");
+            assert!(find(absent).is_none(), "{absent}");
         }
     }
 
