@@ -481,17 +481,19 @@ impl Renderer {
         jobs: &[(EnvName, StackKind)],
         options: &Options,
     ) -> Result<Vec<Text>, Error> {
-        let jobs = on_every_core(jobs, |&(env, kind)| {
-            let input = self.input(envs, env, kind, options)?;
-            let entry = self.cache().map(|c| input.entry_in(c, options));
-            let job = match entry.as_ref().and_then(cache::Entry::get) {
-                Some(text) => Job::Kept(text),
-                None => Job::Render(entry),
-            };
-            Ok((job, input))
-        })
-        .into_iter()
-        .collect::<Result<Vec<_>, Error>>()?;
+        // On one core: when every render is kept, starting a thread would cost more than this.
+        let jobs = jobs
+            .iter()
+            .map(|&(env, kind)| {
+                let input = self.input(envs, env, kind, options)?;
+                let entry = self.cache().map(|c| input.entry_in(c, options));
+                let job = match entry.as_ref().and_then(cache::Entry::get) {
+                    Some(text) => Job::Kept(text),
+                    None => Job::Render(entry),
+                };
+                Ok((job, input))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let to_render: Vec<_> = jobs
             .iter()
             .filter_map(|(job, input)| match job {
@@ -1065,6 +1067,30 @@ fn check_shape(template: &Json) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_on_every_core_comes_back_in_the_items_order() {
+        let items: Vec<u64> = (0..50).collect();
+        let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+        let squares = on_every_core(&items, |&i| {
+            threads.lock().unwrap().insert(std::thread::current().id());
+            // Uneven work, so that threads finish their items out of order.
+            std::thread::sleep(std::time::Duration::from_micros((i % 7) * 100));
+            i * i
+        });
+        assert_eq!(squares, items.iter().map(|i| i * i).collect::<Vec<_>>());
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert!(threads.lock().unwrap().len() <= cores);
+        assert!(
+            threads
+                .lock()
+                .unwrap()
+                .contains(&std::thread::current().id())
+        );
+        // One item or none: this thread alone.
+        assert_eq!(on_every_core(&[3], |&i: &u64| i + 1), [4]);
+        assert!(on_every_core(&[] as &[u64], |&i| i).is_empty());
+    }
 
     #[test]
     fn declared_functions_must_be_made_by_the_template() {
