@@ -39,7 +39,7 @@ fn kinds() -> impl Iterator<Item = &'static str> {
 }
 
 /// `kind`'s schema, found once a process: `synth --all` checks 132 resources of 21 types, and
-/// reading a type's line was most of a check.
+/// each check used to find and parse its type's line again.
 fn schema(kind: &str) -> Option<Arc<TypeSchema>> {
     static FOUND: Mutex<BTreeMap<String, Option<Arc<TypeSchema>>>> = Mutex::new(BTreeMap::new());
     let mut found = FOUND
