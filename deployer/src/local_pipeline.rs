@@ -61,7 +61,12 @@ struct Build {
     namespace: Option<String>,
     /// Whether it makes the output artifact the later actions run over.
     makes_output: bool,
+    /// The project's TimeoutInMinutes, after which CodeBuild stops the build.
+    minutes: u64,
 }
+
+/// CodeBuild's build timeout where a project sets none.
+const DEFAULT_MINUTES: u64 = 60;
 
 /// The parts of a buildspec (version 0.2) the runner understands; anything else is refused.
 #[derive(Debug, Clone, Deserialize)]
@@ -227,6 +232,14 @@ fn step(resources: &Value, roles: &BTreeMap<&str, &str>, action: &Value) -> Resu
                 makes_output: action["OutputArtifacts"]
                     .as_array()
                     .is_some_and(|a| !a.is_empty()),
+                minutes: match &props["TimeoutInMinutes"] {
+                    Value::Null => DEFAULT_MINUTES,
+                    minutes => minutes.as_u64().ok_or_else(|| {
+                        bad(format!(
+                            "{project}: TimeoutInMinutes {minutes} is not a number of minutes"
+                        ))
+                    })?,
+                },
             })))
         }
         (category, provider) => Err(bad(format!(
@@ -722,17 +735,22 @@ impl<'a> Runner<'a> {
             .env("AWS_SECRET_ACCESS_KEY", &credentials.1)
             .env("AWS_SESSION_TOKEN", &credentials.2)
             .envs(verify_url.iter().map(|url| ("DEPLOYER_VERIFY_URL", url)))
-            // Its output is the log; stdout stays this command's report.
+            // Its output is the log; stdout stays this command's report. No input, as on
+            // CodeBuild: in a process group of its own a read of the terminal would stop it.
+            .stdin(std::process::Stdio::null())
             .stdout(std::io::stderr());
         for (name, value) in &build.variables {
             command.env(name, resolve(value, &execution.variables)?);
         }
         eprintln!("{action}: as {}, in {}", credentials.3, dir.display());
-        let status = command
-            .kill_on_drop(true)
-            .status()
-            .await
-            .map_err(|e| format!("cannot run bash: {e}"))?;
+        let limit = std::time::Duration::from_secs(build.minutes * 60);
+        let status = run_within(&mut command, limit).await.map_err(|e| match e {
+            Ended::Io(e) => format!("cannot run bash: {e}"),
+            Ended::TimedOut => format!(
+                "its commands ran past the project's TimeoutInMinutes ({}), where CodeBuild stops a build; they were stopped",
+                build.minutes
+            ),
+        })?;
         if !status.success() {
             let logs = stand_in
                 .iter()
@@ -857,6 +875,40 @@ impl<'a> Runner<'a> {
     }
 }
 
+/// Why `run_within` gives no exit status.
+#[derive(Debug)]
+enum Ended {
+    Io(std::io::Error),
+    TimedOut,
+}
+
+/// `command`'s exit status, in a process group of its own that is killed whole (what its commands
+/// started too, as CodeBuild ends a build's container) when `limit` passes or the caller stops
+/// waiting (Ctrl-C).
+async fn run_within(
+    command: &mut tokio::process::Command,
+    limit: std::time::Duration,
+) -> Result<std::process::ExitStatus, Ended> {
+    /// Kills the group when dropped, however the wait ends; after a normal exit it kills what the
+    /// commands left running in the background.
+    struct Group(i32);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) with a negative pid signals that process group; it touches no memory.
+            unsafe { libc::kill(-self.0, libc::SIGKILL) };
+        }
+    }
+    let mut child = command.process_group(0).spawn().map_err(Ended::Io)?;
+    let _group = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .map(Group);
+    match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => status.map_err(Ended::Io),
+        Err(_) => Err(Ended::TimedOut),
+    }
+}
+
 /// Execution `id` out of `runs` if it still waits for approval: what was shown and confirmed is
 /// what gets answered, not an execution that took its place meanwhile (CodePipeline's approval
 /// token does this on AWS).
@@ -963,6 +1015,83 @@ mod tests {
         );
         let err = resolve("#{BuildVariables.OTHER}", &vars).unwrap_err();
         assert!(err.contains("#{BuildVariables.OTHER} is not set"), "{err}");
+    }
+
+    /// A project as the pipeline template declares it, with `timeout` as its TimeoutInMinutes.
+    fn project_step(timeout: Option<Value>) -> Result<Step, Error> {
+        let mut props = serde_json::json!({
+            "ServiceRole": {"Fn::ImportValue": "catalog-action-build-role"},
+            "Source": {"BuildSpec": "version: 0.2\nphases:\n  build:\n    commands:\n      - true\n"},
+        });
+        if let Some(timeout) = timeout {
+            props["TimeoutInMinutes"] = timeout;
+        }
+        let resources = serde_json::json!({"BuildProject": {"Properties": props}});
+        let action = serde_json::json!({
+            "Name": "Build",
+            "ActionTypeId": {"Category": "Build", "Provider": "CodeBuild"},
+            "Configuration": {"ProjectName": {"Ref": "BuildProject"}},
+        });
+        let roles = BTreeMap::from([("catalog-action-build-role", "catalog-action-build")]);
+        step(&resources, &roles, &action)
+    }
+
+    #[test]
+    fn an_action_runs_for_as_long_as_its_project_allows() {
+        let minutes = |step: Step| match step {
+            Step::CodeBuild(build) => build.minutes,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(minutes(project_step(Some(15.into())).unwrap()), 15);
+        // CodeBuild's own default where the project sets none.
+        assert_eq!(minutes(project_step(None).unwrap()), 60);
+        let err = project_step(Some("an hour".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("BuildProject: TimeoutInMinutes \"an hour\" is not a number of minutes"),
+            "{err}"
+        );
+    }
+
+    /// Whether `pid` has ended (gone, or a zombie nobody reaped yet), waiting a little for a
+    /// signal sent to land.
+    fn ended(pid: &str) -> bool {
+        (0..100).any(|_| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+            let gone = matches!(state, None | Some("Z" | "X"));
+            if !gone {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            gone
+        })
+    }
+
+    #[tokio::test]
+    async fn commands_past_the_time_limit_are_stopped_with_what_they_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let mut command = tokio::process::Command::new("bash");
+        // A background process, as a test server or a stuck child would be, and a foreground
+        // one that would outlive the limit.
+        command
+            .args(["-c", "sleep 60 & echo $! $$ > \"$PIDS\"; sleep 60"])
+            .env("PIDS", &pids);
+        let ended_as = run_within(&mut command, std::time::Duration::from_secs(1)).await;
+        assert!(matches!(ended_as, Err(Ended::TimedOut)), "{ended_as:?}");
+        let pids = std::fs::read_to_string(&pids).unwrap();
+        for pid in pids.split_whitespace() {
+            assert!(ended(pid), "process {pid} still runs");
+        }
+    }
+
+    #[tokio::test]
+    async fn commands_within_the_time_limit_give_their_exit_status() {
+        let mut command = tokio::process::Command::new("bash");
+        command.args(["-c", "exit 3"]);
+        let status = run_within(&mut command, std::time::Duration::from_secs(60)).await;
+        assert_eq!(status.unwrap().code(), Some(3));
     }
 
     #[test]
