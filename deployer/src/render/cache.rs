@@ -100,7 +100,9 @@ impl Cache {
     /// Keeps the parse of `text`, read from `path`, in place of what the slot held.
     pub fn put(&self, path: &Path, text: &str, parsed: &Parsed) {
         if let Ok(bytes) = postcard::to_stdvec(&(&self.build, text, parsed)) {
-            keep(&self.parse_slot(path), &bytes);
+            keep(&self.parse_slot(path), |slot| {
+                crate::files::write_whole(slot, &bytes)
+            });
         }
     }
 
@@ -227,23 +229,34 @@ impl Entry {
         String::from_utf8(bytes).ok()
     }
 
-    /// Keeps `text` as what these inputs give, in place of what the slot held.
+    /// Keeps `text` as what these inputs give, written over what the slot held. In place, not
+    /// written beside it and renamed as a parse is: a rendering run writes an entry for every
+    /// stack, and a new file for each cost ext4 an inode taken and one freed every time. A reader
+    /// meeting a write half done (or two writers' bytes mixed) finds the CRC wrong and renders,
+    /// as where no entry is.
     pub fn put(&self, text: &str) {
-        let mut bytes = Vec::with_capacity(HEADER + text.len());
-        bytes.extend_from_slice(&self.key);
-        bytes.extend_from_slice(&crc32fast::hash(text.as_bytes()).to_le_bytes());
-        bytes.extend_from_slice(text.as_bytes());
-        keep(&self.path, &bytes);
+        let crc = crc32fast::hash(text.as_bytes()).to_le_bytes();
+        keep(&self.path, |slot| {
+            use std::io::Write as _;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(slot)?;
+            file.write_all(&[&self.key[..], &crc].concat())?;
+            file.write_all(text.as_bytes())?;
+            file.set_len((HEADER + text.len()) as u64)
+        });
     }
 }
 
-/// Writes an entry whole, so that a reader never sees half of one; then removes the entries beside
-/// it that are long unread, if no sweep did today.
-fn keep(slot: &Path, bytes: &[u8]) {
+/// Writes an entry to `slot` with `write`; then removes the entries beside it that are long
+/// unread, if no sweep did today.
+fn keep(slot: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) {
     let Some(dir) = slot.parent() else {
         return;
     };
-    let _ = std::fs::create_dir_all(dir).and_then(|()| crate::files::write_whole(slot, bytes));
+    let _ = std::fs::create_dir_all(dir).and_then(|()| write(slot));
     let swept = dir.join(SWEPT);
     let recently = std::fs::metadata(&swept)
         .and_then(|m| m.modified())
@@ -481,5 +494,34 @@ mod tests {
             ..Options::default()
         };
         assert_ne!(input().entry_in(&this, &branch).path, entry.path);
+    }
+
+    /// An entry is written over the slot's file, in place: a shorter one leaves nothing of the
+    /// longer one behind, and bytes of two writes mixed (a reader meeting a write half done, or
+    /// two writers at once) are never served.
+    #[test]
+    fn an_entry_written_over_another_serves_only_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |key: u8| Entry {
+            path: dir.path().join("rendered").join("slot"),
+            key: [key; 32],
+        };
+        entry(1).put("a longer render of the inputs before");
+        entry(2).put("shorter");
+        assert_eq!(entry(2).get().as_deref(), Some("shorter"));
+        assert!(entry(1).get().is_none());
+        let before = std::fs::read(&entry(2).path).unwrap();
+        entry(3).put("the next render");
+        let after = std::fs::read(&entry(3).path).unwrap();
+        // The new header over the old text, then the old header over the new text.
+        let mixes = [
+            [&after[..HEADER], &before[HEADER..]].concat(),
+            [&before[..HEADER], &after[HEADER..]].concat(),
+        ];
+        for mixed in mixes {
+            std::fs::write(&entry(3).path, mixed).unwrap();
+            assert!(entry(3).get().is_none());
+            assert!(entry(2).get().is_none());
+        }
     }
 }
