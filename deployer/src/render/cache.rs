@@ -219,14 +219,20 @@ const HEADER: usize = 36;
 impl Entry {
     /// The bytes kept for these inputs, if they are and read back whole.
     pub fn get(&self) -> Option<String> {
-        let mut bytes = std::fs::read(&self.path).ok()?;
-        let (key, rest) = bytes.split_first_chunk::<32>()?;
-        let (crc, text) = rest.split_first_chunk::<4>()?;
-        if *key != self.key || u32::from_le_bytes(*crc) != crc32fast::hash(text) {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(&self.path).ok()?;
+        // The header first: after an edit, every slot holds an entry for other inputs, and
+        // reading each whole cost a rendering run its renders' size in copies.
+        let mut header = [0; HEADER];
+        file.read_exact(&mut header).ok()?;
+        let (key, crc) = header.split_first_chunk::<32>()?;
+        if *key != self.key {
             return None;
         }
-        bytes.drain(..HEADER);
-        String::from_utf8(bytes).ok()
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).ok()?;
+        (crc32fast::hash(&text).to_le_bytes() == crc).then_some(())?;
+        String::from_utf8(text).ok()
     }
 
     /// Keeps `text` as what these inputs give, written over what the slot held. In place, not
