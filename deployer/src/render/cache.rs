@@ -213,7 +213,8 @@ pub struct Entry {
 
 /// An entry's bytes: the inputs' digest, the text's CRC-32 (little-endian), then the text as it is
 /// (so that a kept render is read without a copy). The CRC is there for damage (a disk's, another
-/// program's), as zip and gzip check their members: it costs a fraction of a digest to check.
+/// program's), as zip and gzip check their members, and for an entry read while another run
+/// writes over it (`put`): it costs a fraction of a digest to check.
 const HEADER: usize = 36;
 
 impl Entry {
