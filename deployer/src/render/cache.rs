@@ -232,7 +232,9 @@ impl Entry {
         }
         let mut text = Vec::new();
         file.read_to_end(&mut text).ok()?;
-        (crc32fast::hash(&text).to_le_bytes() == crc).then_some(())?;
+        if crc32fast::hash(&text).to_le_bytes() != crc {
+            return None;
+        }
         String::from_utf8(text).ok()
     }
 
