@@ -546,7 +546,14 @@ enum Job {
 /// and its idle threads' polling cost more than they save.
 fn on_every_core<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // Asked once a process, and not for one item: each answer reads the cgroup's files (three
+    // opens, about 15 system calls), which a run rendering one stack would pay twice for nothing.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = if items.len() < 2 {
+        1
+    } else {
+        *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+    };
     let next = AtomicUsize::new(0);
     let work = || {
         let mut done = vec![];
